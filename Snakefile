@@ -1,0 +1,17 @@
+# densim: learned simulators of disordered elastic networks, from raw inputs to every figure and table.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/networks.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

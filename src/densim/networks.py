@@ -1,0 +1,245 @@
+"""The networks stage: jammed packing -> spring network -> tuned Poisson ratio, per network of a dataset.
+
+A dataset is ``networks`` networks made by one generator with targets spread evenly over ``nu_range``
+(``numpy.linspace``). Network ``i`` starts from the packing drawn from ``SeedSequence([seed, i, attempt])``,
+so datasets with the same seed tune the same packings, and everything is reproducible bit for bit.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from densim.elasticity import NotRigidError, linear_response
+from densim.io import network_to_dataset
+from densim.network import STIFFNESS_MODES, SpringNetwork
+from densim.packing import contact_network, jammed_packing
+from densim.tuning import TuningResult, noise_and_prune, optimise_node_positions, prune_to_target
+
+log = logging.getLogger(__name__)
+
+GENERATORS = ("node_opt", "bond_pru_opt", "noi_pru")
+_MAX_PACKING_ATTEMPTS = 20
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class PackingConfig:
+    """Jammed packing: ``nodes`` disks (half of diameter 1, half ``diameter_ratio``)."""
+
+    nodes: int = 128
+    packing_fraction: float = 0.92
+    diameter_ratio: float = 1.4
+    force_tolerance: float = 1e-12
+
+
+@dataclass(frozen=True)
+class NodeOptConfig:
+    learning_rate: float = 2e-3
+    max_steps: int = 3000
+    min_length_ratio: float = 0.5
+    min_angle_degrees: float = 20.0
+
+
+@dataclass(frozen=True)
+class NoiPruConfig:
+    noise: float = 0.2
+    max_attempts: int = 500
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Everything that shapes the networks of one dataset (the ``datasets.<name>`` config section)."""
+
+    name: str
+    generator: str
+    networks: int = 12
+    nu_range: tuple[float, float] = (-0.6, 0.6)
+    tolerance: float = 0.005
+    seed: int = 0
+    stiffness: str = "inverse_length"
+    packing: PackingConfig = field(default_factory=PackingConfig)
+    node_opt: NodeOptConfig = field(default_factory=NodeOptConfig)
+    noi_pru: NoiPruConfig = field(default_factory=NoiPruConfig)
+
+    def __post_init__(self):
+        checks = [
+            (self.generator in GENERATORS, "generator", f"must be one of {GENERATORS}"),
+            (self.networks >= 1, "networks", "must be at least 1"),
+            (len(self.nu_range) == 2 and -1 <= self.nu_range[0] <= self.nu_range[1] <= 1, "nu_range", "must be [low, high] with -1 <= low <= high <= 1"),
+            (self.tolerance > 0, "tolerance", "must be positive"),
+            (self.stiffness in STIFFNESS_MODES, "stiffness", f"must be one of {STIFFNESS_MODES}"),
+            (self.packing.nodes >= 8, "packing.nodes", "must be at least 8"),
+            (0 < self.packing.packing_fraction < 1, "packing.packing_fraction", "must be in (0, 1)"),
+            (self.packing.diameter_ratio >= 1, "packing.diameter_ratio", "must be at least 1"),
+            (self.noi_pru.noise >= 0, "noi_pru.noise", "must be non-negative"),
+        ]
+        for ok, key, why in checks:
+            if not ok:
+                raise ConfigError(f"datasets.{self.name}.{key}: {why}")
+
+    @classmethod
+    def from_dict(cls, name: str, section: dict) -> DatasetConfig:
+        """Build from a config section, naming any unknown key."""
+        nested = {"packing": PackingConfig, "node_opt": NodeOptConfig, "noi_pru": NoiPruConfig}
+        known = {f.name for f in fields(cls)} - {"name"}
+        kwargs = {}
+        for key, value in section.items():
+            if key not in known:
+                raise ConfigError(f"datasets.{name}.{key}: unknown key")
+            if key in nested:
+                sub_known = {f.name for f in fields(nested[key])}
+                unknown = set(value) - sub_known
+                if unknown:
+                    raise ConfigError(f"datasets.{name}.{key}.{sorted(unknown)[0]}: unknown key")
+                value = nested[key](**value)
+            kwargs[key] = tuple(value) if key == "nu_range" else value
+        return cls(name=name, **kwargs)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["nu_range"] = list(self.nu_range)
+        return d
+
+    def targets(self) -> np.ndarray:
+        """Target Poisson ratio of every network, evenly spread over ``nu_range``."""
+        return np.linspace(*self.nu_range, self.networks)
+
+    def acceptance_interval(self, index: int) -> tuple[float, float]:
+        """Interval a randomly tuned network must land in: its target +- half the target spacing."""
+        half = 0.5 * (self.nu_range[1] - self.nu_range[0]) / max(self.networks - 1, 1)
+        target = self.targets()[index]
+        return target - max(half, self.tolerance), target + max(half, self.tolerance)
+
+
+@dataclass(frozen=True)
+class GeneratedNetwork:
+    network: SpringNetwork
+    diameters: np.ndarray
+    target: float
+    result: TuningResult
+    packing_attempt: int
+    tuning_attempt: int
+
+
+def network_name(index: int) -> str:
+    return f"{index:04d}"
+
+
+def starting_network(config: DatasetConfig, index: int) -> tuple[SpringNetwork, np.ndarray, int]:
+    """The rigid contact network of the first packing attempt for network ``index`` that yields one.
+
+    Returns the network, the diameters of its nodes and the attempt number.
+    """
+    p = config.packing
+    for attempt in range(_MAX_PACKING_ATTEMPTS):
+        rng = np.random.default_rng([config.seed, index, attempt])
+        packing = jammed_packing(p.nodes, p.packing_fraction, p.diameter_ratio, rng, p.force_tolerance)
+        network, kept = contact_network(packing, config.stiffness)
+        try:
+            linear_response(network)
+        except NotRigidError:
+            log.info("network %s: packing attempt %d has a floppy contact network, drawing another", index, attempt)
+            continue
+        if network.num_nodes < 0.5 * p.nodes:
+            continue
+        return network, packing.diameters[kept], attempt
+    raise RuntimeError(
+        f"datasets.{config.name} network {network_name(index)}: no rigid packing in {_MAX_PACKING_ATTEMPTS} attempts; "
+        "raise packing.packing_fraction above jamming (about 0.84)"
+    )
+
+
+def generate_network(config: DatasetConfig, index: int) -> GeneratedNetwork:
+    """Make network ``index`` of a dataset: packing, contact network, tuning."""
+    if not 0 <= index < config.networks:
+        raise ConfigError(f"datasets.{config.name}.networks: network {index} is outside 0..{config.networks - 1}")
+    start, diameters, packing_attempt = starting_network(config, index)
+    target = float(config.targets()[index])
+    log.info("%s %s: %d nodes, %d bonds, Z = %.3f, target nu = %+.3f", config.name, network_name(index), start.num_nodes, start.num_bonds, start.mean_coordination(), target)
+    tuning_attempt = 0
+    if config.generator == "bond_pru_opt":
+        result = prune_to_target(start, target, config.tolerance)
+    elif config.generator == "node_opt":
+        o = config.node_opt
+        result = optimise_node_positions(start, target, config.tolerance, config.stiffness, o.learning_rate, o.max_steps, o.min_length_ratio, o.min_angle_degrees)
+    else:
+        interval = config.acceptance_interval(index)
+        for tuning_attempt in range(config.noi_pru.max_attempts):
+            rng = np.random.default_rng([config.seed, index, packing_attempt, tuning_attempt, 1])
+            result = noise_and_prune(start, interval, rng, config.noi_pru.noise, config.stiffness)
+            if result is not None:
+                break
+        else:
+            raise RuntimeError(
+                f"datasets.{config.name} network {network_name(index)}: no random path reached nu in "
+                f"[{interval[0]:.3f}, {interval[1]:.3f}] in {config.noi_pru.max_attempts} attempts; "
+                "narrow nu_range, raise noi_pru.noise or noi_pru.max_attempts"
+            )
+    log.info("%s %s: nu = %+.4f after %d steps", config.name, network_name(index), result.poisson, result.steps)
+    return GeneratedNetwork(result.network, diameters, target, result, packing_attempt, tuning_attempt)
+
+
+def network_dataset(config: DatasetConfig, index: int, generated: GeneratedNetwork, provenance: dict) -> xr.Dataset:
+    """The network file's contents: geometry, moduli (recomputed from scratch) and metadata."""
+    net = generated.network
+    moduli = linear_response(net)
+    scalar = lambda value, description: ((), value, {"description": description})  # noqa: E731
+    data_vars = {
+        "diameter": (("node",), generated.diameters, {"description": "diameter of the packing disk the node came from"}),
+        "bulk_modulus": scalar(moduli.bulk, "linear-response bulk modulus B (energy per area)"),
+        "shear_modulus": scalar(moduli.shear, "linear-response shear modulus G (energy per area)"),
+        "poisson_ratio": scalar(moduli.poisson, "(B - G) / (B + G)"),
+        "target_poisson_ratio": scalar(generated.target, "the generator's target"),
+        "stiffness_matrix": (("probe", "probe_"), moduli.stiffness_matrix, {"description": "M_pq = e_p.K.e_q / V over unit probe strains"}),
+    }
+    attrs = {
+        "dataset": config.name,
+        "network": network_name(index),
+        "generator": config.generator,
+        "seed": config.seed,
+        "packing_attempt": generated.packing_attempt,
+        "tuning_attempt": generated.tuning_attempt,
+        "tuning_steps": generated.result.steps,
+        "mean_coordination": net.mean_coordination(),
+        **provenance,
+    }
+    ds = network_to_dataset(net, data_vars, attrs)
+    return ds.assign_coords(probe=["xx", "yy", "xy"], probe_=["xx", "yy", "xy"])
+
+
+MANIFEST_COLUMNS = (
+    "network", "generator", "seed", "nodes", "bonds", "mean_coordination", "excess_coordination",
+    "target_poisson_ratio", "poisson_ratio", "bulk_modulus", "shear_modulus", "tuning_steps",
+)
+
+
+def manifest_row(ds: xr.Dataset) -> dict:
+    """One manifest row from a network Dataset."""
+    z = float(ds.attrs["mean_coordination"])
+    return {
+        "network": ds.attrs["network"],
+        "generator": ds.attrs["generator"],
+        "seed": int(ds.attrs["seed"]),
+        "nodes": ds.sizes["node"],
+        "bonds": ds.sizes["bond"],
+        "mean_coordination": z,
+        "excess_coordination": z - 4.0,
+        "target_poisson_ratio": float(ds["target_poisson_ratio"]),
+        "poisson_ratio": float(ds["poisson_ratio"]),
+        "bulk_modulus": float(ds["bulk_modulus"]),
+        "shear_modulus": float(ds["shear_modulus"]),
+        "tuning_steps": int(ds.attrs["tuning_steps"]),
+    }
+
+
+def manifest(datasets: list[xr.Dataset]) -> pd.DataFrame:
+    """The manifest table of a dataset, one row per network, sorted by network id."""
+    return pd.DataFrame([manifest_row(ds) for ds in datasets], columns=list(MANIFEST_COLUMNS)).sort_values("network", ignore_index=True)

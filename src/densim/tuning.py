@@ -1,0 +1,193 @@
+"""Three ways of tuning the Poisson ratio of a spring network.
+
+- :func:`prune_to_target` (BOND-PRU-OPT): greedy removal of the bond that moves nu closest to the target,
+  each candidate evaluated exactly by a rank-one update (:class:`densim.elasticity.BondRemoval`).
+- :func:`optimise_node_positions` (NODE-OPT): gradient descent on node positions through a differentiable
+  linear response (torch), rest lengths following the nodes so the network stays stress free.
+- :func:`noise_and_prune` (NOI-PRU): random node displacement then random bond removal, stopping when nu
+  falls into a given interval.
+
+References
+----------
+Reid et al., PNAS 115, E1384 (2018) (pruning); Shen et al. (2024) (node displacement);
+Dold and van Egmond (2023) (random perturbation and pruning).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from densim.elasticity import BondRemoval, NotRigidError, poisson_ratio
+from densim.network import SpringNetwork, stress_free_network
+
+
+@dataclass(frozen=True)
+class TuningResult:
+    """A tuned network and how it got there.
+
+    ``steps`` counts removals (pruning) or gradient steps (node optimisation); ``factorisations`` and
+    ``solves`` count the linear algebra used (right-hand sides solved against a Hessian factorisation).
+    """
+
+    network: SpringNetwork
+    poisson: float
+    steps: int
+    factorisations: int = 0
+    solves: int = 0
+
+
+def prune_to_target(network: SpringNetwork, target: float, tolerance: float, min_degree: int = 3, refresh_every: int = 100) -> TuningResult:
+    """Greedy pruning toward a target Poisson ratio.
+
+    Each step removes the allowed bond (both ends keep ``min_degree`` bonds, no floppy mode opens) whose
+    removal brings nu closest to ``target``; it stops within ``tolerance`` or when no removal gets closer.
+    """
+    state = BondRemoval(network, min_degree=min_degree, refresh_every=refresh_every)
+    nu = state.moduli.poisson
+    while abs(nu - target) > tolerance:
+        bulk, shear, allowed = state.removal_effects()
+        if not allowed.any():
+            break
+        miss = np.abs(poisson_ratio(bulk, shear) - target)
+        best = int(np.nanargmin(miss))
+        if miss[best] >= abs(nu - target):
+            break
+        state.remove(best)
+        nu = state.moduli.poisson
+    return TuningResult(state.current, nu, len(state.removed), state.factorisations, state.solves)
+
+
+def noise_and_prune(network: SpringNetwork, interval: tuple[float, float], rng: np.random.Generator, noise: float, stiffness_mode: str, min_degree: int = 3) -> TuningResult | None:
+    """Displace nodes at random, then remove random bonds until nu falls in ``interval``.
+
+    Node displacements are Gaussian with standard deviation ``noise`` (in particle diameters); rest lengths
+    are reset so the displaced network is stress free. Bonds are removed in random order among those whose
+    removal keeps the network rigid and every node at ``min_degree`` bonds.
+
+    Returns
+    -------
+    TuningResult or None
+        None when the random path reaches a network with no removable bond without entering ``interval``.
+    """
+    displaced = network.positions + noise * rng.standard_normal(network.positions.shape)
+    try:
+        state = BondRemoval(stress_free_network(displaced, network.box, network.bonds, stiffness_mode), min_degree=min_degree)
+    except NotRigidError:
+        return None
+    low, high = interval
+    while not low <= state.moduli.poisson <= high:
+        _, _, allowed = state.removal_effects()
+        if not allowed.any():
+            return None
+        state.remove(int(rng.choice(np.flatnonzero(allowed))))
+    return TuningResult(state.current, state.moduli.poisson, len(state.removed), state.factorisations, state.solves)
+
+
+_PROBE_STRAINS = torch.tensor([[[1.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 1.0]], [[0.0, 0.5], [0.5, 0.0]]], dtype=torch.float64)
+
+
+def torch_poisson_ratio(positions: torch.Tensor, box: torch.Tensor, bonds: torch.Tensor, images: torch.Tensor, stiffness_mode: str) -> torch.Tensor:
+    """Differentiable Poisson ratio of the stress-free network on ``positions`` (dense linear algebra).
+
+    Parameters
+    ----------
+    positions : Tensor, shape (N, 2)
+    box : Tensor, shape (2,)
+    bonds : LongTensor, shape (Nb, 2)
+    images : Tensor, shape (Nb, 2)
+        Periodic image shift of each bond, in box lengths, held fixed during optimisation.
+    """
+    i, j = bonds[:, 0], bonds[:, 1]
+    r = positions[j] - positions[i] - images * box
+    length = r.norm(dim=1)
+    n = r / length[:, None]
+    k = 1.0 / length if stiffness_mode == "inverse_length" else torch.ones_like(length)
+    num_nodes = positions.shape[0]
+    a_mat = torch.zeros(bonds.shape[0], num_nodes, 2, dtype=positions.dtype)
+    rows = torch.arange(bonds.shape[0])
+    a_mat = a_mat.index_put((rows, i), -n, accumulate=True).index_put((rows, j), n, accumulate=True).reshape(bonds.shape[0], -1)
+    affine = torch.einsum("bi,pij,bj->bp", n, _PROBE_STRAINS, r)
+    hessian = a_mat.T @ (k[:, None] * a_mat)
+    force = a_mat.T @ (k[:, None] * affine)
+    u = torch.zeros(2 * num_nodes, 3, dtype=positions.dtype)
+    u = torch.cat([u[:2], -torch.linalg.solve(hessian[2:, 2:], force[2:])])
+    e = affine + a_mat @ u
+    m = e.T @ (k[:, None] * e) / (box[0] * box[1])
+    bulk = (m[0, 0] + m[1, 1] + 2 * m[0, 1]) / 4
+    shear = (4 * m[2, 2] + m[0, 0] + m[1, 1] - 2 * m[0, 1]) / 8
+    return (bulk - shear) / (bulk + shear)
+
+
+def _bond_pairs_at_nodes(bonds: np.ndarray, num_nodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All pairs of bonds sharing a node: (node, bond a, bond b)."""
+    node, first, second = [], [], []
+    incident = [[] for _ in range(num_nodes)]
+    for b, (i, j) in enumerate(bonds):
+        incident[i].append(b)
+        incident[j].append(b)
+    for v, bs in enumerate(incident):
+        for x in range(len(bs)):
+            for y in range(x + 1, len(bs)):
+                node.append(v)
+                first.append(bs[x])
+                second.append(bs[y])
+    return np.array(node, dtype=np.int64), np.array(first, dtype=np.int64), np.array(second, dtype=np.int64)
+
+
+def optimise_node_positions(
+    network: SpringNetwork,
+    target: float,
+    tolerance: float,
+    stiffness_mode: str,
+    learning_rate: float = 2e-3,
+    max_steps: int = 3000,
+    min_length_ratio: float = 0.5,
+    min_angle_degrees: float = 20.0,
+) -> TuningResult:
+    """Move nodes by gradient descent (Adam) until the stress-free network reaches a target nu.
+
+    The loss is ``(nu - target)^2`` plus penalties on bonds shorter than ``min_length_ratio`` times their
+    initial length and on angles between bonds at a node below ``min_angle_degrees``; the box is fixed.
+    The returned network is stress free at the optimised positions.
+    """
+    bonds = torch.as_tensor(network.bonds)
+    box = torch.as_tensor(network.box)
+    start = torch.as_tensor(network.positions)
+    delta0 = start[bonds[:, 1]] - start[bonds[:, 0]]
+    images = torch.round(delta0 / box)
+    initial_length = (delta0 - images * box).norm(dim=1)
+    node, first, second = (torch.as_tensor(x) for x in _bond_pairs_at_nodes(network.bonds, network.num_nodes))
+    cos_max = float(np.cos(np.radians(min_angle_degrees)))
+
+    def guards(positions):
+        r = positions[bonds[:, 1]] - positions[bonds[:, 0]] - images * box
+        length = r.norm(dim=1)
+        short = torch.relu(min_length_ratio * initial_length - length)
+        # orient both bonds of a pair away from their shared node before measuring the angle
+        sign_a = torch.where(bonds[first, 0] == node, 1.0, -1.0).to(r.dtype)[:, None]
+        sign_b = torch.where(bonds[second, 0] == node, 1.0, -1.0).to(r.dtype)[:, None]
+        cos = ((sign_a * r[first]) * (sign_b * r[second])).sum(1) / (length[first] * length[second])
+        return (short**2).sum(), (torch.relu(cos - cos_max) ** 2).sum()
+
+    displacement = torch.zeros_like(start, requires_grad=True)
+    optimiser = torch.optim.Adam([displacement], lr=learning_rate)
+    step = 0
+    for step in range(max_steps + 1):
+        positions = start + displacement
+        nu = torch_poisson_ratio(positions, box, bonds, images, stiffness_mode)
+        short, narrow = guards(positions)
+        if abs(nu.item() - target) <= tolerance and short.item() == 0.0 and narrow.item() == 0.0:
+            break
+        if step == max_steps:
+            break
+        loss = (nu - target) ** 2 + 10.0 * short + 10.0 * narrow
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    positions = (start + displacement).detach().numpy()
+    tuned = stress_free_network(positions, network.box, network.bonds, stiffness_mode)
+    return TuningResult(tuned, nu.item(), step, factorisations=step + 1, solves=3 * (step + 1))
+

@@ -1,0 +1,37 @@
+# Stage 1: jammed packings -> spring networks -> tuned Poisson ratio (densim.networks).
+
+
+rule network:
+    output:
+        "results/networks/{dataset}/{network}.nc",
+    log:
+        "logs/networks/{dataset}/{network}.log",
+    params:
+        spec=dataset_spec_json,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../../envs/densim.yaml"
+    shell:
+        "OMP_NUM_THREADS={threads} densim networks generate --dataset {wildcards.dataset} --spec {params.spec:q}"
+        " --index {wildcards.network} --output {output} 2> {log}"
+
+
+rule network_manifest:
+    input:
+        networks=network_files,
+    output:
+        table="results/networks/{dataset}/manifest.csv",
+        provenance="results/networks/{dataset}/manifest.csv.provenance.json",
+    log:
+        "logs/networks/{dataset}/manifest.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/densim.yaml"
+    shell:
+        "densim networks manifest {input.networks} --output {output.table} > {log} 2>&1"
