@@ -18,9 +18,11 @@ from densim import __version__
 
 def _load_mapping(text: str) -> dict:
     """A JSON/YAML mapping given inline or as a file path."""
-    source = Path(text)
-    content = source.read_text() if source.is_file() else text
-    value = yaml.safe_load(content)
+    # JSON first: PyYAML reads numbers like 1e-12 (no decimal point) as strings
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = yaml.safe_load(Path(text).read_text())
     if not isinstance(value, dict):
         raise SystemExit(f"densim: expected a mapping (JSON or YAML, inline or a file), got {text!r}")
     return value

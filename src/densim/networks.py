@@ -95,13 +95,9 @@ class DatasetConfig:
             if key not in known:
                 raise ConfigError(f"datasets.{name}.{key}: unknown key")
             if key in nested:
-                sub_known = {f.name for f in fields(nested[key])}
-                unknown = set(value) - sub_known
-                if unknown:
-                    raise ConfigError(f"datasets.{name}.{key}.{sorted(unknown)[0]}: unknown key")
-                value = nested[key](**value)
+                value = _typed(nested[key], value, f"datasets.{name}.{key}")
             kwargs[key] = tuple(value) if key == "nu_range" else value
-        return cls(name=name, **kwargs)
+        return _typed(cls, kwargs, f"datasets.{name}", name=name)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -117,6 +113,19 @@ class DatasetConfig:
         half = 0.5 * (self.nu_range[1] - self.nu_range[0]) / max(self.networks - 1, 1)
         target = self.targets()[index]
         return target - max(half, self.tolerance), target + max(half, self.tolerance)
+
+
+def _typed(cls, values: dict, prefix: str, **extra):
+    """Instantiate a config dataclass, naming any unknown key or value of the wrong type."""
+    defaults = {f.name: f.default for f in fields(cls)}
+    for key, value in values.items():
+        if key not in defaults:
+            raise ConfigError(f"{prefix}.{key}: unknown key")
+        expected = type(defaults[key])
+        numeric = expected in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool)
+        if expected in (int, float, str) and not (numeric or isinstance(value, expected)) or (expected is int and isinstance(value, float)):
+            raise ConfigError(f"{prefix}.{key}: expected {expected.__name__}, got {value!r}")
+    return cls(**values, **extra)
 
 
 @dataclass(frozen=True)

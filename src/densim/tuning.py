@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from densim.elasticity import BondRemoval, NotRigidError, poisson_ratio
+from densim.elasticity import BondRemoval, NotRigidError, linear_response, poisson_ratio
 from densim.network import SpringNetwork, stress_free_network
 
 
@@ -83,7 +83,11 @@ def noise_and_prune(network: SpringNetwork, interval: tuple[float, float], rng: 
         if not allowed.any():
             return None
         state.remove(int(rng.choice(np.flatnonzero(allowed))))
-    return TuningResult(state.current, state.moduli.poisson, len(state.removed), state.factorisations, state.solves)
+    # near the rigidity threshold the moduli are tiny: confirm the landing with a fresh solve
+    nu = linear_response(state.current).poisson
+    if not low <= nu <= high:
+        return None
+    return TuningResult(state.current, nu, len(state.removed), state.factorisations, state.solves + 3)
 
 
 _PROBE_STRAINS = torch.tensor([[[1.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 1.0]], [[0.0, 0.5], [0.5, 0.0]]], dtype=torch.float64)

@@ -1,0 +1,93 @@
+"""Linear-response moduli against analytic results, LAMMPS strain tests and exact recomputation."""
+
+import numpy as np
+import pytest
+
+from densim.elasticity import BondRemoval, NotRigidError, linear_response
+from densim.lammps import strained_energy_density
+from densim.network import SpringNetwork, stress_free_network, triangular_lattice
+
+SQRT3 = np.sqrt(3.0)
+
+
+@pytest.mark.parametrize("spacing", [1.0, 1.7])
+@pytest.mark.parametrize("mode", ["unit", "inverse_length"])
+def test_triangular_lattice_has_analytic_moduli(spacing, mode):
+    net = triangular_lattice(8, 6, spacing=spacing, stiffness_mode=mode)
+    k = 1.0 if mode == "unit" else 1.0 / spacing
+    moduli = linear_response(net)
+    assert moduli.bulk == pytest.approx(SQRT3 * k / 2, rel=1e-6)
+    assert moduli.shear == pytest.approx(SQRT3 * k / 4, rel=1e-6)
+    assert moduli.poisson == pytest.approx(1 / 3, abs=1e-6)
+
+
+def test_moduli_are_invariant_under_node_relabelling(jammed):
+    perm = np.random.default_rng(0).permutation(jammed.num_nodes)
+    inverse = np.argsort(perm)
+    relabelled = stress_free_network(jammed.positions[perm], jammed.box, inverse[jammed.bonds], "inverse_length")
+    a, b = linear_response(jammed), linear_response(relabelled)
+    assert b.bulk == pytest.approx(a.bulk, rel=1e-10)
+    assert b.shear == pytest.approx(a.shear, rel=1e-10)
+
+
+def test_jammed_network_moduli_agree_with_lammps_finite_strain(jammed):
+    """B and G from linear response vs energies of small strains minimised by LAMMPS."""
+    s = 1e-5
+    args = (jammed.positions, jammed.box, jammed.bonds, jammed.rest_lengths, jammed.stiffness)
+    density = lambda eps: strained_energy_density(*args, np.array(eps, dtype=float)) / s**2  # noqa: E731
+    bulk = density([[s, 0], [0, s]]) / 2  # E/V = 2 B s^2
+    simple_shear = density([[0, s], [s, 0]]) / 2  # E/V = 2 C_xyxy s^2
+    pure_shear = 2 * density([[s, 0], [0, -s]])  # E/V = (C11 + C22 - 2 C12) s^2 / 2
+    shear = (4 * simple_shear + pure_shear) / 8
+    moduli = linear_response(jammed)
+    assert bulk == pytest.approx(moduli.bulk, rel=0.01)
+    assert shear == pytest.approx(moduli.shear, rel=0.01)
+
+
+def test_rank_one_removal_equals_recomputation(jammed):
+    state = BondRemoval(jammed, refresh_every=3)
+    for _ in range(5):
+        bulk, shear, allowed = state.removal_effects()
+        assert allowed.sum() > 10
+        for b in np.flatnonzero(allowed):
+            keep = state.active.copy()
+            keep[b] = False
+            exact = linear_response(jammed.without_bonds(keep))
+            assert bulk[b] == pytest.approx(exact.bulk, rel=1e-9, abs=1e-12)
+            assert shear[b] == pytest.approx(exact.shear, rel=1e-9, abs=1e-12)
+        # remove the bond that lowers nu most, a typical pruning move
+        state.remove(int(np.nanargmin((bulk - shear) / (bulk + shear))))
+    current = linear_response(state.current)
+    assert state.moduli.bulk == pytest.approx(current.bulk, rel=1e-9)
+    assert state.moduli.shear == pytest.approx(current.shear, rel=1e-9)
+
+
+def test_forbidden_removals_would_open_floppy_modes(jammed):
+    """Prune at random to the rigidity threshold: every bond whose removal is forbidden only for its
+    Sherman-Morrison denominator really leaves a floppy network."""
+    rng = np.random.default_rng(3)
+    state = BondRemoval(jammed)
+    while True:
+        _, _, allowed = state.removal_effects()
+        if not allowed.any():
+            break
+        state.remove(int(rng.choice(np.flatnonzero(allowed))))
+    degree = state.current.degrees()
+    ends = jammed.bonds
+    floppy_only = state.active & (degree[ends[:, 0]] > 3) & (degree[ends[:, 1]] > 3)
+    assert floppy_only.any()
+    for b in np.flatnonzero(floppy_only)[:5]:
+        keep = state.active.copy()
+        keep[b] = False
+        with pytest.raises(NotRigidError):
+            linear_response(jammed.without_bonds(keep))
+
+
+def test_dangling_node_is_not_rigid():
+    lattice = triangular_lattice(4, 4)
+    positions = np.vstack([lattice.positions, lattice.positions[:1] + [0.3, 0.2]])
+    bonds = np.vstack([lattice.bonds, [[0, lattice.num_nodes]]])
+    net = stress_free_network(positions, lattice.box, bonds, "unit")
+    assert isinstance(net, SpringNetwork)
+    with pytest.raises(NotRigidError):
+        linear_response(net)
