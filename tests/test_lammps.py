@@ -7,6 +7,9 @@ import math
 import numpy as np
 import pytest
 
+from densim import network
+from densim.network import minimum_image
+
 from densim.lammps import (
     build_network,
     gather_xy,
@@ -21,9 +24,7 @@ SQRT3 = math.sqrt(3.0)
 
 def min_image(positions, box, bonds):
     """Minimum-image bond vectors x_j - x_i in an orthogonal periodic box."""
-    box = np.asarray(box, dtype=float)
-    d = positions[bonds[:, 1]] - positions[bonds[:, 0]]
-    return d - box * np.rint(d / box)
+    return minimum_image(positions[bonds[:, 1]] - positions[bonds[:, 0]], np.asarray(box, dtype=float))
 
 
 def analytic_energy_forces(positions, box, bonds, l0, k):
@@ -40,25 +41,8 @@ def analytic_energy_forces(positions, box, bonds, l0, k):
 
 def triangular_lattice(nx, ny, a=1.0):
     """Periodic triangular lattice: positions, box and nearest-neighbour bonds."""
-    assert ny % 2 == 0, "rows must pair up for periodicity in y"
-    j, i = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
-    x = (i + 0.5 * (j % 2)) * a
-    y = j * (SQRT3 / 2) * a
-    positions = np.column_stack([x.ravel(), y.ravel()])
-    box = (nx * a, ny * SQRT3 / 2 * a)
-
-    def idx(ii, jj):
-        return (jj % ny) * nx + (ii % nx)
-
-    bonds = []
-    for jj in range(ny):
-        for ii in range(nx):
-            bonds.append((idx(ii, jj), idx(ii + 1, jj)))
-            bonds.append((idx(ii, jj), idx(ii, jj + 1)))
-            # Odd rows are shifted by a/2, which flips the second diagonal.
-            di = 1 if jj % 2 else -1
-            bonds.append((idx(ii, jj), idx(ii + di, jj + 1)))
-    return positions, box, np.array(bonds, dtype=np.int64)
+    lattice = network.triangular_lattice(nx, ny, spacing=a)
+    return lattice.positions, tuple(lattice.box), lattice.bonds
 
 
 def test_load_lammps_and_context_manager():
