@@ -9,6 +9,8 @@ configfile: "config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/networks.smk"
+include: "workflow/rules/trajectories.smk"
+include: "workflow/rules/splits.smk"
 
 
 rule all:

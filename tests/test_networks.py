@@ -105,7 +105,7 @@ def test_schema_defaults_match_package_defaults():
     for key in ("networks", "tolerance"):
         assert dataset[key]["default"] == getattr(reference, key)
     assert tuple(dataset["nu_range"]["default"]) == reference.nu_range
-    assert props["seed"]["default"] == reference.seed and props["stiffness"]["default"] == reference.stiffness
+    assert props["generation_seed"]["default"] == reference.seed and props["stiffness"]["default"] == reference.stiffness
 
 
 def test_help_documents_the_stage(capsys):
@@ -114,3 +114,11 @@ def test_help_documents_the_stage(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "--spec" in out and "nu_range" in out
+
+
+def test_schema_defaults_match_compression_settings():
+    from densim.lammps import CompressionSettings
+
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    props = schema["properties"]["trajectories"]["properties"]
+    assert {k: v["default"] for k, v in props.items()} == asdict(CompressionSettings())

@@ -47,7 +47,8 @@ def test_invalid_config_fails_before_any_job_naming_the_key(workdir, override, k
 def test_dry_run_lists_the_stage_jobs(workdir):
     result = snakemake(workdir, "-n", "--cores", "all")
     assert result.returncode == 0, result.stderr
-    assert "network" in result.stdout and "network_manifest" in result.stdout
+    for rule in ("network", "network_manifest", "trajectory", "trajectory_summary", "split", "union_split"):
+        assert rule in result.stdout
 
 
 def test_smoke_preset_builds_all_manifests(workdir):
@@ -60,3 +61,35 @@ def test_smoke_preset_builds_all_manifests(workdir):
     # asking again does nothing: every output is up to date
     again = snakemake(workdir, "-n", "--cores", "2", "--configfile", "workflow/presets/smoke.yaml")
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_interrupted_run_resumes_without_redoing_finished_trajectories(workdir):
+    """Stop Snakemake in the middle of the trajectories stage, then run it again."""
+    import signal
+    import time
+
+    import xarray as xr
+
+    (workdir / "slow.yaml").write_text("trajectories:\n  frames: 31\n  steps_per_frame: 400\n")
+    args = [*SNAKEMAKE, "--cores", "2", "--configfile", "workflow/presets/smoke.yaml", "slow.yaml"]
+    trajectories = workdir / "results/trajectories"
+    process = subprocess.Popen(args, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while time.time() < deadline and len(list(trajectories.glob("*/*.nc"))) < 2:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=120)
+    finished = {path: path.stat().st_mtime_ns for path in trajectories.glob("*/*.nc")}
+    assert 2 <= len(finished) < 9, "the stop did not land inside the trajectories stage"
+    assert not list(trajectories.glob("*/.*.tmp")), "a half-written file was left behind"
+
+    result = subprocess.run(args, cwd=workdir, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for path, mtime in finished.items():
+        assert path.stat().st_mtime_ns == mtime, f"{path} was redone"
+    all_files = sorted(trajectories.glob("*/*.nc"))
+    assert len(all_files) == 9
+    for path in all_files:
+        with xr.open_dataset(path) as ds:
+            assert ds.attrs["densim_kind"] == "trajectory"
+            assert ds.sizes["time"] == 31

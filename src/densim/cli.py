@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -63,6 +64,65 @@ def cmd_networks_manifest(args) -> None:
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
 
 
+def cmd_trajectories_simulate(args) -> None:
+    from tqdm import tqdm
+
+    from densim.io import read_network, write_dataset
+    from densim.provenance import provenance_attrs
+    from densim.trajectories import compression_settings, simulate, trajectory_dataset
+
+    settings = compression_settings(_load_mapping(args.settings))
+    network, network_ds = read_network(args.network)
+    name = f"{network_ds.attrs['dataset']}/{network_ds.attrs['network']}"
+    with tqdm(total=settings.frames, desc=f"compress {name}", unit="frame", mininterval=2.0, file=sys.stderr) as bar:
+        run = simulate(network, settings, name, progress=lambda done: bar.update(done - bar.n))
+    attrs = provenance_attrs({"trajectories": settings.__dict__, "network_config": json.loads(network_ds.attrs["config"])}, inputs=[args.network])
+    write_dataset(trajectory_dataset(network_ds, settings, run, attrs), args.output)
+    logging.getLogger("densim").info("wrote %s (%d frames)", args.output, settings.frames)
+
+
+def cmd_trajectories_summary(args) -> None:
+    from densim.io import read_dataset, write_table
+    from densim.provenance import provenance_attrs
+    from densim.trajectories import summary
+
+    table = summary([read_dataset(path, "trajectory") for path in args.trajectories], args.small_strain)
+    if args.output:
+        write_table(table, args.output, provenance_attrs({"small_strain": args.small_strain}, inputs=args.trajectories))
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+
+
+def cmd_splits_make(args) -> None:
+    from densim.io import write_json
+    from densim.provenance import provenance_attrs
+    from densim.splits import SplitFractions, split_networks
+
+    import pandas as pd
+
+    fractions = SplitFractions(**_load_mapping(args.fractions))
+    table = pd.read_csv(args.manifest, dtype={"network": str})
+    references = [f"{args.dataset}/{network}" for network in table["network"]]
+    split = split_networks(references, fractions, args.seed)
+    attrs = provenance_attrs({"seed": args.seed, "fractions": fractions.__dict__}, inputs=[args.manifest])
+    write_json({"dataset": args.dataset, "seed": args.seed, **split, "provenance": attrs}, args.output)
+    print({part: len(refs) for part, refs in split.items()})
+
+
+def cmd_splits_union(args) -> None:
+    from densim.io import read_json, write_json
+    from densim.provenance import provenance_attrs
+    from densim.splits import union_split
+
+    members = [read_json(path, required=("train", "validation", "test", "seed")) for path in args.splits]
+    seeds = {member["seed"] for member in members}
+    if len(seeds) != 1:
+        raise SystemExit(f"densim: the member splits have different seeds {sorted(seeds)}")
+    split = union_split(members)
+    attrs = provenance_attrs({"union_of": [m["dataset"] for m in members]}, inputs=args.splits)
+    write_json({"dataset": args.dataset, "seed": seeds.pop(), **split, "provenance": attrs}, args.output)
+    print({part: len(refs) for part, refs in split.items()})
+
+
 def cmd_provenance(args) -> None:
     from densim.io import read_provenance
 
@@ -102,14 +162,55 @@ def build_parser() -> argparse.ArgumentParser:
     man.add_argument("-o", "--output", required=True, type=Path, help="CSV file to write")
     man.set_defaults(func=cmd_networks_manifest)
 
+    traj = stages.add_parser("trajectories", help="LAMMPS compression of networks", description="The trajectories stage.")
+    actions = traj.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sim = actions.add_parser(
+        "simulate",
+        help="compress one network in LAMMPS",
+        description="Compress a network along x in LAMMPS (transverse box at zero stress) and write the trajectory.",
+        epilog="settings: a JSON or YAML mapping, inline or a file, with keys of the `trajectories` config section "
+        "(strain, frames, steps_per_frame, timestep, mass, temperature, damping, pressure_damping, seed); "
+        "missing keys take their defaults. Example: '{\"frames\": 21, \"strain\": 0.01}'",
+    )
+    sim.add_argument("network", type=Path, help="network netCDF file")
+    sim.add_argument("--settings", default="{}", help="compression settings (see below)")
+    sim.add_argument("-o", "--output", required=True, type=Path, help="trajectory netCDF file to write")
+    sim.set_defaults(func=cmd_trajectories_simulate)
+    summ = actions.add_parser("summary", help="per-dataset summary of trajectories", description="Tabulate trajectory files by dataset.")
+    summ.add_argument("trajectories", nargs="+", type=Path)
+    summ.add_argument("--small-strain", type=float, default=0.005, help="axial strain up to which compression nu is fitted (default 0.005)")
+    summ.add_argument("-o", "--output", type=Path, help="also write the table as CSV")
+    summ.set_defaults(func=cmd_trajectories_summary)
+
+    splits = stages.add_parser("splits", help="train/validation/test splits by network", description="Splits by network, per seed.")
+    actions = splits.add_subparsers(dest="action", required=True, metavar="ACTION")
+    make = actions.add_parser("make", help="split one dataset", description="Split the networks of a manifest at random.")
+    make.add_argument("manifest", type=Path, help="the dataset's manifest.csv")
+    make.add_argument("--dataset", required=True)
+    make.add_argument("--seed", required=True, type=int)
+    make.add_argument("--fractions", default="{}", help='JSON mapping, e.g. \'{"train": 0.7, "validation": 0.1, "test": 0.2}\'')
+    make.add_argument("-o", "--output", required=True, type=Path)
+    make.set_defaults(func=cmd_splits_make)
+    union = actions.add_parser("union", help="split of a union dataset", description="Union of member datasets' splits of one seed.")
+    union.add_argument("splits", nargs="+", type=Path, help="member split JSON files of the same seed")
+    union.add_argument("--dataset", required=True)
+    union.add_argument("-o", "--output", required=True, type=Path)
+    union.set_defaults(func=cmd_splits_union)
+
     prov = stages.add_parser("provenance", help="show how an output file was made", description="Print the provenance attributes of a densim output.")
     prov.add_argument("file", type=Path)
     prov.set_defaults(func=cmd_provenance)
     return parser
 
 
+def _exit_on_sigterm(signum, frame):
+    # SystemExit unwinds the stack, so atomic writers remove their temporary files.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     from densim.io import DensimFileError
 

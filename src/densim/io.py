@@ -134,6 +134,21 @@ def write_json(obj, path: str | Path) -> Path:
     return path
 
 
+def read_json(path: str | Path, required=()) -> dict:
+    """Read a densim JSON file, naming the file if it is missing, malformed or lacks a key."""
+    path = Path(path)
+    if not path.is_file():
+        raise DensimFileError(f"{path}: no such file")
+    try:
+        value = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DensimFileError(f"{path}: not valid JSON ({err})") from err
+    missing = [key for key in required if key not in value]
+    if missing:
+        raise DensimFileError(f"{path}: missing keys {missing}")
+    return value
+
+
 def read_provenance(path: str | Path) -> dict:
     """Provenance attributes of any densim output: netCDF attributes or the JSON sidecar."""
     path = Path(path)
@@ -145,6 +160,8 @@ def read_provenance(path: str | Path) -> dict:
                 return dict(ds.attrs)
         except Exception as err:
             raise DensimFileError(f"{path}: not a readable netCDF file ({err})") from err
+    if path.suffix == ".json":
+        return read_json(path, required=("provenance",))["provenance"]
     sidecar = provenance_sidecar(path)
     if not sidecar.exists():
         raise DensimFileError(f"{path}: no provenance sidecar {sidecar.name}")

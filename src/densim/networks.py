@@ -8,12 +8,13 @@ so datasets with the same seed tune the same packings, and everything is reprodu
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from densim.config import ConfigError, typed_config
 from densim.elasticity import NotRigidError, linear_response
 from densim.io import network_to_dataset
 from densim.network import STIFFNESS_MODES, SpringNetwork
@@ -24,10 +25,6 @@ log = logging.getLogger(__name__)
 
 GENERATORS = ("node_opt", "bond_pru_opt", "noi_pru")
 _MAX_PACKING_ATTEMPTS = 20
-
-
-class ConfigError(ValueError):
-    """A configuration value is invalid; the message names the key."""
 
 
 @dataclass(frozen=True)
@@ -89,15 +86,14 @@ class DatasetConfig:
     def from_dict(cls, name: str, section: dict) -> DatasetConfig:
         """Build from a config section, naming any unknown key."""
         nested = {"packing": PackingConfig, "node_opt": NodeOptConfig, "noi_pru": NoiPruConfig}
-        known = {f.name for f in fields(cls)} - {"name"}
         kwargs = {}
         for key, value in section.items():
-            if key not in known:
-                raise ConfigError(f"datasets.{name}.{key}: unknown key")
-            if key in nested:
-                value = _typed(nested[key], value, f"datasets.{name}.{key}")
+            if key == "name":
+                raise ConfigError(f"datasets.{name}.name: unknown key")
+            if key in nested and isinstance(value, dict):
+                value = typed_config(nested[key], value, f"datasets.{name}.{key}")
             kwargs[key] = tuple(value) if key == "nu_range" else value
-        return _typed(cls, kwargs, f"datasets.{name}", name=name)
+        return typed_config(cls, kwargs, f"datasets.{name}", name=name)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -113,19 +109,6 @@ class DatasetConfig:
         half = 0.5 * (self.nu_range[1] - self.nu_range[0]) / max(self.networks - 1, 1)
         target = self.targets()[index]
         return target - max(half, self.tolerance), target + max(half, self.tolerance)
-
-
-def _typed(cls, values: dict, prefix: str, **extra):
-    """Instantiate a config dataclass, naming any unknown key or value of the wrong type."""
-    defaults = {f.name: f.default for f in fields(cls)}
-    for key, value in values.items():
-        if key not in defaults:
-            raise ConfigError(f"{prefix}.{key}: unknown key")
-        expected = type(defaults[key])
-        numeric = expected in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool)
-        if expected in (int, float, str) and not (numeric or isinstance(value, expected)) or (expected is int and isinstance(value, float)):
-            raise ConfigError(f"{prefix}.{key}: expected {expected.__name__}, got {value!r}")
-    return cls(**values, **extra)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,10 @@ import jsonschema
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from densim.networks import ConfigError, DatasetConfig
+from densim.config import ConfigError
+from densim.networks import DatasetConfig
+from densim.splits import SplitFractions
+from densim.trajectories import compression_settings
 
 
 def _config_key(error):
@@ -22,27 +25,36 @@ except WorkflowError as err:
         raise
     raise WorkflowError(f"invalid config key {_config_key(cause)}: {cause.message}") from None
 
-# Datasets made by a generator (as opposed to unions of other datasets).
+# Datasets made by a generator, and unions of them (made by reference, never regenerated).
 GENERATED_DATASETS = [name for name, section in config["datasets"].items() if "generator" in section]
-
-
-wildcard_constraints:
-    dataset="|".join(GENERATED_DATASETS),
-    network=r"\d{4}",
+UNION_DATASETS = [name for name, section in config["datasets"].items() if "union" in section]
 
 
 def dataset_spec(dataset):
     """The resolved spec of a generated dataset: its section plus the shared generation settings."""
-    shared = {key: config[key] for key in ("seed", "stiffness", "packing")}
+    shared = {"seed": config["generation_seed"], "stiffness": config["stiffness"], "packing": config["packing"]}
     return {**shared, **config["datasets"][dataset]}
 
 
-# Checks that a schema cannot express (for example low <= high in nu_range), before any job runs.
-for _name in GENERATED_DATASETS:
-    try:
+# Checks that a schema cannot express, before any job runs.
+try:
+    for _name in GENERATED_DATASETS:
         DatasetConfig.from_dict(_name, dataset_spec(_name))
-    except ConfigError as err:
-        raise WorkflowError(f"invalid config key {err}") from None
+    for _name in UNION_DATASETS:
+        _unknown = [m for m in config["datasets"][_name]["union"] if m not in GENERATED_DATASETS]
+        if _unknown:
+            raise ConfigError(f"datasets.{_name}.union: {_unknown} are not generated datasets")
+    compression_settings(config["trajectories"])
+    SplitFractions(**config["splits"])
+except (ConfigError, TypeError) as err:
+    raise WorkflowError(f"invalid config key {err}") from None
+
+
+wildcard_constraints:
+    dataset="|".join(GENERATED_DATASETS),
+    union="|".join(UNION_DATASETS) or "(?!)",
+    network=r"\d{4}",
+    seed=r"\d+",
 
 
 def dataset_spec_json(wildcards):
@@ -57,5 +69,18 @@ def network_files(wildcards):
     return expand("results/networks/{dataset}/{network}.nc", dataset=wildcards.dataset, network=network_ids(wildcards.dataset))
 
 
+def trajectory_files(datasets):
+    return [f"results/trajectories/{dataset}/{network}.nc" for dataset in datasets for network in network_ids(dataset)]
+
+
+def member_splits(wildcards):
+    return expand("results/splits/{dataset}/seed{seed}.json", dataset=config["datasets"][wildcards.union]["union"], seed=wildcards.seed)
+
+
 def all_outputs():
-    return expand("results/networks/{dataset}/manifest.csv", dataset=GENERATED_DATASETS)
+    return [
+        *expand("results/networks/{dataset}/manifest.csv", dataset=GENERATED_DATASETS),
+        *trajectory_files(GENERATED_DATASETS),
+        "results/trajectories/summary.csv",
+        *expand("results/splits/{dataset}/seed{seed}.json", dataset=list(config["datasets"]), seed=config["seeds"]),
+    ]

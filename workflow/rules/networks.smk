@@ -12,6 +12,8 @@ rule network:
     resources:
         mem_mb=2000,
         runtime=30,
+    group:
+        "simulate"
     conda:
         "../../envs/densim.yaml"
     shell:

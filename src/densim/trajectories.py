@@ -1,0 +1,121 @@
+"""The trajectories stage: LAMMPS compression of every network, and a per-dataset summary.
+
+A trajectory file holds the unwrapped float64 positions of every frame, the box and strain per frame, the
+network it came from, its Poisson ratio per frame measured from the box and from positions, the MD settings
+and the LAMMPS version.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from densim.config import typed_config
+from densim.lammps import CompressionSettings, SimulationError, compress
+from densim.network import SpringNetwork
+from densim.observables import box_strain, poisson_ratio_from_box, poisson_ratio_from_positions, r_squared
+
+
+def compression_settings(section: dict) -> CompressionSettings:
+    """Compression settings from the ``trajectories`` config section, naming any bad key."""
+    return typed_config(CompressionSettings, section, "trajectories")
+
+
+def simulate(network: SpringNetwork, settings: CompressionSettings, name: str, progress=None):
+    """Compress one network in LAMMPS; a failure names the network.
+
+    Raises
+    ------
+    SimulationError
+    """
+    try:
+        return compress(network.positions, network.box, network.bonds, network.rest_lengths, network.stiffness, settings, progress=progress)
+    except SimulationError as err:
+        raise SimulationError(f"network {name}: {err}") from err
+
+
+def trajectory_dataset(network_ds: xr.Dataset, settings: CompressionSettings, run, attrs: dict) -> xr.Dataset:
+    """The trajectory file's contents from the network Dataset and a LAMMPS compression ``run``."""
+    frames = run.positions.shape[0]
+    time = np.arange(frames) * settings.steps_per_frame * settings.timestep
+    keep = ["bonds", "rest_length", "stiffness", "diameter", "bulk_modulus", "shear_modulus", "poisson_ratio", "stiffness_matrix"]
+    network_vars = network_ds[[v for v in keep if v in network_ds]].rename({"poisson_ratio": "linear_response_poisson_ratio"})
+    m = network_ds["stiffness_matrix"].values
+    ds = xr.Dataset(
+        {
+            "positions": (("time", "node", "xy"), run.positions, {"units": "small particle diameter", "description": "unwrapped node positions"}),
+            "box": (("time", "xy"), run.box, {"units": "small particle diameter"}),
+            "strain": (("time",), run.strain, {"description": "engineering axial strain Lx/Lx0 - 1"}),
+            "potential_energy": (("time",), run.potential_energy, {"units": "lj energy"}),
+            "poisson_ratio_box": (("time",), poisson_ratio_from_box(run.box), {"description": "-(Ly/Ly0 - 1)/(Lx/Lx0 - 1)"}),
+            "poisson_ratio_positions": (
+                ("time",),
+                poisson_ratio_from_positions(run.positions, run.strain, run.box[0]),
+                {"description": "least-squares transverse strain of node positions over the imposed axial strain"},
+            ),
+            "uniaxial_poisson_ratio": ((), m[0, 1] / m[1, 1], {"description": "linear-response prediction of this protocol, C_xxyy / C_yyyy"}),
+        },
+        coords={"time": ("time", time, {"units": "lj time"}), "xy": ["x", "y"]},
+        attrs={
+            "densim_kind": "trajectory",
+            "dataset": network_ds.attrs["dataset"],
+            "network": network_ds.attrs["network"],
+            "generator": network_ds.attrs["generator"],
+            "md_settings": json.dumps(asdict(settings), sort_keys=True),
+            "lammps_version": int(run.lammps_version),
+            **attrs,
+        },
+    )
+    return xr.merge([ds, network_vars], combine_attrs="override")
+
+
+def small_strain_poisson_ratio(box: np.ndarray, max_strain: float) -> float:
+    """Poisson ratio of the first frames, ``|eps_xx| <= max_strain``, as a least-squares slope through 0."""
+    strain = box_strain(box)
+    small = (np.abs(strain[:, 0]) <= max_strain) & (strain[:, 0] != 0)
+    if not small.any():
+        small = strain[:, 0] != 0
+        small[np.argmax(small) + 1 :] = False  # only the first strained frame
+    ex, ey = strain[small, 0], strain[small, 1]
+    return float(-(ex @ ey) / (ex @ ex))
+
+
+def summary(trajectories: list[xr.Dataset], small_strain: float = 0.005) -> pd.DataFrame:
+    """Per-dataset summary of trajectory files.
+
+    Columns: dataset, networks, frames, final strain, range of the final box nu, agreement of positions nu
+    with box nu over all strained frames (R^2, largest difference), agreement of the small-strain compression
+    nu with linear response (C_xxyy/C_yyyy for this protocol, and the isotropic (B - G)/(B + G)).
+    """
+    rows = []
+    by_dataset: dict[str, list[xr.Dataset]] = {}
+    for ds in trajectories:
+        by_dataset.setdefault(ds.attrs["dataset"], []).append(ds)
+    for dataset, group in sorted(by_dataset.items()):
+        box_nu = np.concatenate([ds["poisson_ratio_box"].values[1:] for ds in group])
+        pos_nu = np.concatenate([ds["poisson_ratio_positions"].values[1:] for ds in group])
+        final = np.array([ds["poisson_ratio_box"].values[-1] for ds in group])
+        compression = np.array([small_strain_poisson_ratio(ds["box"].values, small_strain) for ds in group])
+        uniaxial = np.array([float(ds["uniaxial_poisson_ratio"]) for ds in group])
+        isotropic = np.array([float(ds["linear_response_poisson_ratio"]) for ds in group])
+        rows.append(
+            {
+                "dataset": dataset,
+                "networks": len(group),
+                "frames": int(np.median([ds.sizes["time"] for ds in group])),
+                "final_strain": float(np.median([ds["strain"].values[-1] for ds in group])),
+                "nu_min": float(final.min()),
+                "nu_max": float(final.max()),
+                "positions_vs_box_r2": r_squared(box_nu, pos_nu),
+                "positions_vs_box_max_diff": float(np.nanmax(np.abs(box_nu - pos_nu))),
+                "compression_vs_uniaxial_r2": r_squared(uniaxial, compression),
+                "compression_vs_uniaxial_max_diff": float(np.max(np.abs(uniaxial - compression))),
+                "compression_vs_isotropic_r2": r_squared(isotropic, compression),
+                "compression_vs_isotropic_max_diff": float(np.max(np.abs(isotropic - compression))),
+            }
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,38 @@
+# Train / validation / test splits by network, per seed (densim.splits).
+
+
+rule split:
+    input:
+        manifest="results/networks/{dataset}/manifest.csv",
+    output:
+        "results/splits/{dataset}/seed{seed}.json",
+    log:
+        "logs/splits/{dataset}/seed{seed}.log",
+    params:
+        fractions=json.dumps(config["splits"], sort_keys=True),
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../../envs/densim.yaml"
+    shell:
+        "densim splits make {input.manifest} --dataset {wildcards.dataset} --seed {wildcards.seed}"
+        " --fractions {params.fractions:q} --output {output} > {log} 2>&1"
+
+
+rule union_split:
+    input:
+        members=member_splits,
+    output:
+        "results/splits/{union}/seed{seed}.json",
+    log:
+        "logs/splits/{union}/seed{seed}.log",
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../../envs/densim.yaml"
+    shell:
+        "densim splits union {input.members} --dataset {wildcards.union} --output {output} > {log} 2>&1"

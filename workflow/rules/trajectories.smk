@@ -1,0 +1,41 @@
+# Stage 2: LAMMPS compression of every network (densim.trajectories).
+
+
+rule trajectory:
+    input:
+        network="results/networks/{dataset}/{network}.nc",
+    output:
+        "results/trajectories/{dataset}/{network}.nc",
+    log:
+        "logs/trajectories/{dataset}/{network}.log",
+    params:
+        settings=json.dumps(config["trajectories"], sort_keys=True),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    group:
+        "simulate"
+    conda:
+        "../../envs/densim.yaml"
+    shell:
+        "OMP_NUM_THREADS={threads} densim trajectories simulate {input.network} --settings {params.settings:q}"
+        " --output {output} 2> {log}"
+
+
+rule trajectory_summary:
+    input:
+        trajectories=trajectory_files(GENERATED_DATASETS),
+    output:
+        table="results/trajectories/summary.csv",
+        provenance="results/trajectories/summary.csv.provenance.json",
+    log:
+        "logs/trajectories/summary.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/densim.yaml"
+    shell:
+        "densim trajectories summary {input.trajectories} --output {output.table} > {log} 2>&1"
