@@ -51,13 +51,23 @@ def test_dry_run_lists_the_stage_jobs(workdir):
         assert rule in result.stdout
 
 
-def test_smoke_preset_builds_all_manifests(workdir):
+def test_smoke_preset_builds_every_output(workdir):
+    import json
+
     result = snakemake(workdir, "--cores", "2", "--configfile", "workflow/presets/smoke.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
     for dataset in ("node_opt", "bond_pru_opt", "noi_pru"):
         table = pd.read_csv(workdir / f"results/networks/{dataset}/manifest.csv")
         assert len(table) == 3
         assert (workdir / f"results/networks/{dataset}/manifest.csv.provenance.json").exists()
+        assert len(list((workdir / f"results/trajectories/{dataset}").glob("*.nc"))) == 3
+    summary = pd.read_csv(workdir / "results/trajectories/summary.csv")
+    assert sorted(summary["dataset"]) == ["bond_pru_opt", "node_opt", "noi_pru"]
+    comb = json.loads((workdir / "results/splits/comb/seed0.json").read_text())
+    members = [json.loads((workdir / f"results/splits/{d}/seed0.json").read_text()) for d in ("node_opt", "bond_pru_opt", "noi_pru")]
+    for part in ("train", "validation", "test"):
+        assert comb[part] == sorted(ref for member in members for ref in member[part])
+    assert len(comb["train"] + comb["validation"] + comb["test"]) == 9
     # asking again does nothing: every output is up to date
     again = snakemake(workdir, "-n", "--cores", "2", "--configfile", "workflow/presets/smoke.yaml")
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -58,12 +58,31 @@ class Moduli:
 
     @property
     def poisson(self) -> float:
-        return poisson_ratio(self.bulk, self.shear)
+        """Isotropic 2D Poisson ratio ``(B - G) / (B + G)``."""
+        return float(isotropic_poisson_ratio(self.stiffness_matrix))
+
+    def poisson_ratio(self, definition: str) -> float:
+        """Poisson ratio by one of :data:`POISSON_DEFINITIONS`."""
+        return float(POISSON_DEFINITIONS[definition](self.stiffness_matrix))
 
 
-def poisson_ratio(bulk, shear):
-    """2D Poisson ratio ``(B - G) / (B + G)`` (works elementwise on arrays)."""
+def isotropic_poisson_ratio(m):
+    """``(B - G) / (B + G)`` of probe stiffness matrices ``m`` (..., 3, 3): the orientation average."""
+    bulk, shear = bulk_shear_from_probes(m)
     return (bulk - shear) / (bulk + shear)
+
+
+def uniaxial_poisson_ratio(m):
+    """``C_xxyy / C_yyyy``: the Poisson ratio of axial strain along x with ``sigma_yy = 0`` in an orthogonal box.
+
+    This is what the compression protocol of :func:`densim.lammps.compress` measures at small strain. It
+    differs from the isotropic value when a small network is anisotropic.
+    """
+    return m[..., 0, 1] / m[..., 1, 1]
+
+
+#: Poisson ratio definitions a generator can target, by config name.
+POISSON_DEFINITIONS = {"uniaxial_x": uniaxial_poisson_ratio, "isotropic": isotropic_poisson_ratio}
 
 
 def bulk_shear_from_probes(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -220,13 +239,13 @@ class BondRemoval:
         n = r / np.linalg.norm(r, axis=1, keepdims=True)
         return np.concatenate([-n, n], axis=1)
 
-    def removal_effects(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Bulk and shear moduli after removing each bond, and which removals are allowed.
+    def removal_effects(self) -> tuple[np.ndarray, np.ndarray]:
+        """Probe stiffness matrix after removing each bond, and which removals are allowed.
 
         Returns
         -------
-        bulk, shear : ndarray, shape (Nb,)
-            Moduli of the network with that bond removed (NaN where not allowed).
+        stiffness : ndarray, shape (Nb, 3, 3)
+            ``M`` of the network with that bond removed (NaN where not allowed).
         allowed : ndarray of bool, shape (Nb,)
             Active bonds whose removal keeps every node at ``min_degree`` and opens no floppy mode.
         """
@@ -244,8 +263,8 @@ class BondRemoval:
         )
         e = self._extensions
         dm = -(k / np.where(allowed, denominator, 1.0))[:, None, None] * e[:, :, None] * e[:, None, :] / self.network.area
-        bulk, shear = bulk_shear_from_probes(self._moduli.stiffness_matrix[None] + dm)
-        return np.where(allowed, bulk, np.nan), np.where(allowed, shear, np.nan), allowed
+        stiffness = self._moduli.stiffness_matrix[None] + dm
+        return np.where(allowed[:, None, None], stiffness, np.nan), allowed
 
     def remove(self, bond: int) -> None:
         """Remove one bond and update ``H^+``, the relaxed extensions and the moduli."""

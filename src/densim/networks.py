@@ -15,7 +15,7 @@ import pandas as pd
 import xarray as xr
 
 from densim.config import ConfigError, typed_config
-from densim.elasticity import NotRigidError, linear_response
+from densim.elasticity import POISSON_DEFINITIONS, NotRigidError, linear_response
 from densim.io import network_to_dataset
 from densim.network import STIFFNESS_MODES, SpringNetwork
 from densim.packing import contact_network, jammed_packing
@@ -47,8 +47,10 @@ class NodeOptConfig:
 
 @dataclass(frozen=True)
 class NoiPruConfig:
-    noise: float = 0.2
+    noise: float = 0.4
     max_attempts: int = 500
+    min_coordination: float = 4.1
+    min_length_ratio: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class DatasetConfig:
     networks: int = 12
     nu_range: tuple[float, float] = (-0.6, 0.6)
     tolerance: float = 0.005
+    poisson_ratio: str = "uniaxial_x"
     seed: int = 0
     stiffness: str = "inverse_length"
     packing: PackingConfig = field(default_factory=PackingConfig)
@@ -72,6 +75,7 @@ class DatasetConfig:
             (self.networks >= 1, "networks", "must be at least 1"),
             (len(self.nu_range) == 2 and -1 <= self.nu_range[0] <= self.nu_range[1] <= 1, "nu_range", "must be [low, high] with -1 <= low <= high <= 1"),
             (self.tolerance > 0, "tolerance", "must be positive"),
+            (self.poisson_ratio in POISSON_DEFINITIONS, "poisson_ratio", f"must be one of {tuple(POISSON_DEFINITIONS)}"),
             (self.stiffness in STIFFNESS_MODES, "stiffness", f"must be one of {STIFFNESS_MODES}"),
             (self.packing.nodes >= 8, "packing.nodes", "must be at least 8"),
             (0 < self.packing.packing_fraction < 1, "packing.packing_fraction", "must be in (0, 1)"),
@@ -158,15 +162,19 @@ def generate_network(config: DatasetConfig, index: int) -> GeneratedNetwork:
     log.info("%s %s: %d nodes, %d bonds, Z = %.3f, target nu = %+.3f", config.name, network_name(index), start.num_nodes, start.num_bonds, start.mean_coordination(), target)
     tuning_attempt = 0
     if config.generator == "bond_pru_opt":
-        result = prune_to_target(start, target, config.tolerance)
+        result = prune_to_target(start, target, config.tolerance, config.poisson_ratio)
     elif config.generator == "node_opt":
         o = config.node_opt
-        result = optimise_node_positions(start, target, config.tolerance, config.stiffness, o.learning_rate, o.max_steps, o.min_length_ratio, o.min_angle_degrees)
+        result = optimise_node_positions(
+            start, target, config.tolerance, config.stiffness, config.poisson_ratio, o.learning_rate, o.max_steps, o.min_length_ratio, o.min_angle_degrees
+        )
     else:
         interval = config.acceptance_interval(index)
         for tuning_attempt in range(config.noi_pru.max_attempts):
             rng = np.random.default_rng([config.seed, index, packing_attempt, tuning_attempt, 1])
-            result = noise_and_prune(start, interval, rng, config.noi_pru.noise, config.stiffness)
+            result = noise_and_prune(
+                start, interval, rng, config.noi_pru.noise, config.stiffness, config.poisson_ratio, config.noi_pru.min_coordination, config.noi_pru.min_length_ratio
+            )
             if result is not None:
                 break
         else:
@@ -188,14 +196,17 @@ def network_dataset(config: DatasetConfig, index: int, generated: GeneratedNetwo
         "diameter": (("node",), generated.diameters, {"description": "diameter of the packing disk the node came from"}),
         "bulk_modulus": scalar(moduli.bulk, "linear-response bulk modulus B (energy per area)"),
         "shear_modulus": scalar(moduli.shear, "linear-response shear modulus G (energy per area)"),
-        "poisson_ratio": scalar(moduli.poisson, "(B - G) / (B + G)"),
+        "poisson_ratio": scalar(moduli.poisson_ratio(config.poisson_ratio), f"the tuned Poisson ratio ({config.poisson_ratio})"),
         "target_poisson_ratio": scalar(generated.target, "the generator's target"),
+        "isotropic_poisson_ratio": scalar(moduli.poisson, "(B - G) / (B + G), the orientation average"),
+        "uniaxial_poisson_ratio": scalar(moduli.poisson_ratio("uniaxial_x"), "C_xxyy / C_yyyy: axial strain along x, sigma_yy = 0"),
         "stiffness_matrix": (("probe", "probe_"), moduli.stiffness_matrix, {"description": "M_pq = e_p.K.e_q / V over unit probe strains"}),
     }
     attrs = {
         "dataset": config.name,
         "network": network_name(index),
         "generator": config.generator,
+        "poisson_ratio_definition": config.poisson_ratio,
         "seed": config.seed,
         "packing_attempt": generated.packing_attempt,
         "tuning_attempt": generated.tuning_attempt,
@@ -209,7 +220,8 @@ def network_dataset(config: DatasetConfig, index: int, generated: GeneratedNetwo
 
 MANIFEST_COLUMNS = (
     "network", "generator", "seed", "nodes", "bonds", "mean_coordination", "excess_coordination",
-    "target_poisson_ratio", "poisson_ratio", "bulk_modulus", "shear_modulus", "tuning_steps",
+    "target_poisson_ratio", "poisson_ratio", "isotropic_poisson_ratio", "uniaxial_poisson_ratio", "bulk_modulus", "shear_modulus",
+    "tuning_steps",
 )
 
 
@@ -226,6 +238,8 @@ def manifest_row(ds: xr.Dataset) -> dict:
         "excess_coordination": z - 4.0,
         "target_poisson_ratio": float(ds["target_poisson_ratio"]),
         "poisson_ratio": float(ds["poisson_ratio"]),
+        "isotropic_poisson_ratio": float(ds["isotropic_poisson_ratio"]),
+        "uniaxial_poisson_ratio": float(ds["uniaxial_poisson_ratio"]),
         "bulk_modulus": float(ds["bulk_modulus"]),
         "shear_modulus": float(ds["shear_modulus"]),
         "tuning_steps": int(ds.attrs["tuning_steps"]),

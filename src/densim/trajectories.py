@@ -14,7 +14,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from densim.config import typed_config
+import scipy.sparse.linalg as spla
+
+from densim.config import ConfigError, typed_config
+from densim.elasticity import hessian
 from densim.lammps import CompressionSettings, SimulationError, compress
 from densim.network import SpringNetwork
 from densim.observables import box_strain, poisson_ratio_from_box, poisson_ratio_from_positions, r_squared
@@ -22,7 +25,12 @@ from densim.observables import box_strain, poisson_ratio_from_box, poisson_ratio
 
 def compression_settings(section: dict) -> CompressionSettings:
     """Compression settings from the ``trajectories`` config section, naming any bad key."""
-    return typed_config(CompressionSettings, section, "trajectories")
+    try:
+        return typed_config(CompressionSettings, section, "trajectories")
+    except ValueError as err:
+        if isinstance(err, ConfigError):
+            raise
+        raise ConfigError(f"trajectories.{err}") from err
 
 
 def simulate(network: SpringNetwork, settings: CompressionSettings, name: str, progress=None):
@@ -31,7 +39,16 @@ def simulate(network: SpringNetwork, settings: CompressionSettings, name: str, p
     Raises
     ------
     SimulationError
+        If LAMMPS fails, or the timestep is unstable for the network's stiffest mode.
     """
+    # velocity Verlet is stable while dt * omega_max < 2; past it LAMMPS blows up with a cryptic error
+    lambda_max = float(spla.eigsh(hessian(network), k=1, which="LA", return_eigenvectors=False)[0])
+    stability = settings.timestep * np.sqrt(lambda_max / settings.mass)
+    if stability >= 1.9:
+        raise SimulationError(
+            f"network {name}: timestep {settings.timestep} is unstable for its stiffest mode "
+            f"(timestep * sqrt(lambda_max / mass) = {stability:.2f}, must stay below 2); lower trajectories.timestep"
+        )
     try:
         return compress(network.positions, network.box, network.bonds, network.rest_lengths, network.stiffness, settings, progress=progress)
     except SimulationError as err:
@@ -42,9 +59,8 @@ def trajectory_dataset(network_ds: xr.Dataset, settings: CompressionSettings, ru
     """The trajectory file's contents from the network Dataset and a LAMMPS compression ``run``."""
     frames = run.positions.shape[0]
     time = np.arange(frames) * settings.steps_per_frame * settings.timestep
-    keep = ["bonds", "rest_length", "stiffness", "diameter", "bulk_modulus", "shear_modulus", "poisson_ratio", "stiffness_matrix"]
-    network_vars = network_ds[[v for v in keep if v in network_ds]].rename({"poisson_ratio": "linear_response_poisson_ratio"})
-    m = network_ds["stiffness_matrix"].values
+    keep = ["bonds", "rest_length", "stiffness", "diameter", "bulk_modulus", "shear_modulus", "isotropic_poisson_ratio", "uniaxial_poisson_ratio", "stiffness_matrix"]
+    network_vars = network_ds[keep]
     ds = xr.Dataset(
         {
             "positions": (("time", "node", "xy"), run.positions, {"units": "small particle diameter", "description": "unwrapped node positions"}),
@@ -57,7 +73,6 @@ def trajectory_dataset(network_ds: xr.Dataset, settings: CompressionSettings, ru
                 poisson_ratio_from_positions(run.positions, run.strain, run.box[0]),
                 {"description": "least-squares transverse strain of node positions over the imposed axial strain"},
             ),
-            "uniaxial_poisson_ratio": ((), m[0, 1] / m[1, 1], {"description": "linear-response prediction of this protocol, C_xxyy / C_yyyy"}),
         },
         coords={"time": ("time", time, {"units": "lj time"}), "xy": ["x", "y"]},
         attrs={
@@ -101,7 +116,7 @@ def summary(trajectories: list[xr.Dataset], small_strain: float = 0.005) -> pd.D
         final = np.array([ds["poisson_ratio_box"].values[-1] for ds in group])
         compression = np.array([small_strain_poisson_ratio(ds["box"].values, small_strain) for ds in group])
         uniaxial = np.array([float(ds["uniaxial_poisson_ratio"]) for ds in group])
-        isotropic = np.array([float(ds["linear_response_poisson_ratio"]) for ds in group])
+        isotropic = np.array([float(ds["isotropic_poisson_ratio"]) for ds in group])
         rows.append(
             {
                 "dataset": dataset,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from densim.elasticity import BondRemoval, NotRigidError, linear_response, poisson_ratio
+from densim.elasticity import POISSON_DEFINITIONS, BondRemoval, NotRigidError, linear_response
 from densim.network import SpringNetwork, stress_free_network
 
 
@@ -29,7 +29,9 @@ class TuningResult:
     """A tuned network and how it got there.
 
     ``steps`` counts removals (pruning) or gradient steps (node optimisation); ``factorisations`` and
-    ``solves`` count the linear algebra used (right-hand sides solved against a Hessian factorisation).
+    ``solves`` count the linear algebra used (right-hand sides solved against a Hessian factorisation);
+    ``candidates`` counts the candidate removals evaluated (each would cost a factorisation and three solves
+    if recomputed from scratch).
     """
 
     network: SpringNetwork
@@ -37,54 +39,88 @@ class TuningResult:
     steps: int
     factorisations: int = 0
     solves: int = 0
+    candidates: int = 0
 
 
-def prune_to_target(network: SpringNetwork, target: float, tolerance: float, min_degree: int = 3, refresh_every: int = 100) -> TuningResult:
-    """Greedy pruning toward a target Poisson ratio.
+def prune_to_target(
+    network: SpringNetwork, target: float, tolerance: float, definition: str = "uniaxial_x", min_degree: int = 3, refresh_every: int = 100
+) -> TuningResult:
+    """Greedy pruning toward a target Poisson ratio (``definition`` from :data:`POISSON_DEFINITIONS`).
 
     Each step removes the allowed bond (both ends keep ``min_degree`` bonds, no floppy mode opens) whose
     removal brings nu closest to ``target``; it stops within ``tolerance`` or when no removal gets closer.
     """
+    measure = POISSON_DEFINITIONS[definition]
     state = BondRemoval(network, min_degree=min_degree, refresh_every=refresh_every)
-    nu = state.moduli.poisson
+    nu = state.moduli.poisson_ratio(definition)
+    candidates = 0
     while abs(nu - target) > tolerance:
-        bulk, shear, allowed = state.removal_effects()
+        stiffness, allowed = state.removal_effects()
+        candidates += int(allowed.sum())
         if not allowed.any():
             break
-        miss = np.abs(poisson_ratio(bulk, shear) - target)
+        miss = np.abs(measure(stiffness) - target)
         best = int(np.nanargmin(miss))
         if miss[best] >= abs(nu - target):
             break
         state.remove(best)
-        nu = state.moduli.poisson
-    return TuningResult(state.current, nu, len(state.removed), state.factorisations, state.solves)
+        nu = state.moduli.poisson_ratio(definition)
+    return TuningResult(state.current, nu, len(state.removed), state.factorisations, state.solves, candidates)
 
 
-def noise_and_prune(network: SpringNetwork, interval: tuple[float, float], rng: np.random.Generator, noise: float, stiffness_mode: str, min_degree: int = 3) -> TuningResult | None:
+_MAX_REDRAWS = 100
+
+
+def noise_and_prune(
+    network: SpringNetwork,
+    interval: tuple[float, float],
+    rng: np.random.Generator,
+    noise: float,
+    stiffness_mode: str,
+    definition: str = "uniaxial_x",
+    min_coordination: float = 4.1,
+    min_length_ratio: float = 0.5,
+    min_degree: int = 3,
+) -> TuningResult | None:
     """Displace nodes at random, then remove random bonds until nu falls in ``interval``.
 
     Node displacements are Gaussian with standard deviation ``noise`` (in particle diameters); rest lengths
     are reset so the displaced network is stress free. Bonds are removed in random order among those whose
-    removal keeps the network rigid and every node at ``min_degree`` bonds.
+    removal keeps the network rigid and every node at ``min_degree`` bonds, while the mean coordination stays
+    at or above ``min_coordination`` (near the isostatic Z = 4 the response to finite strain is strongly
+    nonlinear, so such networks make poor compression data). The displacements of the ends of a bond that
+    would shrink below ``min_length_ratio`` of its length are drawn again: with stiffness 1/l0 such a bond
+    would be too stiff for the MD timestep of the compression.
 
     Returns
     -------
     TuningResult or None
         None when the random path reaches a network with no removable bond without entering ``interval``.
     """
-    displaced = network.positions + noise * rng.standard_normal(network.positions.shape)
+    displacement = noise * rng.standard_normal(network.positions.shape)
+    for _ in range(_MAX_REDRAWS):
+        displaced = stress_free_network(network.positions + displacement, network.box, network.bonds, stiffness_mode)
+        short = displaced.rest_lengths < min_length_ratio * network.rest_lengths
+        if not short.any():
+            break
+        # redraw the displacements of the nodes of too-short bonds only
+        nodes = np.unique(network.bonds[short])
+        displacement[nodes] = noise * rng.standard_normal((len(nodes), 2))
+    else:
+        return None
     try:
-        state = BondRemoval(stress_free_network(displaced, network.box, network.bonds, stiffness_mode), min_degree=min_degree)
+        state = BondRemoval(displaced, min_degree=min_degree)
     except NotRigidError:
         return None
     low, high = interval
-    while not low <= state.moduli.poisson <= high:
-        _, _, allowed = state.removal_effects()
-        if not allowed.any():
+    min_bonds = min_coordination * network.num_nodes / 2
+    while not low <= state.moduli.poisson_ratio(definition) <= high:
+        _, allowed = state.removal_effects()
+        if not allowed.any() or state.active.sum() - 1 < min_bonds:
             return None
         state.remove(int(rng.choice(np.flatnonzero(allowed))))
-    # near the rigidity threshold the moduli are tiny: confirm the landing with a fresh solve
-    nu = linear_response(state.current).poisson
+    # confirm the landing with a fresh solve (rank-one updates accumulate round-off)
+    nu = linear_response(state.current).poisson_ratio(definition)
     if not low <= nu <= high:
         return None
     return TuningResult(state.current, nu, len(state.removed), state.factorisations, state.solves + 3)
@@ -93,7 +129,9 @@ def noise_and_prune(network: SpringNetwork, interval: tuple[float, float], rng: 
 _PROBE_STRAINS = torch.tensor([[[1.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 1.0]], [[0.0, 0.5], [0.5, 0.0]]], dtype=torch.float64)
 
 
-def torch_poisson_ratio(positions: torch.Tensor, box: torch.Tensor, bonds: torch.Tensor, images: torch.Tensor, stiffness_mode: str) -> torch.Tensor:
+def torch_poisson_ratio(
+    positions: torch.Tensor, box: torch.Tensor, bonds: torch.Tensor, images: torch.Tensor, stiffness_mode: str, definition: str = "uniaxial_x"
+) -> torch.Tensor:
     """Differentiable Poisson ratio of the stress-free network on ``positions`` (dense linear algebra).
 
     Parameters
@@ -120,9 +158,7 @@ def torch_poisson_ratio(positions: torch.Tensor, box: torch.Tensor, bonds: torch
     u = torch.cat([u[:2], -torch.linalg.solve(hessian[2:, 2:], force[2:])])
     e = affine + a_mat @ u
     m = e.T @ (k[:, None] * e) / (box[0] * box[1])
-    bulk = (m[0, 0] + m[1, 1] + 2 * m[0, 1]) / 4
-    shear = (4 * m[2, 2] + m[0, 0] + m[1, 1] - 2 * m[0, 1]) / 8
-    return (bulk - shear) / (bulk + shear)
+    return POISSON_DEFINITIONS[definition](m)
 
 
 def _bond_pairs_at_nodes(bonds: np.ndarray, num_nodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -146,6 +182,7 @@ def optimise_node_positions(
     target: float,
     tolerance: float,
     stiffness_mode: str,
+    definition: str = "uniaxial_x",
     learning_rate: float = 2e-3,
     max_steps: int = 3000,
     min_length_ratio: float = 0.5,
@@ -181,7 +218,7 @@ def optimise_node_positions(
     step = 0
     for step in range(max_steps + 1):
         positions = start + displacement
-        nu = torch_poisson_ratio(positions, box, bonds, images, stiffness_mode)
+        nu = torch_poisson_ratio(positions, box, bonds, images, stiffness_mode, definition)
         short, narrow = guards(positions)
         if abs(nu.item() - target) <= tolerance and short.item() == 0.0 and narrow.item() == 0.0:
             break
