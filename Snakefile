@@ -10,6 +10,7 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/networks.smk"
 include: "workflow/rules/trajectories.smk"
+include: "workflow/rules/spectra.smk"
 include: "workflow/rules/splits.smk"
 
 

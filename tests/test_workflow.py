@@ -47,7 +47,7 @@ def test_invalid_config_fails_before_any_job_naming_the_key(workdir, override, k
 def test_dry_run_lists_the_stage_jobs(workdir):
     result = snakemake(workdir, "-n", "--cores", "all")
     assert result.returncode == 0, result.stderr
-    for rule in ("network", "network_manifest", "trajectory", "trajectory_summary", "split", "union_split"):
+    for rule in ("network", "network_manifest", "trajectory", "trajectory_summary", "spectra", "split", "union_split"):
         assert rule in result.stdout
 
 

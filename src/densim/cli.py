@@ -123,6 +123,58 @@ def cmd_splits_union(args) -> None:
     print({part: len(refs) for part, refs in split.items()})
 
 
+def cmd_spectra(args) -> None:
+    from densim.io import read_network, write_dataset
+    from densim.provenance import provenance_attrs
+    from densim.spectra import cached_spectra
+
+    _, network_ds = read_network(args.network)
+    settings = {"k": args.k, "dense_below": args.dense_below, "sigma": args.sigma}
+    try:
+        ds = cached_spectra(network_ds, args.k, args.cache_dir, args.dense_below, args.sigma, provenance_attrs({"spectra": settings}, inputs=[args.network]))
+    except ValueError as err:
+        raise SystemExit(f"densim: {args.network}: {err}") from err
+    write_dataset(ds, args.output)
+    logging.getLogger("densim").info("wrote %s (%s, %d nodes, k = %d)", args.output, ds.attrs["solver"], ds.sizes["node"], args.k)
+
+
+def cmd_train(args) -> None:
+    from densim.io import read_dataset, read_json
+    from densim.models import build_model
+    from densim.provenance import provenance_attrs
+    from densim.rollout import trajectory_graph
+    from densim.simulator import LearnedSimulator
+    from densim.training import compute_statistics, train, training_config
+
+    spec = _load_mapping(args.spec)
+    config = training_config(spec.get("training", {}))
+    hyperparameters = spec.get("models", {}).get(args.model, {})
+    split = read_json(args.split, required=("train", "validation", "test"))
+
+    def load(part):
+        graphs = []
+        for ref in split[part]:
+            trajectory = read_dataset(args.trajectories / f"{ref}.nc", "trajectory", ("positions", "box", "bonds"))
+            spectra = read_dataset(args.spectra / f"{ref}.nc", "spectra", ("eigenvectors", "eigenvalues"))
+            graphs.append(trajectory_graph(trajectory, spectra))
+        return graphs
+
+    train_set, validation_set = load("train"), load("validation")
+    statistics = compute_statistics(train_set, config)
+    network = build_model(args.model, node_in=2 * args.history, edge_in=4, out=2, **hyperparameters)
+    simulator = LearnedSimulator(network, args.history, statistics, residual=config.residual, noise_std=config.noise_std)
+    metadata = {
+        "name": f"{args.dataset}/{args.model}/h{args.history}/seed{args.seed}",
+        "model": args.model,
+        "hyperparameters": hyperparameters,
+        "history": args.history,
+        "training": spec.get("training", {}),
+        **provenance_attrs(spec, inputs=[args.split]),
+    }
+    history = train(simulator, train_set, validation_set, config, args.output, args.seed, metadata)
+    logging.getLogger("densim").info("best validation rollout error %.4g", min(history["validation_rollout_error"]))
+
+
 def cmd_provenance(args) -> None:
     from densim.io import read_provenance
 
@@ -196,6 +248,32 @@ def build_parser() -> argparse.ArgumentParser:
     union.add_argument("--dataset", required=True)
     union.add_argument("-o", "--output", required=True, type=Path)
     union.set_defaults(func=cmd_splits_union)
+
+    spectra = stages.add_parser(
+        "spectra",
+        help="Laplacian eigenpairs of a network",
+        description="Write the first k eigenpairs of the symmetric normalised Laplacian of a network's bonds, reusing "
+        "the entry of its topology in the cache (keyed by a hash of the topology) or adding one.",
+    )
+    spectra.add_argument("network", type=Path, help="network netCDF file")
+    spectra.add_argument("--k", required=True, type=int, help="eigenpairs to keep; modes beyond the node count are zero padding marked invalid")
+    spectra.add_argument("--dense-below", type=int, default=300, help="networks with fewer nodes are diagonalised densely, larger ones by shift-invert Lanczos (default 300)")
+    spectra.add_argument("--sigma", type=float, default=-1e-3, help="shift of the shift-invert iteration, below 0 (default -1e-3)")
+    spectra.add_argument("--cache-dir", type=Path, default=Path("results/spectra/cache"), help="folder of the topology-keyed cache (default results/spectra/cache)")
+    spectra.add_argument("-o", "--output", required=True, type=Path, help="spectra netCDF file to write")
+    spectra.set_defaults(func=cmd_spectra)
+
+    tr = stages.add_parser("train", help="train one simulator", description="Train a learned simulator on a split; resumes from OUTPUT/last.pt.")
+    tr.add_argument("--dataset", required=True)
+    tr.add_argument("--model", required=True, help="model key (see densim.models.MODELS)")
+    tr.add_argument("--history", required=True, type=int, help="velocities per node feature")
+    tr.add_argument("--seed", required=True, type=int)
+    tr.add_argument("--split", required=True, type=Path, help="split JSON of the dataset and seed")
+    tr.add_argument("--trajectories", type=Path, default=Path("results/trajectories"), help="folder of {dataset}/{network}.nc trajectories")
+    tr.add_argument("--spectra", type=Path, default=Path("results/spectra"), help="folder of {dataset}/{network}.nc spectra")
+    tr.add_argument("--spec", default="{}", help="JSON mapping with the `training` and `models` config sections")
+    tr.add_argument("-o", "--output", required=True, type=Path, help="output folder (last.pt, best.pt, history.json)")
+    tr.set_defaults(func=cmd_train)
 
     prov = stages.add_parser("provenance", help="show how an output file was made", description="Print the provenance attributes of a densim output.")
     prov.add_argument("file", type=Path)

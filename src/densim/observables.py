@@ -55,7 +55,7 @@ def poisson_ratio_from_box(box: np.ndarray) -> np.ndarray:
     return _ratio(strain[:, 1], strain[:, 0])
 
 
-def _design_matrix(reference: np.ndarray, box: np.ndarray) -> np.ndarray:
+def strain_design_matrix(reference: np.ndarray, box: np.ndarray) -> np.ndarray:
     """Columns: 1, centred y, and cos/sin of the lowest periodic modes of the reference positions, shape (N, 10)."""
     phase = 2 * np.pi * reference / box
     columns = [np.ones(len(reference)), reference[:, 1] - reference[:, 1].mean()]
@@ -84,7 +84,7 @@ def transverse_strain_from_positions(positions: np.ndarray, reference: np.ndarra
     ndarray, shape (...)
     """
     displacement = minimum_image(positions - reference, box)[..., 1]  # (..., N)
-    coefficients = np.linalg.pinv(_design_matrix(reference, box))[1]  # the slope row of the least-squares solution
+    coefficients = np.linalg.pinv(strain_design_matrix(reference, box))[1]  # the slope row of the least-squares solution
     return displacement @ coefficients
 
 

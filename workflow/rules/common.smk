@@ -69,8 +69,9 @@ def network_files(wildcards):
     return expand("results/networks/{dataset}/{network}.nc", dataset=wildcards.dataset, network=network_ids(wildcards.dataset))
 
 
-def trajectory_files(datasets):
-    return [f"results/trajectories/{dataset}/{network}.nc" for dataset in datasets for network in network_ids(dataset)]
+def network_outputs(stage, datasets):
+    """Per-network files of a stage (trajectories, spectra) for the given datasets."""
+    return [f"results/{stage}/{dataset}/{network}.nc" for dataset in datasets for network in network_ids(dataset)]
 
 
 def member_splits(wildcards):
@@ -80,7 +81,8 @@ def member_splits(wildcards):
 def all_outputs():
     return [
         *expand("results/networks/{dataset}/manifest.csv", dataset=GENERATED_DATASETS),
-        *trajectory_files(GENERATED_DATASETS),
+        *network_outputs("trajectories", GENERATED_DATASETS),
+        *network_outputs("spectra", GENERATED_DATASETS),
         "results/trajectories/summary.csv",
         *expand("results/splits/{dataset}/seed{seed}.json", dataset=list(config["datasets"]), seed=config["seeds"]),
     ]

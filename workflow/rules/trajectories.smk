@@ -25,7 +25,7 @@ rule trajectory:
 
 rule trajectory_summary:
     input:
-        trajectories=trajectory_files(GENERATED_DATASETS),
+        trajectories=network_outputs("trajectories", GENERATED_DATASETS),
     output:
         table="results/trajectories/summary.csv",
         provenance="results/trajectories/summary.csv.provenance.json",
