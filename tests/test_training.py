@@ -1,0 +1,94 @@
+"""Training a simulator end to end on a few tiny compressed networks."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from densim.lammps import CompressionSettings
+from densim.models import build_model
+from densim.networks import DatasetConfig, generate_network, network_dataset
+from densim.rollout import rollout, trajectory_graph
+from densim.simulator import LearnedSimulator
+from densim.spectra import spectra_dataset
+from densim.training import TrainingConfig, TrainingError, compute_statistics, load_simulator, rollout_error, train
+from densim.trajectories import simulate, trajectory_dataset
+
+
+@pytest.fixture(scope="module")
+def graphs():
+    config = DatasetConfig.from_dict("tiny", {"generator": "bond_pru_opt", "networks": 4, "nu_range": [-0.3, 0.3], "packing": {"nodes": 40}})
+    settings = CompressionSettings(frames=16, steps_per_frame=100)
+    result = []
+    for index in range(config.networks):
+        generated = generate_network(config, index)
+        network_ds = network_dataset(config, index, generated, {})
+        trajectory = trajectory_dataset(network_ds, settings, simulate(generated.network, settings, f"tiny/{index}"), {})
+        result.append(trajectory_graph(trajectory, spectra_dataset(network_ds, k=8, dense_below=300, sigma=-1e-3)))
+    return result
+
+
+def make_simulator(graphs, config, model="spatial"):
+    network = build_model(model, node_in=4, edge_in=4, out=2)
+    return LearnedSimulator(network, 2, compute_statistics(graphs[:3], config), residual=config.residual)
+
+
+CONFIG = TrainingConfig(horizon=12, steps=20, batch_size=2, validate_every=10)
+
+
+def test_training_runs_and_reloaded_checkpoint_reproduces_its_metric(graphs, tmp_path):
+    torch.manual_seed(0)
+    sim = make_simulator(graphs, CONFIG)
+    meta = {"name": "tiny", "model": "spatial", "hyperparameters": {}, "history": 2, "training": dataclasses.asdict(CONFIG)}
+    history = train(sim, graphs[:3], graphs[3:], CONFIG, tmp_path, seed=0, metadata=meta)
+    assert len(history["loss"]) == 20 and all(map(torch.isfinite, torch.tensor(history["loss"])))
+    best = torch.load(tmp_path / "best.pt", weights_only=False)
+    # a fresh process rebuilds the simulator from the checkpoint alone and gets the same validation error
+    script = (
+        "import torch, sys; from densim.training import load_simulator, rollout_error; "
+        "from tests.test_training import rebuild_validation; "
+        f"sim, _ = load_simulator({str(tmp_path / 'best.pt')!r}); print(rollout_error(sim, rebuild_validation(), {CONFIG.horizon - 3}))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.split()[-1]) == pytest.approx(best["validation_rollout_error"], rel=1e-6)
+
+
+def rebuild_validation():
+    """The validation graph of the fixture, rebuilt deterministically in another process."""
+    config = DatasetConfig.from_dict("tiny", {"generator": "bond_pru_opt", "networks": 4, "nu_range": [-0.3, 0.3], "packing": {"nodes": 40}})
+    settings = CompressionSettings(frames=16, steps_per_frame=100)
+    generated = generate_network(config, 3)
+    network_ds = network_dataset(config, 3, generated, {})
+    trajectory = trajectory_dataset(network_ds, settings, simulate(generated.network, settings, "tiny/3"), {})
+    return [trajectory_graph(trajectory, spectra_dataset(network_ds, k=8, dense_below=300, sigma=-1e-3))]
+
+
+def test_resume_continues_from_the_last_checkpoint(graphs, tmp_path):
+    meta = {"name": "tiny", "model": "spatial", "hyperparameters": {}, "history": 2, "training": dataclasses.asdict(CONFIG)}
+    short = dataclasses.replace(CONFIG, steps=10)
+    train(make_simulator(graphs, short), graphs[:3], graphs[3:], short, tmp_path, 0, meta)
+    history = train(make_simulator(graphs, CONFIG), graphs[:3], graphs[3:], CONFIG, tmp_path, 0, meta)
+    assert history["step"] == list(range(1, 21))
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(graphs, tmp_path):
+    meta = {"name": "tiny", "model": "spatial", "hyperparameters": {}, "history": 2, "training": dataclasses.asdict(CONFIG)}
+    short = dataclasses.replace(CONFIG, steps=10)
+    train(make_simulator(graphs, short), graphs[:3], graphs[3:], short, tmp_path, 0, meta)
+    good = (tmp_path / "last.pt").read_bytes()
+    poisoned = [dataclasses.replace(g, positions=g.positions * float("nan")) for g in graphs[:3]]
+    with pytest.raises(TrainingError, match="non-finite loss"):
+        train(make_simulator(graphs, CONFIG), poisoned, graphs[3:], CONFIG, tmp_path, 0, meta)
+    assert (tmp_path / "last.pt").read_bytes() == good
+
+
+def test_rollout_keeps_the_initial_frames_and_runs_the_full_length(graphs):
+    sim = make_simulator(graphs, CONFIG)
+    predicted = rollout(sim, graphs[0])
+    assert predicted.shape == graphs[0].positions.shape
+    assert torch.equal(predicted[:, :3], graphs[0].positions[:, :3])
+    assert torch.isfinite(predicted).all()
