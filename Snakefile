@@ -12,6 +12,7 @@ include: "workflow/rules/networks.smk"
 include: "workflow/rules/trajectories.smk"
 include: "workflow/rules/spectra.smk"
 include: "workflow/rules/splits.smk"
+include: "workflow/rules/training.smk"
 
 
 rule all:

@@ -47,7 +47,7 @@ def test_invalid_config_fails_before_any_job_naming_the_key(workdir, override, k
 def test_dry_run_lists_the_stage_jobs(workdir):
     result = snakemake(workdir, "-n", "--cores", "all")
     assert result.returncode == 0, result.stderr
-    for rule in ("network", "network_manifest", "trajectory", "trajectory_summary", "spectra", "split", "union_split"):
+    for rule in ("network", "network_manifest", "trajectory", "trajectory_summary", "spectra", "split", "union_split", "train"):
         assert rule in result.stdout
 
 
@@ -68,6 +68,10 @@ def test_smoke_preset_builds_every_output(workdir):
     for part in ("train", "validation", "test"):
         assert comb[part] == sorted(ref for member in members for ref in member[part])
     assert len(comb["train"] + comb["validation"] + comb["test"]) == 9
+    for dataset in ("node_opt", "comb"):
+        for model in ("spatial", "nlsf"):
+            folder = workdir / f"results/models/{dataset}/{model}/h2/seed0"
+            assert (folder / "best.pt").exists() and json.loads((folder / "history.json").read_text())["step"][-1] == 4
     # asking again does nothing: every output is up to date
     again = snakemake(workdir, "-n", "--cores", "2", "--configfile", "workflow/presets/smoke.yaml")
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -182,7 +182,7 @@ def train(
         scheduler.step()
         history["step"].append(step + 1)
         history["loss"].append(loss.item())
-        bar.set_postfix(loss=f"{loss.item():.3g}")
+        bar.set_postfix(loss=f"{loss.item():.3g}", refresh=False)
         if (step + 1) % config.validate_every == 0 or step + 1 == config.steps:
             error = rollout_error(simulator, validation_set, validation_steps) if validation_set else loss.item()
             history["validation_step"].append(step + 1)
@@ -212,3 +212,13 @@ def load_simulator(path: str | Path, device: str = "cpu") -> tuple[LearnedSimula
     simulator = LearnedSimulator(network, meta["history"], placeholder, residual=TrainingConfig(**meta["training"]).residual)
     simulator.load_state_dict(state["simulator"])
     return simulator, meta
+
+
+def check_hyperparameters(model: str, hyperparameters: dict) -> None:
+    """Build the model once at a tiny size, so a bad key or value fails before any job, naming it."""
+    from densim.models import build_model
+
+    try:
+        build_model(model, node_in=2, edge_in=4, out=2, **hyperparameters)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f"models.{model}: {err}") from None

@@ -9,6 +9,7 @@ from densim.config import ConfigError
 from densim.networks import DatasetConfig
 from densim.splits import SplitFractions
 from densim.trajectories import compression_settings
+from densim.training import check_hyperparameters, training_config
 
 
 def _config_key(error):
@@ -45,8 +46,11 @@ try:
         if _unknown:
             raise ConfigError(f"datasets.{_name}.union: {_unknown} are not generated datasets")
     compression_settings(config["trajectories"])
+    training_config(config["training"])
+    for _model in config["experiments"]["models"]:
+        check_hyperparameters(_model, config["models"].get(_model, {}))
     SplitFractions(**config["splits"])
-except (ConfigError, TypeError) as err:
+except (ConfigError, TypeError, KeyError) as err:
     raise WorkflowError(f"invalid config key {err}") from None
 
 
@@ -74,6 +78,15 @@ def network_outputs(stage, datasets):
     return [f"results/{stage}/{dataset}/{network}.nc" for dataset in datasets for network in network_ids(dataset)]
 
 
+def member_datasets(dataset):
+    """The generated datasets whose networks a dataset holds: itself, or a union's members."""
+    return config["datasets"][dataset].get("union", [dataset])
+
+
+def training_spec_json(wildcards):
+    return json.dumps({"training": config["training"], "models": config["models"]}, sort_keys=True)
+
+
 def member_splits(wildcards):
     return expand("results/splits/{dataset}/seed{seed}.json", dataset=config["datasets"][wildcards.union]["union"], seed=wildcards.seed)
 
@@ -85,4 +98,11 @@ def all_outputs():
         *network_outputs("spectra", GENERATED_DATASETS),
         "results/trajectories/summary.csv",
         *expand("results/splits/{dataset}/seed{seed}.json", dataset=list(config["datasets"]), seed=config["seeds"]),
+        *expand(
+            "results/models/{dataset}/{model}/h{history}/seed{seed}/best.pt",
+            dataset=list(config["datasets"]),
+            model=config["experiments"]["models"],
+            history=config["experiments"]["histories"],
+            seed=config["seeds"],
+        ),
     ]
