@@ -10,15 +10,19 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from densim.models import MODELS, UnknownModelError, build_model
-from densim.models.blocks import GraphInputs, project, synthesise
+from densim.models.baselines import Frozen, LinearFloor
+from densim.models.blocks import EncodeProcessDecode, GraphInputs, project, synthesise
 from densim.models.nlsf import NLSFBlock, NormNLSFBlock
 from densim.models.spectral_mlp import SpectralMLPBlock
 
 NODE_IN, EDGE_IN, OUT, K_MODES = 6, 4, 2, 8
 TOLERANCE = {"rtol": 1e-9, "atol": 1e-10}  # float64: the routes differ only by summation order
 
-# every registered model at a small size, plus the non-default variants of the NLSF and spatial blocks
-CONFIGS = [(key, {}) for key in MODELS] + [
+BASELINES = ["frozen", "linear_floor"]
+LEARNED = [key for key, cls in MODELS.items() if issubclass(cls, EncodeProcessDecode)]
+
+# every learned model at a small size, plus the non-default variants of the NLSF and spatial blocks
+CONFIGS = [(key, {}) for key in LEARNED] + [
     ("nlsf", {"channel_mixing": "full"}),
     ("nlsf_norm", {"channel_mixing": "full"}),
     ("spatial", {"update_edges": False}),
@@ -91,7 +95,8 @@ def batch(graphs) -> Batch:
 
 def test_registry_keys():
     assert list(MODELS) == ["spatial", "chebnet", "spectral_mlp", "nlsf", "nlsf_norm",
-                            "s2_chebnet", "s2_mlp", "s2_nlsf", "s2_nlsf_norm"]
+                            "s2_chebnet", "s2_mlp", "s2_nlsf", "s2_nlsf_norm", "frozen", "linear_floor"]
+    assert sorted(LEARNED + BASELINES) == sorted(MODELS)
 
 
 def test_unknown_key_is_named_with_the_known_ones():
@@ -119,7 +124,7 @@ def test_bad_hyperparameter_values_are_named(key, setting):
         build_model(key, NODE_IN, EDGE_IN, OUT, **setting)
 
 
-@pytest.mark.parametrize("key", MODELS)
+@pytest.mark.parametrize("key", LEARNED)
 def test_repr_shows_hyperparameters_that_rebuild_the_model(key):
     model = build_model(key, NODE_IN, EDGE_IN, OUT)
     assert all(f"{name}={value!r}" in repr(model) for name, value in model.hyperparameters.items())
@@ -269,3 +274,32 @@ def test_malformed_graphs_are_named(change, message, graphs):
         setattr(graph, name, value)
     with pytest.raises(ValueError, match=message):
         small_model("s2_nlsf")(graph)
+
+
+def test_baselines_take_no_hyperparameters():
+    for key in BASELINES:
+        assert build_model(key, NODE_IN, EDGE_IN, OUT).hyperparameters == {}
+        with pytest.raises(TypeError, match="unknown hyperparameter.*hidden"):
+            build_model(key, NODE_IN, EDGE_IN, OUT, hidden=8)
+
+
+def test_frozen_is_marked_and_outputs_zeros(batch):
+    model = build_model("frozen", NODE_IN, EDGE_IN, OUT)
+    assert isinstance(model, Frozen) and model.frozen and not list(model.parameters())
+    assert torch.equal(model(batch), torch.zeros(batch.num_nodes, OUT, dtype=batch.x.dtype))
+
+
+def test_linear_floor_fit_is_the_least_squares_solution():
+    torch.manual_seed(0)
+    features = torch.randn(500, NODE_IN, dtype=torch.float64)
+    weight, bias = torch.randn(OUT, NODE_IN, dtype=torch.float64), torch.randn(OUT, dtype=torch.float64)
+    model = LinearFloor(NODE_IN, EDGE_IN, OUT).double()
+    model.fit(features, features @ weight.T + bias)  # exactly linear: recovered to rounding
+    torch.testing.assert_close(model.linear.weight, weight, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(model.linear.bias, bias, rtol=1e-10, atol=1e-10)
+    noisy = features @ weight.T + bias + 0.1 * torch.randn(500, OUT, dtype=torch.float64)
+    model.fit(features, noisy)
+    residual = noisy - model(Data(x=features))
+    # at the least-squares optimum the residual is orthogonal to every feature and to the constant
+    design = torch.cat([features, torch.ones(500, 1, dtype=torch.float64)], dim=1)
+    assert (design.T @ residual).abs().max() < 1e-9

@@ -1,9 +1,20 @@
-"""Poisson ratio of a trajectory from the box and from node positions, on synthetic affine deformations."""
+"""Poisson ratio of a trajectory from the box, from node positions with the network (zero transverse stress) and
+from the least-squares slope of displacements, on synthetic deformations. Agreement on LAMMPS ground truth is
+tested in test_trajectories."""
 
 import numpy as np
 import pytest
+import torch
 
-from densim.observables import poisson_ratio_from_box, poisson_ratio_from_positions, r_squared
+from densim.network import triangular_lattice
+from densim.observables import (
+    bond_images,
+    poisson_ratio_from_box,
+    poisson_ratio_from_positions,
+    poisson_ratio_from_slope,
+    r_squared,
+    zero_stress_box_y,
+)
 
 
 def affine_trajectory(nu, frames=6, nodes=200, strain=0.02, seed=0):
@@ -17,28 +28,28 @@ def affine_trajectory(nu, frames=6, nodes=200, strain=0.02, seed=0):
 
 
 @pytest.mark.parametrize("nu", [-0.7, 0.0, 1 / 3, 0.9])
-def test_box_and_positions_recover_an_affine_poisson_ratio(nu):
+def test_box_and_slope_recover_an_affine_poisson_ratio(nu):
     positions, box, exx = affine_trajectory(nu)
     from_box = poisson_ratio_from_box(box)
-    from_positions = poisson_ratio_from_positions(positions, exx, box[0])
+    from_positions = poisson_ratio_from_slope(positions, exx, box[0])
     assert np.isnan(from_box[0]) and np.isnan(from_positions[0])
     np.testing.assert_allclose(from_box[1:], nu, atol=1e-12)
     np.testing.assert_allclose(from_positions[1:], nu, atol=1e-12)
 
 
-def test_positions_route_ignores_periodic_wrapping():
+def test_slope_route_ignores_periodic_wrapping():
     positions, box, exx = affine_trajectory(0.25)
     wrapped = np.mod(positions, box[:, None, :])
     np.testing.assert_allclose(
-        poisson_ratio_from_positions(wrapped, exx, box[0])[1:], poisson_ratio_from_positions(positions, exx, box[0])[1:], atol=1e-12
+        poisson_ratio_from_slope(wrapped, exx, box[0])[1:], poisson_ratio_from_slope(positions, exx, box[0])[1:], atol=1e-12
     )
 
 
-def test_positions_route_is_robust_to_uncorrelated_non_affine_noise():
+def test_slope_route_is_robust_to_uncorrelated_non_affine_noise():
     positions, box, exx = affine_trajectory(0.4, nodes=2000)
     noise = 1e-4 * np.random.default_rng(1).standard_normal(positions.shape)
     noise[0] = 0
-    nu = poisson_ratio_from_positions(positions + noise, exx, box[0])
+    nu = poisson_ratio_from_slope(positions + noise, exx, box[0])
     np.testing.assert_allclose(nu[1:], 0.4, atol=0.02)
 
 
@@ -46,3 +57,47 @@ def test_r_squared():
     x = np.array([0.0, 1.0, 2.0, np.nan])
     assert r_squared(x, x) == 1.0
     assert r_squared(x[:3], np.full(3, 1.0)) == pytest.approx(0.0)
+
+
+def strained_lattice(exx, eyy, cells=(8, 10)):
+    """A triangular lattice deformed affinely; its nodes stay in force balance by inversion symmetry."""
+    net = triangular_lattice(*cells)
+    scale = np.stack([1 + exx, 1 + eyy], axis=-1)  # (frames, 2)
+    return net, net.positions[None] * scale[:, None, :], net.box * scale
+
+
+def test_zero_stress_route_gives_one_third_on_a_triangular_lattice_strained_at_zero_transverse_stress():
+    exx = -np.array([0.0, 1e-7, 1e-6, 1e-5])
+    net, positions, box = strained_lattice(exx, -exx / 3)
+    nu = poisson_ratio_from_positions(positions, box[:, 0], box[0], net.bonds, net.rest_lengths, net.stiffness)
+    assert np.isnan(nu[0])
+    np.testing.assert_allclose(nu[1:], 1 / 3, atol=1e-5)
+
+
+def test_zero_stress_route_is_the_same_on_numpy_and_torch_and_ignores_node_order():
+    exx = -np.array([0.0, 0.01, 0.02])
+    net, positions, box = strained_lattice(exx, 0.2 * exx)
+    images = bond_images(positions[0], net.bonds, box[0])
+    args = (net.bonds, images, net.rest_lengths, net.stiffness)
+    expected = zero_stress_box_y(positions, box[:, 0], box[0, 1], *args)
+    as_torch = zero_stress_box_y(torch.as_tensor(positions), torch.as_tensor(box[:, 0]), box[0, 1], *map(torch.as_tensor, args))
+    np.testing.assert_allclose(as_torch.numpy(), expected, rtol=1e-14)
+    order = np.random.default_rng(0).permutation(net.num_nodes)
+    relabel = np.argsort(order)[net.bonds]
+    permuted = zero_stress_box_y(positions[:, order], box[:, 0], box[0, 1], relabel, images, net.rest_lengths, net.stiffness)
+    np.testing.assert_allclose(permuted, expected, rtol=1e-14)
+
+
+def test_zero_stress_route_names_an_undetermined_box():
+    net, positions, box = strained_lattice(np.zeros(1), np.zeros(1))
+    images = np.zeros((net.num_bonds, 2))
+    with pytest.raises(ValueError, match="no bond crosses"):
+        zero_stress_box_y(positions, box[:, 0], box[0, 1], net.bonds, images, net.rest_lengths, net.stiffness)
+
+
+def test_zero_stress_route_returns_nan_for_a_diverged_frame():
+    exx = -np.array([0.0, 0.01, 0.02])
+    net, positions, box = strained_lattice(exx, -exx / 3)
+    positions[2, 5] = np.nan
+    nu = poisson_ratio_from_positions(positions, box[:, 0], box[0], net.bonds, net.rest_lengths, net.stiffness)
+    assert np.isfinite(nu[1]) and np.isnan(nu[2])

@@ -11,10 +11,21 @@ import torch
 from densim.lammps import CompressionSettings
 from densim.models import build_model
 from densim.networks import DatasetConfig, generate_network, network_dataset
-from densim.rollout import rollout, trajectory_graph
+from densim.rollout import relative_mse, rollout, trajectory_graph
 from densim.simulator import LearnedSimulator
 from densim.spectra import spectra_dataset
-from densim.training import TrainingConfig, TrainingError, compute_statistics, load_simulator, rollout_error, train
+from densim.training import (
+    TrainingConfig,
+    TrainingError,
+    _batch_loss,
+    _windows,
+    compute_statistics,
+    load_simulator,
+    read_statistics,
+    rollout_error,
+    statistics_dataset,
+    train,
+)
 from densim.trajectories import simulate, trajectory_dataset
 
 
@@ -32,6 +43,7 @@ def graphs():
 
 
 def make_simulator(graphs, config, model="spatial"):
+    torch.manual_seed(0)
     network = build_model(model, node_in=4, edge_in=4, out=2)
     return LearnedSimulator(network, 2, compute_statistics(graphs[:3], config), residual=config.residual)
 
@@ -92,3 +104,73 @@ def test_rollout_keeps_the_initial_frames_and_runs_the_full_length(graphs):
     assert predicted.shape == graphs[0].positions.shape
     assert torch.equal(predicted[:, :3], graphs[0].positions[:, :3])
     assert torch.isfinite(predicted).all()
+
+
+def metadata(model, config=CONFIG):
+    return {"name": "tiny", "model": model, "hyperparameters": {}, "history": 2, "training": dataclasses.asdict(config)}
+
+
+def test_frozen_baseline_scores_relative_mse_exactly_one(graphs, tmp_path):
+    sim = make_simulator(graphs, CONFIG, "frozen")
+    train(sim, graphs[:3], graphs[3:], CONFIG, tmp_path, 0, metadata("frozen"))
+    reloaded, _ = load_simulator(tmp_path / "best.pt")
+    for graph in graphs:
+        predicted = rollout(reloaded, graph)
+        assert torch.equal(predicted[:, 3:], graph.positions[:, 2:3].expand(-1, graph.frames - 3, -1))
+        ratio = relative_mse(predicted, graph.positions, history=2)
+        assert ratio.shape == (graph.frames - 3,) and torch.all(ratio == 1.0)
+
+
+def test_linear_floor_is_the_least_squares_optimum_and_beats_frozen(graphs, tmp_path):
+    sim = make_simulator(graphs, CONFIG, "linear_floor")
+    history = train(sim, graphs[:3], graphs[3:], CONFIG, tmp_path, 0, metadata("linear_floor"))
+    assert history["step"] == [] and (tmp_path / "history.json").exists()
+    windows = _windows(graphs[:3], 2, CONFIG.horizon)
+    with torch.no_grad():
+        fitted = _batch_loss(sim, graphs[:3], windows, None, 0.0).item()
+        for _ in range(5):  # any other weights do worse on the training windows
+            moved = make_simulator(graphs, CONFIG, "linear_floor")
+            moved.load_state_dict(sim.state_dict())
+            for parameter in moved.network.parameters():
+                parameter.add_(1e-2 * torch.randn_like(parameter))
+            assert _batch_loss(moved, graphs[:3], windows, None, 0.0).item() > fitted
+    for graph in graphs[3:]:
+        assert relative_mse(rollout(sim, graph), graph.positions, 2).mean() < 1.0
+
+
+def test_multi_step_loss_is_the_mean_one_step_loss_along_the_simulators_own_rollout(graphs):
+    sim = make_simulator(graphs, CONFIG)
+    sim.eval()
+    graph, h, steps = graphs[0], 2, 3
+    with torch.no_grad():
+        unrolled = _batch_loss(sim, [graph], [(0, h)], None, 0.0, loss_steps=steps)
+        predicted = rollout(sim, graph, steps=steps - 1)  # frames 0..h+steps-1; the last `steps - 1` predicted
+        singles = []
+        for offset in range(steps):
+            frames = torch.cat([predicted[:, offset : offset + h + 1], graph.positions[:, offset + h + 1 : offset + h + 2]], dim=1)
+            box_x = graph.box[offset : offset + h + 2, 0]
+            state = frames[:, :-1]
+            from densim.rollout import estimated_box
+
+            prediction = sim(graph.graph, state, estimated_box(graph, state[:, -1], graph.box[offset + h, 0]), box_x[:-1], graph.centre_x)
+            target = sim.target(frames, box_x, graph.centre_x).to(prediction.dtype)
+            singles.append(torch.mean((prediction - target) ** 2))
+    torch.testing.assert_close(unrolled, torch.stack(singles).mean(), rtol=1e-6, atol=0)
+
+
+def test_training_with_a_multi_step_loss_runs(graphs, tmp_path):
+    config = dataclasses.replace(CONFIG, steps=4, validate_every=2, loss_steps=3, noise_std=1e-4)
+    history = train(make_simulator(graphs, config), graphs[:3], graphs[3:], config, tmp_path, 0, metadata("spatial", config))
+    assert len(history["loss"]) == 4 and all(map(torch.isfinite, torch.tensor(history["loss"])))
+
+
+def test_statistics_round_trip_through_netcdf_and_bad_files_are_named(graphs, tmp_path):
+    from densim.io import DensimFileError, write_dataset
+
+    statistics = compute_statistics(graphs[:3], CONFIG)
+    path = write_dataset(statistics_dataset(statistics, {}), tmp_path / "stats.nc")
+    for name, value in vars(read_statistics(path)).items():
+        assert torch.equal(value, getattr(statistics, name).to(torch.float64)), name
+    (tmp_path / "broken.nc").write_bytes(b"not netcdf")
+    with pytest.raises(DensimFileError, match="broken.nc"):
+        read_statistics(tmp_path / "broken.nc")

@@ -47,7 +47,7 @@ def test_invalid_config_fails_before_any_job_naming_the_key(workdir, override, k
 def test_dry_run_lists_the_stage_jobs(workdir):
     result = snakemake(workdir, "-n", "--cores", "all")
     assert result.returncode == 0, result.stderr
-    for rule in ("network", "network_manifest", "trajectory", "trajectory_summary", "spectra", "split", "union_split", "train"):
+    for rule in ("network", "network_manifest", "trajectory", "trajectory_summary", "spectra", "split", "union_split", "statistics", "train"):
         assert rule in result.stdout
 
 
@@ -69,9 +69,13 @@ def test_smoke_preset_builds_every_output(workdir):
         assert comb[part] == sorted(ref for member in members for ref in member[part])
     assert len(comb["train"] + comb["validation"] + comb["test"]) == 9
     for dataset in ("node_opt", "comb"):
+        assert (workdir / f"results/stats/{dataset}/seed0.nc").exists()
         for model in ("spatial", "nlsf"):
             folder = workdir / f"results/models/{dataset}/{model}/h2/seed0"
             assert (folder / "best.pt").exists() and json.loads((folder / "history.json").read_text())["step"][-1] == 4
+        errors = {model: json.loads((workdir / f"results/models/{dataset}/{model}/h2/seed0/history.json").read_text())["best_validation_rollout_error"]
+                  for model in ("frozen", "linear_floor")}
+        assert 0 < errors["linear_floor"] < errors["frozen"]
     # asking again does nothing: every output is up to date
     again = snakemake(workdir, "-n", "--cores", "2", "--configfile", "workflow/presets/smoke.yaml")
     assert "Nothing to be done" in again.stdout + again.stderr

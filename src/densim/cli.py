@@ -138,38 +138,56 @@ def cmd_spectra(args) -> None:
     logging.getLogger("densim").info("wrote %s (%s, %d nodes, k = %d)", args.output, ds.attrs["solver"], ds.sizes["node"], args.k)
 
 
-def cmd_train(args) -> None:
-    from densim.io import read_dataset, read_json
+def _split_graphs(args, split: dict, part: str, with_spectra: bool):
+    """Trajectory graphs of one part of a split (with their spectra when the models need them)."""
+    from densim.io import read_dataset
+    from densim.rollout import trajectory_graph
+
+    graphs = []
+    for ref in split[part]:
+        trajectory = read_dataset(args.trajectories / f"{ref}.nc", "trajectory", ("positions", "box", "bonds", "rest_length", "stiffness"))
+        spectra = read_dataset(args.spectra / f"{ref}.nc", "spectra", ("eigenvectors", "eigenvalues")) if with_spectra else None
+        graphs.append(trajectory_graph(trajectory, spectra))
+    return graphs
+
+
+def cmd_train_statistics(args) -> None:
+    from densim.io import read_json, write_dataset
+    from densim.provenance import provenance_attrs
+    from densim.training import compute_statistics, statistics_dataset, training_config
+
+    spec = _load_mapping(args.spec)
+    config = training_config(spec.get("training", {}))
+    split = read_json(args.split, required=("train", "validation", "test"))
+    statistics = compute_statistics(_split_graphs(args, split, "train", with_spectra=False), config)
+    section = {key: getattr(config, key) for key in ("horizon", "residual")}
+    attrs = {"dataset": args.dataset, "networks": len(split["train"]), **provenance_attrs(section, inputs=[args.split])}
+    write_dataset(statistics_dataset(statistics, attrs), args.output)
+    logging.getLogger("densim").info("wrote %s (train split of %d networks)", args.output, len(split["train"]))
+
+
+def cmd_train_fit(args) -> None:
+    from densim.io import read_json
     from densim.models import build_model
     from densim.provenance import provenance_attrs
-    from densim.rollout import trajectory_graph
     from densim.simulator import LearnedSimulator
-    from densim.training import compute_statistics, train, training_config
+    from densim.training import read_statistics, train, training_config
 
     spec = _load_mapping(args.spec)
     config = training_config(spec.get("training", {}))
     hyperparameters = spec.get("models", {}).get(args.model, {})
     split = read_json(args.split, required=("train", "validation", "test"))
-
-    def load(part):
-        graphs = []
-        for ref in split[part]:
-            trajectory = read_dataset(args.trajectories / f"{ref}.nc", "trajectory", ("positions", "box", "bonds"))
-            spectra = read_dataset(args.spectra / f"{ref}.nc", "spectra", ("eigenvectors", "eigenvalues"))
-            graphs.append(trajectory_graph(trajectory, spectra))
-        return graphs
-
-    train_set, validation_set = load("train"), load("validation")
-    statistics = compute_statistics(train_set, config)
+    train_set = _split_graphs(args, split, "train", with_spectra=True)
+    validation_set = _split_graphs(args, split, "validation", with_spectra=True)
     network = build_model(args.model, node_in=2 * args.history, edge_in=4, out=2, **hyperparameters)
-    simulator = LearnedSimulator(network, args.history, statistics, residual=config.residual, noise_std=config.noise_std)
+    simulator = LearnedSimulator(network, args.history, read_statistics(args.statistics), residual=config.residual, noise_std=config.noise_std)
     metadata = {
         "name": f"{args.dataset}/{args.model}/h{args.history}/seed{args.seed}",
         "model": args.model,
         "hyperparameters": hyperparameters,
         "history": args.history,
         "training": spec.get("training", {}),
-        **provenance_attrs(spec, inputs=[args.split]),
+        **provenance_attrs(spec, inputs=[args.split, args.statistics]),
     }
     history = train(simulator, train_set, validation_set, config, args.output, args.seed, metadata)
     logging.getLogger("densim").info("best validation rollout error %.4g", min(history["validation_rollout_error"]))
@@ -263,17 +281,28 @@ def build_parser() -> argparse.ArgumentParser:
     spectra.add_argument("-o", "--output", required=True, type=Path, help="spectra netCDF file to write")
     spectra.set_defaults(func=cmd_spectra)
 
-    tr = stages.add_parser("train", help="train one simulator", description="Train a learned simulator on a split; resumes from OUTPUT/last.pt.")
-    tr.add_argument("--dataset", required=True)
-    tr.add_argument("--model", required=True, help="model key (see densim.models.MODELS)")
-    tr.add_argument("--history", required=True, type=int, help="velocities per node feature")
-    tr.add_argument("--seed", required=True, type=int)
-    tr.add_argument("--split", required=True, type=Path, help="split JSON of the dataset and seed")
-    tr.add_argument("--trajectories", type=Path, default=Path("results/trajectories"), help="folder of {dataset}/{network}.nc trajectories")
-    tr.add_argument("--spectra", type=Path, default=Path("results/spectra"), help="folder of {dataset}/{network}.nc spectra")
-    tr.add_argument("--spec", default="{}", help="JSON mapping with the `training` and `models` config sections")
-    tr.add_argument("-o", "--output", required=True, type=Path, help="output folder (last.pt, best.pt, history.json)")
-    tr.set_defaults(func=cmd_train)
+    tr = stages.add_parser("train", help="normalisation statistics and learned simulators", description="The training stage.")
+    actions = tr.add_subparsers(dest="action", required=True, metavar="ACTION")
+    spec_help = "JSON mapping with the `training` and `models` config sections (missing keys take their defaults)"
+    stats = actions.add_parser("statistics", help="normalisation statistics of a split's train part",
+                               description="Mean and std of velocities, accelerations and edge features over the training "
+                               "horizon of the train networks of a split, written as netCDF.")
+    fit = actions.add_parser("fit", help="train one simulator",
+                             description="Train a learned simulator (or fit a baseline) on a split; resumes from OUTPUT/last.pt.")
+    for action in (stats, fit):
+        action.add_argument("--dataset", required=True)
+        action.add_argument("--split", required=True, type=Path, help="split JSON of the dataset and seed")
+        action.add_argument("--trajectories", type=Path, default=Path("results/trajectories"), help="folder of {dataset}/{network}.nc trajectories")
+        action.add_argument("--spec", default="{}", help=spec_help)
+    stats.add_argument("-o", "--output", required=True, type=Path, help="statistics netCDF file to write")
+    stats.set_defaults(func=cmd_train_statistics)
+    fit.add_argument("--model", required=True, help="model key of densim.models.MODELS, e.g. spatial, nlsf_norm, frozen, linear_floor")
+    fit.add_argument("--history", required=True, type=int, help="velocities per node feature")
+    fit.add_argument("--seed", required=True, type=int)
+    fit.add_argument("--statistics", required=True, type=Path, help="statistics netCDF of the split (densim train statistics)")
+    fit.add_argument("--spectra", type=Path, default=Path("results/spectra"), help="folder of {dataset}/{network}.nc spectra")
+    fit.add_argument("-o", "--output", required=True, type=Path, help="output folder (last.pt, best.pt, history.json)")
+    fit.set_defaults(func=cmd_train_fit)
 
     prov = stages.add_parser("provenance", help="show how an output file was made", description="Print the provenance attributes of a densim output.")
     prov.add_argument("file", type=Path)

@@ -1,8 +1,9 @@
 """Network graphs of trajectories, and autoregressive rollouts of a learned simulator.
 
 During a rollout the axial box length is imposed (known), while the transverse box length is what the
-simulated network decides: it is estimated from the predicted positions with the same estimator that measures
-the Poisson ratio from positions (:mod:`densim.observables`), and used for the minimum image of bond vectors.
+simulated network decides: it is the zero-stress box of the predicted positions, the estimator that measures
+the Poisson ratio from positions (:func:`densim.observables.zero_stress_box_y`), and sets the minimum image of
+bond vectors.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 import xarray as xr
 from torch_geometric.data import Data
 
-from densim.observables import strain_design_matrix
+from densim.observables import bond_images, zero_stress_box_y
 
 
 @dataclass
@@ -26,39 +27,42 @@ class TrajectoryGraph:
     positions: torch.Tensor  # (N, T, 2) float64
     box: torch.Tensor  # (T, 2) float64
     centre_x: float
-    slope_row: torch.Tensor  # (N,) least-squares row giving the transverse strain from y displacements
+    bonds: torch.Tensor  # (B, 2) each bond once
+    images: torch.Tensor  # (B, 2) periodic image offsets of the bonds in frame 0
+    stiffness: torch.Tensor  # (B,)
 
     @property
     def frames(self) -> int:
         return int(self.positions.shape[1])
 
     def to(self, device) -> TrajectoryGraph:
-        return TrajectoryGraph(self.name, self.graph.to(device), self.positions.to(device), self.box.to(device), self.centre_x, self.slope_row.to(device))
+        return TrajectoryGraph(self.name, self.graph.to(device), self.positions.to(device), self.box.to(device), self.centre_x,
+                               self.bonds.to(device), self.images.to(device), self.stiffness.to(device))
 
 
-def trajectory_graph(trajectory: xr.Dataset, spectra: xr.Dataset) -> TrajectoryGraph:
-    """Build the graph of a trajectory file's network with its Laplacian eigenpairs."""
+def trajectory_graph(trajectory: xr.Dataset, spectra: xr.Dataset | None) -> TrajectoryGraph:
+    """Build the graph of a trajectory file's network with its Laplacian eigenpairs (none when ``spectra`` is None)."""
     bonds = torch.as_tensor(trajectory["bonds"].values.astype(np.int64))
     rest = torch.as_tensor(trajectory["rest_length"].values, dtype=torch.float64)
     edge_index = torch.cat([bonds.T, bonds.T.flip(0)], dim=1)
-    eigvecs = torch.as_tensor(spectra["eigenvectors"].values, dtype=torch.get_default_dtype())
-    eigvals = torch.as_tensor(spectra["eigenvalues"].values, dtype=torch.get_default_dtype())[None]
+    spectrum = {}
+    if spectra is not None:
+        spectrum["eigvecs"] = torch.as_tensor(spectra["eigenvectors"].values, dtype=torch.get_default_dtype())
+        spectrum["eigvals"] = torch.as_tensor(spectra["eigenvalues"].values, dtype=torch.get_default_dtype())[None]
     positions = torch.as_tensor(trajectory["positions"].values, dtype=torch.float64).permute(1, 0, 2).contiguous()
     box = torch.as_tensor(trajectory["box"].values, dtype=torch.float64)
-    graph = Data(edge_index=edge_index, rest_length=torch.cat([rest, rest]), eigvecs=eigvecs, eigvals=eigvals, num_nodes=positions.shape[0])
-    reference = trajectory["positions"].values[0]
-    slope_row = torch.as_tensor(np.linalg.pinv(strain_design_matrix(reference, trajectory["box"].values[0]))[1])
+    graph = Data(edge_index=edge_index, rest_length=torch.cat([rest, rest]), num_nodes=positions.shape[0], **spectrum)
+    stiffness = torch.as_tensor(trajectory["stiffness"].values, dtype=torch.float64)
     name = f"{trajectory.attrs.get('dataset', '?')}/{trajectory.attrs.get('network', '?')}"
-    return TrajectoryGraph(name, graph, positions, box, float(box[0, 0]) / 2, slope_row)
+    images = bond_images(positions[:, 0], bonds, box[0])
+    return TrajectoryGraph(name, graph, positions, box, float(box[0, 0]) / 2, bonds, images, stiffness)
 
 
 def estimated_box(trajectory: TrajectoryGraph, positions_t: torch.Tensor, box_x: torch.Tensor) -> torch.Tensor:
-    """Box of a predicted frame: imposed x length, y length from the positions' transverse strain."""
-    box0 = trajectory.box[0]
-    displacement_y = positions_t[:, 1] - trajectory.positions[:, 0, 1]
-    displacement_y = displacement_y - box0[1] * torch.round(displacement_y / box0[1])
-    strain_y = displacement_y @ trajectory.slope_row
-    return torch.stack([box_x, box0[1] * (1 + strain_y)])
+    """Box of a predicted frame: imposed x length, y length at zero transverse stress of the positions."""
+    rest_length = trajectory.graph.rest_length[: len(trajectory.bonds)]
+    box_y = zero_stress_box_y(positions_t, box_x, float(trajectory.box[0, 1]), trajectory.bonds, trajectory.images, rest_length, trajectory.stiffness)
+    return torch.stack([box_x, box_y])
 
 
 @torch.no_grad()
@@ -81,3 +85,26 @@ def rollout(simulator, trajectory: TrajectoryGraph, steps: int | None = None) ->
         out = simulator(trajectory.graph, window, box_t, box_x[t - h : t + 1], trajectory.centre_x)
         positions.append(simulator.postprocess(out, window, box_x[t + 1], box_x[t - h : t + 1], trajectory.centre_x))
     return torch.stack(positions, dim=1)
+
+
+def relative_mse(predicted: torch.Tensor, truth: torch.Tensor, history: int) -> torch.Tensor:
+    """Mean squared positional error of each predicted frame over that of the frozen baseline.
+
+    The frozen baseline holds the last input frame (``truth[:, history]``), so the ``frozen`` model scores
+    exactly 1 at every step.
+
+    Parameters
+    ----------
+    predicted, truth : Tensor, shape (N, T, 2)
+        A rollout (its first ``history + 1`` frames are ground truth) and the ground truth.
+    history : int
+
+    Returns
+    -------
+    Tensor, shape (T - history - 1,)
+    """
+    truth = truth[:, : predicted.shape[1]]
+    held = truth[:, history : history + 1]
+    error = ((predicted - truth) ** 2).sum(-1).mean(0)
+    reference = ((held - truth) ** 2).sum(-1).mean(0)
+    return (error / reference)[history + 1 :]

@@ -137,7 +137,12 @@ class LearnedSimulator(nn.Module):
         return graph
 
     def postprocess(self, normalised_acceleration: torch.Tensor, positions: torch.Tensor, box_x_next: torch.Tensor, box_x: torch.Tensor, centre_x: float):
-        """Next positions from a normalised acceleration by semi-implicit Euler, shape (N, 2)."""
+        """Next positions from a normalised acceleration by semi-implicit Euler, shape (N, 2).
+
+        A network whose ``frozen`` attribute is true (the ``frozen`` baseline) leaves positions where they are.
+        """
+        if getattr(self.network, "frozen", False):
+            return positions[:, -1].clone()
         acceleration = normalised_acceleration.to(torch.float64) * self.acceleration_std + self.acceleration_mean
         if self.residual:
             acceleration = acceleration + self._affine_acceleration(positions, box_x_next, box_x, centre_x)

@@ -1,10 +1,15 @@
 """The training stage: one learned simulator per (dataset, model, history, seed).
 
-Windows of ``history + 2`` frames come from the first ``horizon`` frames of each training trajectory (the
-rest is kept for rollouts). Normalisation statistics come from the train split only. Training uses Adam with
-an exponential learning-rate decay, gradient clipping and random-walk noise on the input positions; it
-validates by rollout over the validation networks, keeps the best checkpoint, and resumes from the last one.
+Windows of ``history + 1 + loss_steps`` frames come from the first ``horizon`` frames of each training
+trajectory (the rest is kept for rollouts). Normalisation statistics come from the train split only and are a
+pipeline output of their own (:func:`statistics_dataset`, :func:`read_statistics`). Training uses Adam with an
+exponential learning-rate decay, gradient clipping and random-walk noise on the input positions; with
+``loss_steps`` K > 1 the simulator is unrolled K steps inside the loss, each step's prediction feeding the next.
+It validates by rollout over the validation networks, keeps the best checkpoint, and resumes from the last one.
 A non-finite loss stops training with a clear message; the checkpoints on disk stay the last good ones.
+
+The baselines are not trained by gradient descent: ``frozen`` has nothing to fit and ``linear_floor`` is solved
+by least squares on every training window (:func:`fit_baseline`); both are validated and checkpointed the same way.
 """
 
 from __future__ import annotations
@@ -13,11 +18,12 @@ import json
 import logging
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
+import xarray as xr
 from torch_geometric.data import Batch
 from tqdm import tqdm
 
@@ -43,12 +49,13 @@ class TrainingConfig:
     final_learning_rate: float = 1e-5
     gradient_clip: float = 1.0
     noise_std: float = 0.0
+    loss_steps: int = 1
     residual: bool = True
     validate_every: int = 50
     device: str = "auto"
 
     def __post_init__(self):
-        for key in ("horizon", "steps", "batch_size", "validate_every"):
+        for key in ("horizon", "steps", "batch_size", "validate_every", "loss_steps"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"training.{key}: must be at least 1")
         if not 0 < self.final_learning_rate <= self.learning_rate:
@@ -82,31 +89,76 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _windows(trajectories: list[TrajectoryGraph], history: int, horizon: int) -> list[tuple[int, int]]:
-    """(trajectory, last input frame) pairs whose target frame lies within the horizon."""
-    return [(i, t) for i, traj in enumerate(trajectories) for t in range(history, min(horizon, traj.frames) - 1)]
+def statistics_dataset(statistics: Statistics, attrs: dict) -> xr.Dataset:
+    """The normalisation statistics as a netCDF-ready dataset (kind ``statistics``)."""
+    data_vars = {}
+    for name, value in vars(statistics).items():
+        dim = "edge_feature" if name.startswith("edge") else "component"
+        data_vars[name] = (dim, value.detach().cpu().numpy().astype(np.float64))
+    coords = {"component": ["x", "y"], "edge_feature": ["dx", "dy", "length", "inverse_rest_length"]}
+    return xr.Dataset(data_vars, coords=coords, attrs={"densim_kind": "statistics", **attrs})
 
 
-def _batch_loss(simulator: LearnedSimulator, trajectories, windows, generator, noise_std: float):
+def read_statistics(path) -> Statistics:
+    """Statistics written by :func:`statistics_dataset` (a wrong or incomplete file is an error naming it)."""
+    from densim.io import read_dataset
+
+    names = [field.name for field in fields(Statistics)]
+    ds = read_dataset(path, "statistics", names)
+    return Statistics(*(torch.as_tensor(ds[name].values, dtype=torch.float64) for name in names))
+
+
+def _windows(trajectories: list[TrajectoryGraph], history: int, horizon: int, loss_steps: int = 1) -> list[tuple[int, int]]:
+    """(trajectory, last input frame) pairs whose last target frame lies within the horizon."""
+    return [(i, t) for i, traj in enumerate(trajectories) for t in range(history, min(horizon, traj.frames) - loss_steps)]
+
+
+def _initial_states(trajectories, windows, history: int, generator, noise_std: float) -> list[torch.Tensor]:
+    """Input frames (N, history + 1, 2) of each window, with random-walk noise when ``noise_std > 0``."""
+    states = []
+    for i, t in windows:
+        state = trajectories[i].positions[:, t - history : t + 1]
+        if noise_std > 0:
+            # random-walk noise on the inputs; the targets still lead to the true next frames
+            steps = noise_std / math.sqrt(history + 1) * torch.randn(state.shape[0], history + 1, 2, generator=generator, dtype=state.dtype)
+            state = state + steps.to(state.device).cumsum(dim=1)
+        states.append(state)
+    return states
+
+
+def _step_batch(simulator: LearnedSimulator, trajectories, windows, states, offset: int):
+    """Batched graph of every window's current state and the normalised targets leading to the true next frame."""
     graphs, targets = [], []
     h = simulator.history
-    for i, t in windows:
-        traj = trajectories[i]
-        window = traj.positions[:, t - h : t + 2]
-        if noise_std > 0:
-            # random-walk noise on the inputs; the target still leads to the true next frame
-            steps = noise_std / math.sqrt(h + 1) * torch.randn(window.shape[0], h + 1, 2, generator=generator, dtype=window.dtype).to(window.device)
-            noisy_inputs = window[:, :-1] + steps.cumsum(dim=1)
-            window = torch.cat([noisy_inputs, window[:, -1:]], dim=1)
-        box_x = traj.box[t - h : t + 2, 0]
+    for (i, t), state in zip(windows, states):
+        traj, last = trajectories[i], t + offset
+        box_x = traj.box[last - h : last + 2, 0]
         # the box as a rollout would see it: imposed along x, estimated from positions along y
-        box_t = estimated_box(traj, window[:, -2], traj.box[t, 0])
-        graphs.append(simulator.preprocess(traj.graph, window[:, :-1], box_t, box_x[:-1], traj.centre_x))
-        targets.append(simulator.target(window, box_x, traj.centre_x))
-    batch = Batch.from_data_list(graphs)
-    prediction = simulator.network(batch)
-    target = torch.cat(targets).to(prediction.dtype)
-    return torch.mean((prediction - target) ** 2)
+        box_t = estimated_box(traj, state[:, -1], traj.box[last, 0])
+        graphs.append(simulator.preprocess(traj.graph, state, box_t, box_x[:-1], traj.centre_x))
+        targets.append(simulator.target(torch.cat([state, traj.positions[:, last + 1 : last + 2]], dim=1), box_x, traj.centre_x))
+    return Batch.from_data_list(graphs), torch.cat(targets)
+
+
+def _advance(simulator: LearnedSimulator, traj: TrajectoryGraph, state: torch.Tensor, prediction: torch.Tensor, last: int) -> torch.Tensor:
+    """The state one step later: drop the oldest frame, append the one integrated from ``prediction``."""
+    box_x = traj.box[:, 0]
+    following = simulator.postprocess(prediction, state, box_x[last + 1], box_x[last - simulator.history : last + 1], traj.centre_x)
+    return torch.cat([state[:, 1:], following[:, None]], dim=1)
+
+
+def _batch_loss(simulator: LearnedSimulator, trajectories, windows, generator, noise_std: float, loss_steps: int = 1):
+    """Mean squared error of normalised accelerations over ``loss_steps`` unrolled steps."""
+    states = _initial_states(trajectories, windows, simulator.history, generator, noise_std)
+    losses = []
+    for offset in range(loss_steps):
+        batch, target = _step_batch(simulator, trajectories, windows, states, offset)
+        prediction = simulator.network(batch)
+        losses.append(torch.mean((prediction - target.to(prediction.dtype)) ** 2))
+        if offset + 1 < loss_steps:
+            pieces = prediction.split(batch.ptr.diff().tolist())
+            states = [_advance(simulator, trajectories[i], state, piece, t + offset) for piece, state, (i, t) in zip(pieces, states, windows)]
+    return torch.stack(losses).mean()
 
 
 def rollout_error(simulator: LearnedSimulator, trajectories: list[TrajectoryGraph], steps: int) -> float:
@@ -127,6 +179,41 @@ def _save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _write_history(out_dir: Path, history: dict, best: float, config: TrainingConfig) -> None:
+    from densim.io import write_json
+
+    write_json({**history, "best_validation_rollout_error": best, "config": asdict(config)}, out_dir / "history.json")
+
+
+def is_baseline(simulator: LearnedSimulator) -> bool:
+    """Whether the simulator's network is fitted without gradient descent (``frozen``, ``linear_floor``)."""
+    return getattr(simulator.network, "frozen", False) or hasattr(simulator.network, "fit")
+
+
+@torch.no_grad()
+def fit_baseline(simulator: LearnedSimulator, train_set, validation_set, config: TrainingConfig, out_dir: Path, metadata: dict) -> dict:
+    """Fit a baseline in closed form on every training window, validate it, and checkpoint it like a model."""
+    device = _device(config.device)
+    simulator.to(device)
+    train_set = [t.to(device) for t in train_set]
+    validation_set = [t.to(device) for t in validation_set]
+    if hasattr(simulator.network, "fit"):
+        windows = _windows(train_set, simulator.history, config.horizon)
+        if not windows:
+            raise TrainingError(f"no training windows: horizon {config.horizon} is too short for history {simulator.history}")
+        states = _initial_states(train_set, windows, simulator.history, None, 0.0)
+        batch, target = _step_batch(simulator, train_set, windows, states, 0)
+        simulator.network.fit(batch.x, target)
+    error = rollout_error(simulator, validation_set, config.horizon - simulator.history - 1)
+    history = {"step": [], "loss": [], "validation_step": [0], "validation_rollout_error": [error]}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = {"simulator": simulator.state_dict(), "metadata": metadata, "step": 0, "validation_rollout_error": error}
+    _save(checkpoint, out_dir / "best.pt")
+    _save({**checkpoint, "history": history, "best": error}, out_dir / "last.pt")
+    _write_history(out_dir, history, error, config)
+    return history
+
+
 def train(
     simulator: LearnedSimulator,
     train_set: list[TrajectoryGraph],
@@ -138,8 +225,11 @@ def train(
 ) -> dict:
     """Train a simulator, writing ``last.pt``, ``best.pt`` and ``history.json`` into ``out_dir``.
 
-    Resumes from ``out_dir/last.pt`` when present. Returns the training history.
+    Resumes from ``out_dir/last.pt`` when present; baselines go to :func:`fit_baseline`. Returns the training
+    history.
     """
+    if is_baseline(simulator):
+        return fit_baseline(simulator, train_set, validation_set, config, out_dir, metadata)
     device = _device(config.device)
     simulator.to(device)
     train_set = [t.to(device) for t in train_set]
@@ -164,15 +254,16 @@ def train(
         generator.set_state(state["generator"])
         rng = state["rng"]
         log.info("resumed from %s at step %d", last_path, start)
-    windows = _windows(train_set, simulator.history, config.horizon)
+    windows = _windows(train_set, simulator.history, config.horizon, config.loss_steps)
     if not windows:
-        raise TrainingError(f"no training windows: horizon {config.horizon} is too short for history {simulator.history}")
+        raise TrainingError(f"no training windows: horizon {config.horizon} is too short for history "
+                            f"{simulator.history} and {config.loss_steps} loss steps")
     validation_steps = config.horizon - simulator.history - 1
     simulator.train()
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc=metadata.get("name", "train"), mininterval=2.0)
     for step in bar:
         chosen = rng.choice(len(windows), size=min(config.batch_size, len(windows)), replace=False)
-        loss = _batch_loss(simulator, train_set, [windows[i] for i in chosen], generator, config.noise_std)
+        loss = _batch_loss(simulator, train_set, [windows[i] for i in chosen], generator, config.noise_std, config.loss_steps)
         if not torch.isfinite(loss):
             raise TrainingError(f"non-finite loss at step {step}; the last good checkpoint is kept at {last_path}")
         optimiser.zero_grad()
@@ -196,9 +287,8 @@ def train(
                  "best": best, "generator": generator.get_state(), "rng": rng},
                 last_path,
             )
-    (out_dir / "history.json").write_text(json.dumps({**history, "best_validation_rollout_error": best, "config": asdict(config)}, indent=1))
+    _write_history(out_dir, history, best, config)
     return history
-
 
 
 def load_simulator(path: str | Path, device: str = "cpu") -> tuple[LearnedSimulator, dict]:

@@ -20,7 +20,7 @@ from densim.config import ConfigError, typed_config
 from densim.elasticity import hessian
 from densim.lammps import CompressionSettings, SimulationError, compress
 from densim.network import SpringNetwork
-from densim.observables import box_strain, poisson_ratio_from_box, poisson_ratio_from_positions, r_squared
+from densim.observables import box_strain, poisson_ratio_from_box, poisson_ratio_from_positions, poisson_ratio_from_slope, r_squared
 
 
 def compression_settings(section: dict) -> CompressionSettings:
@@ -70,8 +70,14 @@ def trajectory_dataset(network_ds: xr.Dataset, settings: CompressionSettings, ru
             "poisson_ratio_box": (("time",), poisson_ratio_from_box(run.box), {"description": "-(Ly/Ly0 - 1)/(Lx/Lx0 - 1)"}),
             "poisson_ratio_positions": (
                 ("time",),
-                poisson_ratio_from_positions(run.positions, run.strain, run.box[0]),
-                {"description": "least-squares transverse strain of node positions over the imposed axial strain"},
+                poisson_ratio_from_positions(run.positions, run.box[:, 0], run.box[0], network_ds["bonds"].values,
+                                             network_ds["rest_length"].values, network_ds["stiffness"].values),
+                {"description": "from positions and the network: transverse box at zero transverse stress (densim.observables)"},
+            ),
+            "poisson_ratio_slope": (
+                ("time",),
+                poisson_ratio_from_slope(run.positions, run.strain, run.box[0]),
+                {"description": "least-squares slope of transverse displacements over the imposed axial strain"},
             ),
         },
         coords={"time": ("time", time, {"units": "lj time"}), "xy": ["x", "y"]},
@@ -103,7 +109,7 @@ def summary(trajectories: list[xr.Dataset], small_strain: float = 0.005) -> pd.D
     """Per-dataset summary of trajectory files.
 
     Columns: dataset, networks, frames, final strain, range of the final box nu, agreement of positions nu
-    with box nu over all strained frames (R^2, largest difference), agreement of the small-strain compression
+    (zero-stress route) and of slope nu with box nu over all strained frames (R^2, largest difference), agreement of the small-strain compression
     nu with linear response (C_xxyy/C_yyyy for this protocol, and the isotropic (B - G)/(B + G)).
     """
     rows = []
@@ -113,6 +119,7 @@ def summary(trajectories: list[xr.Dataset], small_strain: float = 0.005) -> pd.D
     for dataset, group in sorted(by_dataset.items()):
         box_nu = np.concatenate([ds["poisson_ratio_box"].values[1:] for ds in group])
         pos_nu = np.concatenate([ds["poisson_ratio_positions"].values[1:] for ds in group])
+        slope_nu = np.concatenate([ds["poisson_ratio_slope"].values[1:] for ds in group])
         final = np.array([ds["poisson_ratio_box"].values[-1] for ds in group])
         compression = np.array([small_strain_poisson_ratio(ds["box"].values, small_strain) for ds in group])
         uniaxial = np.array([float(ds["uniaxial_poisson_ratio"]) for ds in group])
@@ -127,6 +134,8 @@ def summary(trajectories: list[xr.Dataset], small_strain: float = 0.005) -> pd.D
                 "nu_max": float(final.max()),
                 "positions_vs_box_r2": r_squared(box_nu, pos_nu),
                 "positions_vs_box_max_diff": float(np.nanmax(np.abs(box_nu - pos_nu))),
+                "slope_vs_box_r2": r_squared(box_nu, slope_nu),
+                "slope_vs_box_max_diff": float(np.nanmax(np.abs(box_nu - slope_nu))),
                 "compression_vs_uniaxial_r2": r_squared(uniaxial, compression),
                 "compression_vs_uniaxial_max_diff": float(np.max(np.abs(uniaxial - compression))),
                 "compression_vs_isotropic_r2": r_squared(isotropic, compression),

@@ -84,7 +84,12 @@ def member_datasets(dataset):
 
 
 def training_spec_json(wildcards):
-    return json.dumps({"training": config["training"], "models": config["models"]}, sort_keys=True)
+    """The training section, plus the model's own hyperparameters for a model's job (so editing one model's
+    section retrains that model only)."""
+    spec = {"training": config["training"]}
+    if hasattr(wildcards, "model"):
+        spec["models"] = {wildcards.model: config["models"].get(wildcards.model, {})}
+    return json.dumps(spec, sort_keys=True)
 
 
 def member_splits(wildcards):

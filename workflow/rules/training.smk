@@ -1,9 +1,34 @@
-# Stage 5: one learned simulator per (dataset, model, history, seed) (densim.training).
+# Stage 5: normalisation statistics per (dataset, seed) and one learned simulator per (dataset, model, history,
+# seed) (densim.training).
+
+
+rule statistics:
+    input:
+        split="results/splits/{dataset}/seed{seed}.json",
+        trajectories=lambda w: network_outputs("trajectories", member_datasets(w.dataset)),
+    output:
+        "results/stats/{dataset}/seed{seed}.nc",
+    log:
+        "logs/stats/{dataset}/seed{seed}.log",
+    params:
+        spec=training_spec_json,
+    wildcard_constraints:
+        dataset="|".join(config["datasets"]),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/densim.yaml"
+    shell:
+        "densim train statistics --dataset {wildcards.dataset} --split {input.split} --spec {params.spec:q}"
+        " -o {output} 2> {log}"
 
 
 rule train:
     input:
         split="results/splits/{dataset}/seed{seed}.json",
+        statistics="results/stats/{dataset}/seed{seed}.nc",
         trajectories=lambda w: network_outputs("trajectories", member_datasets(w.dataset)),
         spectra=lambda w: network_outputs("spectra", member_datasets(w.dataset)),
     output:
@@ -22,9 +47,10 @@ rule train:
     resources:
         mem_mb=4000,
         runtime=240,
+        gpu=config["cluster"]["training_gpus"],
     conda:
         "../../envs/densim.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} densim train --dataset {wildcards.dataset} --model {wildcards.model}"
-        " --history {wildcards.history} --seed {wildcards.seed} --split {input.split} --spec {params.spec:q}"
-        " --output {params.folder} 2> {log}"
+        "OMP_NUM_THREADS={threads} densim train fit --dataset {wildcards.dataset} --model {wildcards.model}"
+        " --history {wildcards.history} --seed {wildcards.seed} --split {input.split} --statistics {input.statistics}"
+        " --spec {params.spec:q} --output {params.folder} 2> {log}"

@@ -2,7 +2,8 @@
 
 Every model maps a ``torch_geometric.data.Data``/``Batch`` of normalised features to a ``[num_nodes, out]``
 tensor (see :class:`~densim.models.blocks.EncodeProcessDecode` for the fields read). Adding a model is one
-file defining an :class:`~densim.models.blocks.EncodeProcessDecode` subclass plus one line in :data:`MODELS`.
+file defining an :class:`~densim.models.blocks.EncodeProcessDecode` subclass plus one line in :data:`MODELS`;
+the baselines ``frozen`` and ``linear_floor`` (:mod:`densim.models.baselines`) are registered alongside.
 
 Examples
 --------
@@ -15,14 +16,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from densim.models.blocks import EncodeProcessDecode
+from torch import nn
+
+from densim.models.baselines import Frozen, LinearFloor
 from densim.models.chebnet import ChebNet
 from densim.models.nlsf import NLSF, NormNLSF
 from densim.models.spatial import SpatialGNN
 from densim.models.spatio_spectral import S2ChebNet, S2NLSF, S2NormNLSF, S2SpectralMLP
 from densim.models.spectral_mlp import SpectralMLP
 
-MODELS: dict[str, type[EncodeProcessDecode]] = {
+MODELS: dict[str, type[nn.Module]] = {
     "spatial": SpatialGNN,
     "chebnet": ChebNet,
     "spectral_mlp": SpectralMLP,
@@ -32,6 +35,8 @@ MODELS: dict[str, type[EncodeProcessDecode]] = {
     "s2_mlp": S2SpectralMLP,
     "s2_nlsf": S2NLSF,
     "s2_nlsf_norm": S2NormNLSF,
+    "frozen": Frozen,
+    "linear_floor": LinearFloor,
 }
 
 
@@ -42,7 +47,7 @@ class UnknownModelError(KeyError):
         return str(self.args[0])
 
 
-def build_model(key: str, node_in: int, edge_in: int, out: int, **hyperparameters: Any) -> EncodeProcessDecode:
+def build_model(key: str, node_in: int, edge_in: int, out: int, **hyperparameters: Any) -> nn.Module:
     """Instantiate the model registered under ``key``.
 
     Parameters
@@ -57,7 +62,8 @@ def build_model(key: str, node_in: int, edge_in: int, out: int, **hyperparameter
 
     Returns
     -------
-    EncodeProcessDecode
+    nn.Module
+        An :class:`~densim.models.blocks.EncodeProcessDecode` or a baseline (:mod:`densim.models.baselines`).
 
     Raises
     ------

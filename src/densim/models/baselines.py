@@ -1,0 +1,77 @@
+r"""Baselines that every learned simulator must beat.
+
+- :class:`Frozen`: nothing moves. The simulator keeps every node at its last position
+  (:math:`\mathbf{x}_{t+1} = \mathbf{x}_t`), so a rollout repeats its last input frame; errors of the other models
+  are reported relative to this one, which therefore scores a relative MSE of exactly 1.
+- :class:`LinearFloor`: the best linear predictor of a node's (normalised) acceleration from its own
+  (normalised) velocity history, :math:`\mathbf{a}_i = W \mathbf{x}_i + \mathbf{b}`, shared by all nodes. It has
+  a closed form, fitted by least squares on every training window (:meth:`LinearFloor.fit`) instead of by
+  gradient descent.
+
+Neither reads edges or spectra. Both take no hyperparameters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+
+class _Baseline(nn.Module):
+    """Common constructor: the widths of :func:`densim.models.build_model` and no hyperparameters."""
+
+    #: True when the simulator must leave positions where they are instead of integrating an acceleration.
+    frozen = False
+
+    def __init__(self, node_in: int, edge_in: int, out: int, **hyperparameters: Any) -> None:
+        super().__init__()
+        if hyperparameters:
+            raise TypeError(f"{type(self).__name__} got unknown hyperparameter(s) {', '.join(sorted(hyperparameters))}; "
+                            "it accepts none")
+        self.node_in, self.edge_in, self.out = node_in, edge_in, out
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        return {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(node_in={self.node_in}, edge_in={self.edge_in}, out={self.out})"
+
+
+class Frozen(_Baseline):
+    """Nothing moves: the simulator holds positions (see :class:`~densim.simulator.LearnedSimulator`).
+
+    Its output is a zero normalised acceleration, which the simulator ignores because :attr:`frozen` is set.
+    """
+
+    frozen = True
+
+    def forward(self, graph: Any) -> Tensor:
+        return graph.x.new_zeros(graph.x.shape[0], self.out)
+
+
+class LinearFloor(_Baseline):
+    """Least-squares linear map from a node's normalised velocity history to its normalised acceleration."""
+
+    def __init__(self, node_in: int, edge_in: int, out: int, **hyperparameters: Any) -> None:
+        super().__init__(node_in, edge_in, out, **hyperparameters)
+        self.linear = nn.Linear(node_in, out)
+
+    @torch.no_grad()
+    def fit(self, features: Tensor, targets: Tensor) -> None:
+        """Set the weights to the least-squares solution of ``targets ~ features W^T + b``.
+
+        Parameters
+        ----------
+        features : Tensor, shape (M, node_in)
+        targets : Tensor, shape (M, out)
+        """
+        design = torch.cat([features, torch.ones_like(features[:, :1])], dim=1).to(torch.float64)
+        solution = torch.linalg.lstsq(design.cpu(), targets.to(torch.float64).cpu(), driver="gelsd").solution
+        self.linear.weight.copy_(solution[:-1].T)
+        self.linear.bias.copy_(solution[-1])
+
+    def forward(self, graph: Any) -> Tensor:
+        return self.linear(graph.x)
