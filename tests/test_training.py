@@ -42,9 +42,9 @@ def graphs():
     return result
 
 
-def make_simulator(graphs, config, model="spatial"):
+def make_simulator(graphs, config, model="spatial", **hyperparameters):
     torch.manual_seed(0)
-    network = build_model(model, node_in=4, edge_in=4, out=2)
+    network = build_model(model, node_in=4, edge_in=4, out=2, **hyperparameters)
     return LearnedSimulator(network, 2, compute_statistics(graphs[:3], config), residual=config.residual)
 
 
@@ -174,3 +174,14 @@ def test_statistics_round_trip_through_netcdf_and_bad_files_are_named(graphs, tm
     (tmp_path / "broken.nc").write_bytes(b"not netcdf")
     with pytest.raises(DensimFileError, match="broken.nc"):
         read_statistics(tmp_path / "broken.nc")
+
+
+def test_same_seed_trains_bitwise_identical_models_and_another_seed_does_not(graphs, tmp_path):
+    config = dataclasses.replace(CONFIG, steps=6, validate_every=3, noise_std=1e-4)
+    states = {}
+    for run, seed in (("a", 0), ("b", 0), ("c", 1)):
+        sim = make_simulator(graphs, config, "nlsf_norm", num_modes=8)
+        train(sim, graphs[:3], graphs[3:], config, tmp_path / run, seed, metadata("nlsf_norm", config))
+        states[run] = sim.state_dict()
+    assert all(torch.equal(states["a"][name], states["b"][name]) for name in states["a"])
+    assert not all(torch.equal(states["a"][name], states["c"][name]) for name in states["a"])
