@@ -185,3 +185,18 @@ def test_same_seed_trains_bitwise_identical_models_and_another_seed_does_not(gra
         states[run] = sim.state_dict()
     assert all(torch.equal(states["a"][name], states["b"][name]) for name in states["a"])
     assert not all(torch.equal(states["a"][name], states["c"][name]) for name in states["a"])
+
+
+@pytest.mark.parametrize(("model", "history", "message"), [
+    ("gcn", 2, "model 'gcn': unknown model 'gcn'; known models: spatial"),
+    ("nlsf", 0, "model 'nlsf': node_in must be a positive integer"),
+    ("frozen", 2, "statistics.nc: no such file"),
+])
+def test_train_fit_names_a_bad_model_or_a_missing_file_before_training(tmp_path, model, history, message):
+    from densim.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "fit", "--dataset", "d", "--model", model, "--history", str(history), "--seed", "0",
+              "--split", str(tmp_path / "split.json"), "--statistics", str(tmp_path / "statistics.nc"), "-o", str(tmp_path / "out")])
+    assert message in str(stop.value)
+    assert not (tmp_path / "out").exists()

@@ -176,11 +176,14 @@ def cmd_train_fit(args) -> None:
     spec = _load_mapping(args.spec)
     config = training_config(spec.get("training", {}))
     hyperparameters = spec.get("models", {}).get(args.model, {})
+    try:  # a bad model key or hyperparameter fails before any file is read
+        network = build_model(args.model, node_in=2 * args.history, edge_in=4, out=2, **hyperparameters)
+    except (KeyError, TypeError, ValueError) as err:
+        raise SystemExit(f"densim: model {args.model!r}: {err}") from err
+    simulator = LearnedSimulator(network, args.history, read_statistics(args.statistics), residual=config.residual, noise_std=config.noise_std)
     split = read_json(args.split, required=("train", "validation", "test"))
     train_set = _split_graphs(args, split, "train", with_spectra=True)
     validation_set = _split_graphs(args, split, "validation", with_spectra=True)
-    network = build_model(args.model, node_in=2 * args.history, edge_in=4, out=2, **hyperparameters)
-    simulator = LearnedSimulator(network, args.history, read_statistics(args.statistics), residual=config.residual, noise_std=config.noise_std)
     metadata = {
         "name": f"{args.dataset}/{args.model}/h{args.history}/seed{args.seed}",
         "model": args.model,
