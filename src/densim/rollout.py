@@ -65,6 +65,21 @@ def estimated_box(trajectory: TrajectoryGraph, positions_t: torch.Tensor, box_x:
     return torch.stack([box_x, box_y])
 
 
+def advance(simulator, trajectory: TrajectoryGraph, state: torch.Tensor, prediction: torch.Tensor, last: int) -> torch.Tensor:
+    """The state one step later: drop the oldest frame, append the one integrated from ``prediction``.
+
+    Parameters
+    ----------
+    state : Tensor, shape (N, history + 1, 2)
+        Input frames ending at frame ``last`` of the trajectory.
+    prediction : Tensor, shape (N, 2)
+        The network's normalised acceleration for that state.
+    """
+    box_x = trajectory.box[:, 0]
+    following = simulator.postprocess(prediction, state, box_x[last + 1], box_x[last - simulator.history : last + 1], trajectory.centre_x)
+    return torch.cat([state[:, 1:], following[:, None]], dim=1)
+
+
 @torch.no_grad()
 def rollout(simulator, trajectory: TrajectoryGraph, steps: int | None = None) -> torch.Tensor:
     """Roll the simulator out from the first ``history + 1`` ground-truth frames.
@@ -77,14 +92,15 @@ def rollout(simulator, trajectory: TrajectoryGraph, steps: int | None = None) ->
     """
     h = simulator.history
     total = trajectory.frames if steps is None else min(trajectory.frames, h + 1 + steps)
-    positions = [trajectory.positions[:, t] for t in range(h + 1)]
+    state = trajectory.positions[:, : h + 1]
+    frames = [state]
     box_x = trajectory.box[:, 0]
     for t in range(h, total - 1):
-        window = torch.stack(positions[-(h + 1) :], dim=1)
-        box_t = estimated_box(trajectory, window[:, -1], box_x[t])
-        out = simulator(trajectory.graph, window, box_t, box_x[t - h : t + 1], trajectory.centre_x)
-        positions.append(simulator.postprocess(out, window, box_x[t + 1], box_x[t - h : t + 1], trajectory.centre_x))
-    return torch.stack(positions, dim=1)
+        box_t = estimated_box(trajectory, state[:, -1], box_x[t])
+        prediction = simulator(trajectory.graph, state, box_t, box_x[t - h : t + 1], trajectory.centre_x)
+        state = advance(simulator, trajectory, state, prediction, t)
+        frames.append(state[:, -1:])
+    return torch.cat(frames, dim=1)
 
 
 def relative_mse(predicted: torch.Tensor, truth: torch.Tensor, history: int) -> torch.Tensor:

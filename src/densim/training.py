@@ -28,7 +28,7 @@ from torch_geometric.data import Batch
 from tqdm import tqdm
 
 from densim.config import ConfigError, typed_config
-from densim.rollout import TrajectoryGraph, estimated_box, rollout
+from densim.rollout import TrajectoryGraph, advance, estimated_box, rollout
 from densim.simulator import LearnedSimulator, Statistics, affine_velocity, edge_features, velocities
 
 log = logging.getLogger(__name__)
@@ -140,13 +140,6 @@ def _step_batch(simulator: LearnedSimulator, trajectories, windows, states, offs
     return Batch.from_data_list(graphs), torch.cat(targets)
 
 
-def _advance(simulator: LearnedSimulator, traj: TrajectoryGraph, state: torch.Tensor, prediction: torch.Tensor, last: int) -> torch.Tensor:
-    """The state one step later: drop the oldest frame, append the one integrated from ``prediction``."""
-    box_x = traj.box[:, 0]
-    following = simulator.postprocess(prediction, state, box_x[last + 1], box_x[last - simulator.history : last + 1], traj.centre_x)
-    return torch.cat([state[:, 1:], following[:, None]], dim=1)
-
-
 def _batch_loss(simulator: LearnedSimulator, trajectories, windows, generator, noise_std: float, loss_steps: int = 1):
     """Mean squared error of normalised accelerations over ``loss_steps`` unrolled steps."""
     states = _initial_states(trajectories, windows, simulator.history, generator, noise_std)
@@ -157,7 +150,7 @@ def _batch_loss(simulator: LearnedSimulator, trajectories, windows, generator, n
         losses.append(torch.mean((prediction - target.to(prediction.dtype)) ** 2))
         if offset + 1 < loss_steps:
             pieces = prediction.split(batch.ptr.diff().tolist())
-            states = [_advance(simulator, trajectories[i], state, piece, t + offset) for piece, state, (i, t) in zip(pieces, states, windows)]
+            states = [advance(simulator, trajectories[i], state, piece, t + offset) for piece, state, (i, t) in zip(pieces, states, windows)]
     return torch.stack(losses).mean()
 
 
