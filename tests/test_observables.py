@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from densim.network import triangular_lattice
+from densim.network import minimum_image, periodic_images, triangular_lattice
 from densim.observables import (
     bond_images,
     poisson_ratio_from_box,
@@ -57,6 +57,35 @@ def test_r_squared():
     x = np.array([0.0, 1.0, 2.0, np.nan])
     assert r_squared(x, x) == 1.0
     assert r_squared(x[:3], np.full(3, 1.0)) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("box", [np.array([12.0, 9.0]), 1.0])
+def test_minimum_image_is_the_same_on_numpy_and_torch(box):
+    """Offsets of several boxes either way, exact half boxes (ties round to even) and a scalar box."""
+    rng = np.random.default_rng(2)
+    span = np.broadcast_to(box, (2,))
+    delta = rng.uniform(-3.7, 3.7, (500, 2)) * span
+    delta[:4] = [[0.5, -0.5], [1.5, -1.5], [2.5, -2.5], [-3.0, 3.0]] * span
+    box_t = torch.as_tensor(box) if isinstance(box, np.ndarray) else box
+    expected = minimum_image(delta, box)
+    as_torch = minimum_image(torch.as_tensor(delta), box_t)
+    assert np.array_equal(as_torch.numpy(), expected)
+    assert np.all(np.abs(expected) <= span / 2)
+    shifts = (delta - expected) / span
+    np.testing.assert_allclose(shifts, np.round(shifts), atol=1e-12)
+    images = periodic_images(delta, box)
+    assert np.array_equal(periodic_images(torch.as_tensor(delta), box_t).numpy(), images)
+    assert np.abs(images).max() >= 3
+    np.testing.assert_array_equal(images[:4], [[0, 0], [2, -2], [2, -2], [-3, 3]])
+
+
+def test_bond_images_bring_bonds_to_their_minimum_image():
+    rng = np.random.default_rng(4)
+    box = np.array([5.0, 4.0])
+    reference = rng.uniform(-10, 10, (30, 2))
+    bonds = rng.integers(0, 30, (50, 2))
+    delta = reference[bonds[:, 1]] - reference[bonds[:, 0]]
+    np.testing.assert_array_equal(delta - bond_images(reference, bonds, box) * box, minimum_image(delta, box))
 
 
 def strained_lattice(exx, eyy, cells=(8, 10)):

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from densim.elasticity import linear_response
+from densim.elasticity import affine_extensions, bond_directions, compatibility_matrix, linear_response
+from densim.network import periodic_images
 from densim.tuning import noise_and_prune, optimise_node_positions, prune_to_target, torch_poisson_ratio
 
 
@@ -13,9 +14,23 @@ def test_torch_route_matches_sparse_linear_response(jammed, definition):
     bonds = torch.as_tensor(jammed.bonds)
     box = torch.as_tensor(jammed.box)
     pos = torch.as_tensor(jammed.positions)
-    images = torch.round((pos[bonds[:, 1]] - pos[bonds[:, 0]]) / box)
+    images = periodic_images(pos[bonds[:, 1]] - pos[bonds[:, 0]], box)
     nu = torch_poisson_ratio(pos, box, bonds, images, "inverse_length", definition)
     assert nu.item() == pytest.approx(linear_response(jammed).poisson_ratio(definition), abs=1e-10)
+
+
+def test_linear_response_pieces_are_the_same_on_numpy_and_torch(jammed):
+    """The sparse numpy compatibility matrix and the dense torch one hold the same entries (up to the last bit
+    of the norms, which numpy and torch round differently), and so do the affine extensions."""
+    vectors = jammed.bond_vectors()
+    _, unit = bond_directions(vectors)
+    _, unit_t = bond_directions(torch.as_tensor(vectors))
+    sparse = compatibility_matrix(unit, jammed.bonds, jammed.num_nodes)
+    dense = compatibility_matrix(unit_t, torch.as_tensor(jammed.bonds), jammed.num_nodes)
+    assert isinstance(dense, torch.Tensor)
+    np.testing.assert_allclose(dense.numpy(), sparse.toarray(), rtol=0, atol=1e-15)
+    affine = affine_extensions(unit_t, torch.as_tensor(vectors)).numpy()
+    np.testing.assert_allclose(affine, affine_extensions(unit, vectors), rtol=0, atol=1e-14)
 
 
 @pytest.mark.parametrize("target, definition", [(-0.5, "uniaxial_x"), (0.7, "uniaxial_x"), (-0.5, "isotropic")])

@@ -20,6 +20,13 @@ Removing bond ``b`` changes ``M`` by the Sherman-Morrison rank-one update
 ``dM_pq = -k_b e_pb e_qb / (V (1 - k_b [A H^+ A^T]_bb))``; a vanishing denominator means the removal opens a
 floppy mode.
 
+The building blocks (:func:`bond_directions`, :func:`compatibility_matrix`, :func:`affine_extensions`,
+:func:`relaxed_extensions`, :func:`probe_stiffness` and the Poisson ratio definitions) work on numpy arrays and
+torch tensors alike; only the solve of the Hessian differs between their users: a sparse LU
+(:func:`linear_response`, any N), a dense generalised inverse updated by rank-one steps (:class:`BondRemoval`,
+pruning) and a dense torch solve that autograd runs through (:func:`densim.tuning.torch_poisson_ratio`, node
+optimisation).
+
 References
 ----------
 Goodrich, Liu and Nagel, Phys. Rev. Lett. 114, 225501 (2015).
@@ -27,6 +34,7 @@ Goodrich, Liu and Nagel, Phys. Rev. Lett. 114, 225501 (2015).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,10 +42,11 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from densim.network import SpringNetwork, compatibility_matrix
+from densim.network import SpringNetwork
 
 PROBES = ("xx", "yy", "xy")
-_PROBE_STRAINS = np.array([[[1.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 1.0]], [[0.0, 0.5], [0.5, 0.0]]])
+#: Unit probe strains ``eps_p`` in the order of :data:`PROBES`, shape (3, 2, 2).
+PROBE_STRAINS = np.array([[[1.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 1.0]], [[0.0, 0.5], [0.5, 0.0]]])
 
 
 #: Smallest/largest LU pivot of the pinned Hessian below which a network counts as floppy.
@@ -56,6 +65,12 @@ class Moduli:
     shear: float
     stiffness_matrix: np.ndarray  # (3, 3) over the probes xx, yy, xy
 
+    @classmethod
+    def from_probes(cls, m: np.ndarray) -> Moduli:
+        """Moduli from the probe stiffness matrix ``m`` (3, 3) (:func:`probe_stiffness`)."""
+        bulk, shear = bulk_shear_from_probes(m)
+        return cls(float(bulk), float(shear), m)
+
     @property
     def poisson(self) -> float:
         """Isotropic 2D Poisson ratio ``(B - G) / (B + G)``."""
@@ -67,7 +82,10 @@ class Moduli:
 
 
 def isotropic_poisson_ratio(m):
-    """``(B - G) / (B + G)`` of probe stiffness matrices ``m`` (..., 3, 3): the orientation average."""
+    """``(B - G) / (B + G)`` of probe stiffness matrices ``m`` (..., 3, 3): the orientation average.
+
+    This and the other Poisson ratio definitions work on numpy arrays and torch tensors alike.
+    """
     bulk, shear = bulk_shear_from_probes(m)
     return (bulk - shear) / (bulk + shear)
 
@@ -85,12 +103,12 @@ def uniaxial_poisson_ratio(m):
 POISSON_DEFINITIONS = {"uniaxial_x": uniaxial_poisson_ratio, "isotropic": isotropic_poisson_ratio}
 
 
-def bulk_shear_from_probes(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Bulk and shear moduli from probe stiffness matrices.
+def bulk_shear_from_probes(m):
+    """Bulk and shear moduli from probe stiffness matrices (numpy arrays or torch tensors).
 
     Parameters
     ----------
-    m : ndarray, shape (..., 3, 3)
+    m : array, shape (..., 3, 3)
         ``M_pq`` over the probes ``xx, yy, xy``: ``C_xxxx = M_00``, ``C_yyyy = M_11``, ``C_xxyy = M_01``,
         ``C_xyxy = M_22``.
     """
@@ -98,31 +116,165 @@ def bulk_shear_from_probes(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (c11 + c22 + 2 * c12) / 4, (4 * c66 + c11 + c22 - 2 * c12) / 8
 
 
-def affine_extensions(network: SpringNetwork) -> np.ndarray:
-    """Bond extensions ``n_b . eps . r_b`` under each unit probe strain, shape (Nb, 3)."""
-    r = network.bond_vectors()
-    n = r / np.linalg.norm(r, axis=1, keepdims=True)
-    return np.einsum("bi,pij,bj->bp", n, _PROBE_STRAINS, r)
+def _namespace(x):
+    """torch for a tensor, numpy otherwise: the building blocks below serve both.
 
-
-def hessian(network: SpringNetwork, compatibility: sp.csr_matrix | None = None) -> sp.csr_matrix:
-    """Stiffness (dynamical) matrix ``A^T K A`` of the stress-free network, shape (2N, 2N)."""
-    a = compatibility_matrix(network) if compatibility is None else compatibility
-    return (a.T @ sp.diags(network.stiffness) @ a).tocsc()
-
-
-def _relaxed_extensions(network: SpringNetwork, solve) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Relaxed extensions ``e`` (Nb, 3), node displacements ``u`` (2N, 3) and affine forces ``f`` (2N, 3).
-
-    ``solve`` maps right-hand sides over the free degrees of freedom (node 0 is pinned to remove the two
-    rigid translations) to the solution of the reduced Hessian system.
+    Only an imported torch can have made a tensor, so numpy-only users (the trajectories stage) never pay
+    for importing it.
     """
-    a_mat = compatibility_matrix(network)
-    affine = affine_extensions(network)
-    force = a_mat.T @ (network.stiffness[:, None] * affine)
-    u = np.zeros((2 * network.num_nodes, 3))
-    u[2:] = -solve(force[2:])
-    return affine + a_mat @ u, u, force
+    torch = sys.modules.get("torch")
+    return torch if torch is not None and isinstance(x, torch.Tensor) else np
+
+
+def bond_directions(vectors):
+    """Lengths and unit vectors of bond vectors.
+
+    Parameters
+    ----------
+    vectors : array, shape (Nb, 2)
+        Bond vectors ``r_b = x_j - x_i`` (minimum image).
+
+    Returns
+    -------
+    length : array, shape (Nb,)
+    unit : array, shape (Nb, 2)
+        ``n_b = r_b / |r_b|``.
+    """
+    length = _namespace(vectors).linalg.norm(vectors, axis=1)
+    return length, vectors / length[:, None]
+
+
+def bond_dofs(bonds):
+    """Degrees of freedom ``[2i, 2i + 1, 2j, 2j + 1]`` of the end nodes of each bond, shape (Nb, 4)."""
+    i, j = bonds[:, 0], bonds[:, 1]
+    return _namespace(bonds).stack([2 * i, 2 * i + 1, 2 * j, 2 * j + 1], axis=1)
+
+
+def compatibility_rows(unit):
+    """Nonzero entries ``[-n_b, +n_b]`` of each row of the compatibility matrix, at :func:`bond_dofs`.
+
+    Parameters
+    ----------
+    unit : array, shape (Nb, 2)
+        Unit bond vectors (:func:`bond_directions`).
+
+    Returns
+    -------
+    array, shape (Nb, 4)
+    """
+    return _namespace(unit).concatenate([-unit, unit], axis=1)
+
+
+def compatibility_matrix(unit, bonds, num_nodes: int):
+    """Linear map ``A`` from node displacements to bond extensions, ``e = A u``.
+
+    Row ``b`` holds ``-n_b`` at node ``i`` and ``+n_b`` at node ``j`` (``n_b`` the unit bond vector), with
+    ``u`` flattened as ``[u_0x, u_0y, u_1x, ...]``.
+
+    Parameters
+    ----------
+    unit : ndarray or Tensor, shape (Nb, 2)
+        Unit bond vectors (:func:`bond_directions`).
+    bonds : int array, shape (Nb, 2)
+    num_nodes : int
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix or Tensor, shape (Nb, 2N)
+        Sparse for numpy input; dense for torch, whose gradients must reach the positions through a dense
+        solve (torch's sparse tensors do not support it).
+    """
+    shape = (bonds.shape[0], 2 * num_nodes)
+    xp = _namespace(unit)
+    if xp is not np:
+        a = unit.new_zeros(shape)
+        a[xp.arange(shape[0])[:, None], bond_dofs(bonds)] = compatibility_rows(unit)
+        return a
+    rows = np.repeat(np.arange(shape[0]), 4)
+    return sp.csr_matrix((compatibility_rows(unit).ravel(), (rows, bond_dofs(bonds).ravel())), shape=shape)
+
+
+def affine_extensions(unit, vectors):
+    """Bond extensions ``n_b . eps_p . r_b`` under each unit probe strain (:data:`PROBE_STRAINS`).
+
+    Parameters
+    ----------
+    unit : ndarray or Tensor, shape (Nb, 2)
+        Unit bond vectors ``n_b`` (:func:`bond_directions`).
+    vectors : ndarray or Tensor, shape (Nb, 2)
+        Bond vectors ``r_b`` (minimum image).
+
+    Returns
+    -------
+    array, shape (Nb, 3)
+    """
+    xp = _namespace(vectors)
+    return xp.einsum("bi,pij,bj->bp", unit, xp.asarray(PROBE_STRAINS, dtype=vectors.dtype), vectors)
+
+
+def hessian(network: SpringNetwork, compatibility: sp.csr_matrix | None = None) -> sp.csc_matrix:
+    """Stiffness (dynamical) matrix ``A^T K A`` of the stress-free network, shape (2N, 2N)."""
+    if compatibility is None:
+        _, unit = bond_directions(network.bond_vectors())
+        compatibility = compatibility_matrix(unit, network.bonds, network.num_nodes)
+    return (compatibility.T @ sp.diags(network.stiffness) @ compatibility).tocsc()
+
+
+def pinned(solve_reduced):
+    """Lift a solver of the Hessian with node 0's rows and columns removed to all ``2N`` degrees of freedom.
+
+    Holding node 0 in place removes the two rigid translations that make ``H`` singular; the extensions
+    it is used for do not depend on a translation.
+
+    Parameters
+    ----------
+    solve_reduced : callable
+        Maps right-hand sides (2N - 2, 3) to the solution of the reduced system.
+
+    Returns
+    -------
+    callable
+        Maps forces (2N, 3) to displacements (2N, 3) whose first two rows are zero.
+    """
+
+    def solve(force):
+        xp = _namespace(force)
+        return xp.concatenate([xp.zeros_like(force[:2]), solve_reduced(force[2:])])
+
+    return solve
+
+
+def relaxed_extensions(compatibility, affine, stiffness, solve):
+    """Bond extensions ``e = a + A u`` after the nodes relax, ``H u = -f`` with ``f = A^T K a``.
+
+    Parameters
+    ----------
+    compatibility : scipy sparse matrix, ndarray or Tensor, shape (Nb, 2N)
+    affine : array, shape (Nb, 3)
+        Affine extensions under the probes (:func:`affine_extensions`).
+    stiffness : array, shape (Nb,)
+        Spring constants; zero for bonds taken out of the network (their extension is still returned).
+    solve : callable
+        Maps forces (2N, 3) to ``H^+ f``, with ``H`` the Hessian of ``stiffness``.
+
+    Returns
+    -------
+    array, shape (Nb, 3)
+    """
+    force = compatibility.T @ (stiffness[:, None] * affine)
+    return affine - compatibility @ solve(force)
+
+
+def probe_stiffness(extensions, stiffness, area):
+    """Probe stiffness matrix ``M_pq = e_p^T K e_q / V`` of relaxed extensions, shape (3, 3).
+
+    Parameters
+    ----------
+    extensions : array, shape (Nb, 3)
+    stiffness : array, shape (Nb,)
+    area : float or scalar Tensor
+    """
+    return extensions.T @ (stiffness[:, None] * extensions) / area
 
 
 def linear_response(network: SpringNetwork, check_rigidity: bool = True) -> Moduli:
@@ -145,7 +297,10 @@ def linear_response(network: SpringNetwork, check_rigidity: bool = True) -> Modu
     >>> round(linear_response(triangular_lattice(6, 6)).poisson, 12)
     0.333333333333
     """
-    h = hessian(network)[2:, 2:].tocsc()
+    vectors = network.bond_vectors()
+    _, unit = bond_directions(vectors)
+    a = compatibility_matrix(unit, network.bonds, network.num_nodes)
+    h = hessian(network, a)[2:, 2:].tocsc()
     try:
         lu = spla.splu(h)
     except RuntimeError as err:  # SuperLU reports an exactly singular factor
@@ -155,14 +310,8 @@ def linear_response(network: SpringNetwork, check_rigidity: bool = True) -> Modu
         pivots = np.abs(lu.U.diagonal())
         if not np.all(np.isfinite(pivots)) or pivots.min() < RIGIDITY_PIVOT_RATIO * pivots.max():
             raise NotRigidError(f"the network is not rigid (smallest/largest LU pivot {pivots.min() / pivots.max():.1e})")
-    extensions, _, _ = _relaxed_extensions(network, lu.solve)
-    return _moduli_from_extensions(network, extensions)
-
-
-def _moduli_from_extensions(network: SpringNetwork, extensions: np.ndarray) -> Moduli:
-    m = extensions.T @ (network.stiffness[:, None] * extensions) / network.area
-    bulk, shear = bulk_shear_from_probes(m)
-    return Moduli(float(bulk), float(shear), m)
+    extensions = relaxed_extensions(a, affine_extensions(unit, vectors), network.stiffness, pinned(lu.solve))
+    return Moduli.from_probes(probe_stiffness(extensions, network.stiffness, network.area))
 
 
 class BondRemoval:
@@ -200,8 +349,13 @@ class BondRemoval:
         self.removed: list[int] = []
         self.factorisations = 0
         self.solves = 0
-        i, j = network.bonds[:, 0], network.bonds[:, 1]
-        self._dofs = np.stack([2 * i, 2 * i + 1, 2 * j, 2 * j + 1], axis=1)  # (Nb, 4)
+        vectors = network.bond_vectors()
+        _, unit = bond_directions(vectors)
+        # the geometry never changes, only which bonds are active
+        self._compatibility = compatibility_matrix(unit, network.bonds, network.num_nodes)
+        self._affine = affine_extensions(unit, vectors)
+        self._rows = compatibility_rows(unit)  # c_b on its degrees of freedom, (Nb, 4)
+        self._dofs = bond_dofs(network.bonds)  # (Nb, 4)
         self._refresh()
 
     @property
@@ -228,16 +382,15 @@ class BondRemoval:
         self._since_refresh = 0
         self._update_extensions()
 
-    def _update_extensions(self) -> None:
-        ext, _ = _relaxed_extensions_full(self.network, self.active, self._hinv)
-        self._extensions = ext  # (Nb, 3), rows of removed bonds are meaningless
-        self._moduli = _moduli_from_extensions(self.current, ext[self.active])
+    def _solve(self, force: np.ndarray) -> np.ndarray:
+        """``H^+ f``: already a pinned solve, ``H^+`` having zero rows and columns at node 0."""
+        return self._hinv @ force
 
-    def _bond_columns(self) -> np.ndarray:
-        """Compatibility rows ``c_b`` restricted to their 4 degrees of freedom, shape (Nb, 4)."""
-        r = self.network.bond_vectors()
-        n = r / np.linalg.norm(r, axis=1, keepdims=True)
-        return np.concatenate([-n, n], axis=1)
+    def _update_extensions(self) -> None:
+        stiffness = np.where(self.active, self.network.stiffness, 0.0)
+        self._extensions = relaxed_extensions(self._compatibility, self._affine, stiffness, self._solve)
+        m = probe_stiffness(self._extensions[self.active], self.network.stiffness[self.active], self.network.area)
+        self._moduli = Moduli.from_probes(m)
 
     def removal_effects(self) -> tuple[np.ndarray, np.ndarray]:
         """Probe stiffness matrix after removing each bond, and which removals are allowed.
@@ -249,7 +402,7 @@ class BondRemoval:
         allowed : ndarray of bool, shape (Nb,)
             Active bonds whose removal keeps every node at ``min_degree`` and opens no floppy mode.
         """
-        c = self._bond_columns()
+        c = self._rows
         block = self._hinv[self._dofs[:, :, None], self._dofs[:, None, :]]  # (Nb, 4, 4)
         g = np.einsum("bs,bst,bt->b", c, block, c)
         k = self.network.stiffness
@@ -271,7 +424,7 @@ class BondRemoval:
         if not self.active[bond]:
             raise ValueError(f"bond {bond} was already removed")
         dofs = self._dofs[bond]
-        c = self._bond_columns()[bond]
+        c = self._rows[bond]
         hc = self._hinv[:, dofs] @ c  # H^+ c_b, shape (2N,)
         k = self.network.stiffness[bond]
         denominator = 1.0 - k * (c @ hc[dofs])
@@ -286,18 +439,3 @@ class BondRemoval:
         else:
             self._update_extensions()
 
-
-def _relaxed_extensions_full(network: SpringNetwork, active: np.ndarray, hinv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Relaxed probe extensions of every bond (active or not) of the network restricted to ``active``.
-
-    Parameters
-    ----------
-    hinv : ndarray, shape (2N, 2N)
-        Generalised inverse of the Hessian of the active bonds.
-    """
-    a_mat = compatibility_matrix(network)
-    affine = affine_extensions(network)
-    k_active = np.where(active, network.stiffness, 0.0)
-    force = a_mat.T @ (k_active[:, None] * affine)
-    u = -hinv @ force
-    return affine + a_mat @ u, u

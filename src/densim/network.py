@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-import scipy.sparse as sp
 
 STIFFNESS_MODES = ("inverse_length", "unit")
 
@@ -72,23 +71,61 @@ class SpringNetwork:
         return replace(self, bonds=self.bonds[keep], rest_lengths=self.rest_lengths[keep], stiffness=self.stiffness[keep])
 
 
-def minimum_image(delta: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """Map separation vectors to their shortest periodic image.
+def periodic_images(delta, box):
+    """Periodic image offsets: the whole numbers of box lengths ``n`` with ``delta - n * box`` shortest.
+
+    This is the one sign convention of image offsets in the package: a vector is brought to its minimum
+    image by *subtracting* ``n * box`` (:func:`minimum_image`). Ties (exactly half a box) round to even,
+    identically in numpy and torch. Works on numpy arrays and torch tensors alike.
 
     Parameters
     ----------
-    delta : ndarray, shape (..., 2)
-    box : ndarray, shape (2,)
+    delta : array, shape (..., d)
+        Separation vectors.
+    box : array, shape (d,), or float
+        Box lengths, broadcast against ``delta``: an array of the same kind (numpy or torch), or a float for
+        a square box or fractional coordinates.
+
+    Returns
+    -------
+    array, shape (..., d)
+        Integer-valued floats of the type of ``delta``.
     """
-    return delta - box * np.round(delta / box)
+    return (delta / box).round()
 
 
-def spring_stiffness(rest_lengths: np.ndarray, mode: str) -> np.ndarray:
-    """Spring constants from rest lengths: ``1/l0`` (``inverse_length``) or 1 (``unit``)."""
+def minimum_image(delta, box):
+    """Map separation vectors to their shortest periodic image, ``delta - box * periodic_images(delta, box)``.
+
+    Works on numpy arrays and torch tensors alike (torch keeps gradients).
+
+    Parameters
+    ----------
+    delta : array, shape (..., d)
+    box : array, shape (d,), or float
+        Box lengths, broadcast against ``delta``.
+
+    Returns
+    -------
+    array, shape (..., d)
+
+    Examples
+    --------
+    >>> minimum_image(np.array([[0.9, -2.6]]), 1.0).round(12).tolist()
+    [[-0.1, 0.4]]
+    """
+    return delta - box * periodic_images(delta, box)
+
+
+def spring_stiffness(rest_lengths, mode: str):
+    """Spring constants from rest lengths: ``1/l0`` (``inverse_length``) or 1 (``unit``).
+
+    Works on numpy arrays and torch tensors alike (node optimisation differentiates through it).
+    """
     if mode == "inverse_length":
         return 1.0 / rest_lengths
     if mode == "unit":
-        return np.ones_like(rest_lengths)
+        return rest_lengths**0  # ones of the input's kind and dtype, numpy or torch
     raise ValueError(f"stiffness mode must be one of {STIFFNESS_MODES}, got {mode!r}")
 
 
@@ -130,25 +167,6 @@ def remove_rattlers(network: SpringNetwork, min_degree: int = 3) -> tuple[Spring
         network.stiffness[keep],
     )
     return pruned, np.flatnonzero(alive)
-
-
-def compatibility_matrix(network: SpringNetwork) -> sp.csr_matrix:
-    """Linear map from node displacements to bond extensions.
-
-    Row ``b`` holds ``-n_b`` at node ``i`` and ``+n_b`` at node ``j`` (``n_b`` the unit bond vector), so
-    that ``e = A u`` with ``u`` flattened as ``[u_0x, u_0y, u_1x, ...]``.
-
-    Returns
-    -------
-    scipy.sparse.csr_matrix, shape (Nb, 2N)
-    """
-    vectors = network.bond_vectors()
-    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    i, j = network.bonds[:, 0], network.bonds[:, 1]
-    rows = np.repeat(np.arange(network.num_bonds), 4)
-    cols = np.stack([2 * i, 2 * i + 1, 2 * j, 2 * j + 1], axis=1).ravel()
-    vals = np.concatenate([-unit, unit], axis=1).ravel()
-    return sp.csr_matrix((vals, (rows, cols)), shape=(network.num_bonds, 2 * network.num_nodes))
 
 
 def triangular_lattice(cells_x: int, cells_y: int, spacing: float = 1.0, stiffness_mode: str = "unit") -> SpringNetwork:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from densim.network import minimum_image
+from densim.network import minimum_image, periodic_images
 
 
 def box_strain(box: np.ndarray) -> np.ndarray:
@@ -113,9 +113,9 @@ def poisson_ratio_from_slope(positions: np.ndarray, axial_strain: np.ndarray, bo
 
 
 def bond_images(reference, bonds, box):
-    """Periodic image offsets ``n`` of each bond: ``x_j - x_i + n * L`` is its minimum-image vector in ``reference``.
+    """Periodic image offsets ``n`` of each bond: ``x_j - x_i - n * L`` is its minimum-image vector in ``reference``.
 
-    Works on numpy arrays and torch tensors alike.
+    The sign convention of :func:`densim.network.periodic_images`. Works on numpy arrays and torch tensors alike.
 
     Parameters
     ----------
@@ -127,14 +127,13 @@ def bond_images(reference, bonds, box):
     -------
     array, shape (B, 2), integer-valued floats
     """
-    delta = reference[bonds[:, 1]] - reference[bonds[:, 0]]
-    return -(delta / box).round()
+    return periodic_images(reference[bonds[:, 1]] - reference[bonds[:, 0]], box)
 
 
 def zero_stress_box_y(positions, box_x, box_y0: float, bonds, images, rest_length, stiffness, tolerance: float = 1e-13, max_iterations: int = 50):
     """Transverse box length at which the network's energy is stationary with the node positions held.
 
-    Solves ``dE/dL_y = 0`` for ``E = sum_b k_b / 2 (|d_b| - l_b)^2``, ``d_b = x_j - x_i + n_b * (L_x, L_y)``, by
+    Solves ``dE/dL_y = 0`` for ``E = sum_b k_b / 2 (|d_b| - l_b)^2``, ``d_b = x_j - x_i - n_b * (L_x, L_y)``, by
     Newton's method from ``box_y0``; only bonds that cross the periodic boundary in y depend on ``L_y``. Works on
     numpy arrays and torch tensors alike (torch keeps gradients).
 
@@ -166,15 +165,15 @@ def zero_stress_box_y(positions, box_x, box_y0: float, bonds, images, rest_lengt
         raise ValueError("no bond crosses the periodic boundary in y: the transverse box is undetermined")
     bonds, images, rest_length, stiffness = bonds[crossing], images[crossing], rest_length[crossing], stiffness[crossing]
     delta = positions[..., bonds[:, 1], :] - positions[..., bonds[:, 0], :]  # (..., B, 2)
-    dx = delta[..., 0] + images[:, 0] * box_x[..., None]
+    dx = delta[..., 0] - images[:, 0] * box_x[..., None]
     ny = images[:, 1]
     box_y = box_x * 0 + box_y0
     for _ in range(max_iterations):
-        dy = delta[..., 1] + ny * box_y[..., None]
+        dy = delta[..., 1] - ny * box_y[..., None]
         length = (dx * dx + dy * dy) ** 0.5
         tension = stiffness * (length - rest_length)
         cosine = dy / length
-        gradient = (tension * cosine * ny).sum(-1)
+        gradient = -(tension * cosine * ny).sum(-1)  # d(dy)/dL_y = -n_y
         curvature = (ny * ny * (stiffness * cosine * cosine + tension / length * (1 - cosine * cosine))).sum(-1)
         step = gradient / curvature
         box_y = box_y - step

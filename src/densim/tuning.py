@@ -16,12 +16,24 @@ Dold and van Egmond (2023) (random perturbation and pruning).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
 
-from densim.elasticity import POISSON_DEFINITIONS, BondRemoval, NotRigidError, linear_response
-from densim.network import SpringNetwork, stress_free_network
+from densim.elasticity import (
+    POISSON_DEFINITIONS,
+    BondRemoval,
+    NotRigidError,
+    affine_extensions,
+    bond_directions,
+    compatibility_matrix,
+    linear_response,
+    pinned,
+    probe_stiffness,
+    relaxed_extensions,
+)
+from densim.network import SpringNetwork, periodic_images, spring_stiffness, stress_free_network
 
 
 @dataclass(frozen=True)
@@ -126,13 +138,23 @@ def noise_and_prune(
     return TuningResult(state.current, nu, len(state.removed), state.factorisations, state.solves + 3)
 
 
-_PROBE_STRAINS = torch.tensor([[[1.0, 0.0], [0.0, 0.0]], [[0.0, 0.0], [0.0, 1.0]], [[0.0, 0.5], [0.5, 0.0]]], dtype=torch.float64)
+def _bond_vectors(positions: torch.Tensor, bonds: torch.Tensor, images: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
+    """Bond vectors ``x_j - x_i - n_b * box`` with the image offsets ``n_b`` held fixed, shape (Nb, 2).
+
+    Fixed offsets keep the vectors smooth functions of the positions, which the minimum image is not.
+    """
+    return positions[bonds[:, 1]] - positions[bonds[:, 0]] - images * box
 
 
 def torch_poisson_ratio(
     positions: torch.Tensor, box: torch.Tensor, bonds: torch.Tensor, images: torch.Tensor, stiffness_mode: str, definition: str = "uniaxial_x"
 ) -> torch.Tensor:
-    """Differentiable Poisson ratio of the stress-free network on ``positions`` (dense linear algebra).
+    """Differentiable Poisson ratio of the stress-free network on ``positions``.
+
+    The linear response of :mod:`densim.elasticity` on torch tensors: the same compatibility matrix, affine
+    extensions and relaxation, with a dense compatibility matrix and a dense solve of the pinned Hessian
+    that autograd differentiates (a sparse LU cannot be). Dense costs ``O(N^3)`` per call, fine for the
+    networks of a few hundred nodes this optimises.
 
     Parameters
     ----------
@@ -140,25 +162,25 @@ def torch_poisson_ratio(
     box : Tensor, shape (2,)
     bonds : LongTensor, shape (Nb, 2)
     images : Tensor, shape (Nb, 2)
-        Periodic image shift of each bond, in box lengths, held fixed during optimisation.
+        Periodic image offsets of the bonds (:func:`densim.network.periodic_images` of the starting bond
+        vectors), held fixed during optimisation.
+    stiffness_mode : str
+        How spring constants follow the rest lengths, which follow the nodes (:func:`densim.network.spring_stiffness`).
+    definition : str
+        One of :data:`densim.elasticity.POISSON_DEFINITIONS`.
+
+    Returns
+    -------
+    Tensor, shape ()
     """
-    i, j = bonds[:, 0], bonds[:, 1]
-    r = positions[j] - positions[i] - images * box
-    length = r.norm(dim=1)
-    n = r / length[:, None]
-    k = 1.0 / length if stiffness_mode == "inverse_length" else torch.ones_like(length)
-    num_nodes = positions.shape[0]
-    a_mat = torch.zeros(bonds.shape[0], num_nodes, 2, dtype=positions.dtype)
-    rows = torch.arange(bonds.shape[0])
-    a_mat = a_mat.index_put((rows, i), -n, accumulate=True).index_put((rows, j), n, accumulate=True).reshape(bonds.shape[0], -1)
-    affine = torch.einsum("bi,pij,bj->bp", n, _PROBE_STRAINS, r)
-    hessian = a_mat.T @ (k[:, None] * a_mat)
-    force = a_mat.T @ (k[:, None] * affine)
-    u = torch.zeros(2 * num_nodes, 3, dtype=positions.dtype)
-    u = torch.cat([u[:2], -torch.linalg.solve(hessian[2:, 2:], force[2:])])
-    e = affine + a_mat @ u
-    m = e.T @ (k[:, None] * e) / (box[0] * box[1])
-    return POISSON_DEFINITIONS[definition](m)
+    vectors = _bond_vectors(positions, bonds, images, box)
+    length, unit = bond_directions(vectors)
+    stiffness = spring_stiffness(length, stiffness_mode)
+    a = compatibility_matrix(unit, bonds, positions.shape[0])
+    affine = affine_extensions(unit, vectors)
+    hessian = a.T @ (stiffness[:, None] * a)
+    extensions = relaxed_extensions(a, affine, stiffness, pinned(partial(torch.linalg.solve, hessian[2:, 2:])))
+    return POISSON_DEFINITIONS[definition](probe_stiffness(extensions, stiffness, box[0] * box[1]))
 
 
 def _bond_pairs_at_nodes(bonds: np.ndarray, num_nodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -197,14 +219,13 @@ def optimise_node_positions(
     bonds = torch.as_tensor(network.bonds)
     box = torch.as_tensor(network.box)
     start = torch.as_tensor(network.positions)
-    delta0 = start[bonds[:, 1]] - start[bonds[:, 0]]
-    images = torch.round(delta0 / box)
-    initial_length = (delta0 - images * box).norm(dim=1)
+    images = periodic_images(start[bonds[:, 1]] - start[bonds[:, 0]], box)
+    initial_length = _bond_vectors(start, bonds, images, box).norm(dim=1)
     node, first, second = (torch.as_tensor(x) for x in _bond_pairs_at_nodes(network.bonds, network.num_nodes))
     cos_max = float(np.cos(np.radians(min_angle_degrees)))
 
     def guards(positions):
-        r = positions[bonds[:, 1]] - positions[bonds[:, 0]] - images * box
+        r = _bond_vectors(positions, bonds, images, box)
         length = r.norm(dim=1)
         short = torch.relu(min_length_ratio * initial_length - length)
         # orient both bonds of a pair away from their shared node before measuring the angle
