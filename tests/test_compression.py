@@ -1,4 +1,4 @@
-"""Tests of the LAMMPS compression (:func:`densim.lammps.compress`) against elasticity.
+"""Tests of the LAMMPS compression (:func:`densim.compression.compress`) against elasticity.
 
 The box Poisson ratio of a run, ``nu = -(Ly/Ly0 - 1) / (Lx/Lx0 - 1)``, is compared with two independent
 routes: linear response (``C12 / C22``, the ratio for an orthogonal box with ``sigma_yy = 0``) and quasi-static
@@ -9,26 +9,18 @@ which also holds the networks' geometric nonlinearity. Tolerances are the measur
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from densim.compression import CompressionSettings, SimulationError, compress
 from densim.elasticity import linear_response
-from densim.lammps import (
-    CompressionSettings,
-    SimulationError,
-    build_network,
-    compress,
-    new_lammps,
-)
+from densim.lammps import new_lammps, place_network
 from densim.network import triangular_lattice
 from densim.tuning import prune_to_target
 
 ARRAYS = ("positions", "box", "strain", "potential_energy")
-
-
-def run(network, settings=None, **kwargs):
-    return compress(network.positions, network.box, network.bonds, network.rest_lengths, network.stiffness, settings, **kwargs)
 
 
 def box_poisson_ratio(compression):
@@ -40,7 +32,7 @@ def box_poisson_ratio(compression):
 def quasi_static_poisson_ratio(network, axial_strain):
     """nu at compressive strain ``axial_strain`` by energy minimisation with L_y relaxed to zero stress."""
     with new_lammps() as lmp:
-        build_network(lmp, network.positions, network.box, network.bonds, network.rest_lengths, network.stiffness, strain=np.diag([-axial_strain, 0.0]))
+        place_network(lmp, network, strain=np.diag([-axial_strain, 0.0]))
         lmp.commands_list(["fix relax all box/relax y 0.0 vmax 1e-4", "fix planar all enforce2d", "minimize 0.0 1e-13 100000 1000000"])
         lo, hi = lmp.extract_box()[:2]
     transverse = (hi[1] - lo[1]) / network.box[1] - 1.0
@@ -55,7 +47,7 @@ def auxetic(jammed):
 
 def test_triangular_lattice_poisson_ratio_is_one_third():
     lattice = triangular_lattice(8, 8)
-    nu = box_poisson_ratio(run(lattice))
+    nu = box_poisson_ratio(compress(lattice))
     # Measured 0.3320 at 0.5 % and 0.3310 at 1 % strain; minimisation gives 0.3322 and 0.3311 (geometric
     # nonlinearity of the lattice, -0.22 per unit strain), so 1/3 holds to 0.003 there.
     assert nu[9] == pytest.approx(1 / 3, abs=3e-3)
@@ -67,7 +59,7 @@ def test_jammed_small_strain_poisson_ratio_matches_linear_response(jammed):
     m = linear_response(jammed).stiffness_matrix
     expected = m[0, 1] / m[1, 1]
     # 41 frames up to 0.2 % strain: the same 8,000 steps, so the same relative lag, with less nonlinearity.
-    compression = run(jammed, CompressionSettings(strain=0.002))
+    compression = compress(jammed, CompressionSettings(strain=0.002))
     nu = box_poisson_ratio(compression)
     eps = compression.box / compression.box[0] - 1.0
     slope = -np.polyfit(eps[4:, 0], eps[4:, 1], 1)[0]
@@ -81,7 +73,7 @@ def test_jammed_small_strain_poisson_ratio_matches_linear_response(jammed):
 @pytest.mark.parametrize("network_name, tolerances", [("jammed", (5e-3, 5e-3)), ("auxetic", (2e-2, 1e-2))])
 def test_box_follows_quasi_static_response(request, network_name, tolerances):
     network = request.getfixturevalue(network_name)
-    nu = box_poisson_ratio(run(network))
+    nu = box_poisson_ratio(compress(network))
     # Measured relative differences from minimisation at 0.5 % and 1 % strain: jammed (nu ~ +0.59)
     # -0.09 % and -0.04 %; auxetic (nu ~ -0.53) +1.0 % and +0.4 %, the lag of its slow non-affine relaxation.
     for frame, tolerance in zip((10, 20), tolerances):
@@ -92,12 +84,12 @@ def test_box_follows_quasi_static_response(request, network_name, tolerances):
 
 def test_same_inputs_give_bitwise_identical_runs(jammed):
     settings = CompressionSettings(frames=6)
-    first, second = run(jammed, settings), run(jammed, settings)
+    first, second = compress(jammed, settings), compress(jammed, settings)
     for name in ARRAYS:
         assert np.array_equal(getattr(first, name), getattr(second, name)), name
     assert first.lammps_version == second.lammps_version > 20240000
     # The Langevin noise is on and seeded: another seed moves the nodes (by ~1e-6 at T = 1e-12).
-    other = run(jammed, CompressionSettings(frames=6, seed=2))
+    other = compress(jammed, CompressionSettings(frames=6, seed=2))
     assert not np.array_equal(first.positions, other.positions)
     assert np.allclose(first.positions, other.positions, atol=1e-4)
 
@@ -105,7 +97,7 @@ def test_same_inputs_give_bitwise_identical_runs(jammed):
 def test_frames_box_strain_and_progress(jammed):
     settings = CompressionSettings(frames=11, strain=0.01)
     calls = []
-    compression = run(jammed, settings, progress=calls.append)
+    compression = compress(jammed, settings, progress=calls.append)
     assert calls == list(range(1, 12))
     n = jammed.num_nodes
     assert compression.positions.shape == (11, n, 2) and compression.positions.dtype == np.float64
@@ -129,7 +121,7 @@ def reduced_x(compression):
 
 def test_positions_are_unwrapped_across_the_boundary(jammed):
     settings = CompressionSettings(frames=11)
-    drift = np.diff(reduced_x(run(jammed, settings))[[0, -1]], axis=0)[0]
+    drift = np.diff(reduced_x(compress(jammed, settings))[[0, -1]], axis=0)[0]
     node = int(np.argmax(np.abs(drift)))
     assert abs(drift[node]) > 1e-4  # enough non-affine motion to cross a boundary placed in its way
     # Translate the network (nothing physical changes) so that this node starts half its drift
@@ -138,7 +130,7 @@ def test_positions_are_unwrapped_across_the_boundary(jammed):
     target = 1 - abs(drift[node]) / 2 if drift[node] > 0 else abs(drift[node]) / 2
     shifted = jammed.positions.copy()
     shifted[:, 0] = np.mod(shifted[:, 0] + (target - s0) * jammed.box[0], jammed.box[0])
-    compression = compress(shifted, jammed.box, jammed.bonds, jammed.rest_lengths, jammed.stiffness, settings)
+    compression = compress(replace(jammed, positions=shifted), settings)
     s = reduced_x(compression)[:, node]
     assert math.floor(s[0]) == 0 and math.floor(s[-1]) != 0
     # No jump by a box length anywhere: frame-to-frame displacements stay below 0.02 diameters
@@ -149,14 +141,14 @@ def test_positions_are_unwrapped_across_the_boundary(jammed):
 def test_unstable_run_raises_simulation_error(jammed):
     # 100x stiffer springs put the fastest vibration far past the Verlet limit: the run blows up.
     with pytest.raises(SimulationError, match="LAMMPS|non-finite|lost"):
-        compress(jammed.positions, jammed.box, jammed.bonds, jammed.rest_lengths, 100 * jammed.stiffness)
+        compress(replace(jammed, stiffness=100 * jammed.stiffness))
 
 
 def test_invalid_input_is_rejected_before_lammps(jammed):
     stiffness = jammed.stiffness.copy()
     stiffness[0] = np.nan
     with pytest.raises(ValueError, match="stiffness"):
-        compress(jammed.positions, jammed.box, jammed.bonds, jammed.rest_lengths, stiffness)
+        compress(replace(jammed, stiffness=stiffness))
     with pytest.raises(ValueError, match="frames"):
         CompressionSettings(frames=1)
     with pytest.raises(ValueError, match="seed"):

@@ -33,8 +33,7 @@ def test_moduli_are_invariant_under_node_relabelling(jammed):
 def test_jammed_network_moduli_agree_with_lammps_finite_strain(jammed):
     """B and G from linear response vs energies of small strains minimised by LAMMPS."""
     s = 1e-5
-    args = (jammed.positions, jammed.box, jammed.bonds, jammed.rest_lengths, jammed.stiffness)
-    density = lambda eps: strained_energy_density(*args, np.array(eps, dtype=float)) / s**2  # noqa: E731
+    density = lambda eps: strained_energy_density(jammed, np.array(eps, dtype=float)) / s**2  # noqa: E731
     bulk = density([[s, 0], [0, s]]) / 2  # E/V = 2 B s^2
     simple_shear = density([[0, s], [s, 0]]) / 2  # E/V = 2 C_xyxy s^2
     pure_shear = 2 * density([[s, 0], [0, -s]])  # E/V = (C11 + C22 - 2 C12) s^2 / 2

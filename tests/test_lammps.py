@@ -1,23 +1,37 @@
-"""Tests of the LAMMPS interface on small hand-made periodic spring networks."""
+"""Tests of the LAMMPS engine on small hand-made periodic spring networks.
+
+The pure steps of placing a network (wrapping, deformed cell, bond types, command strings) are tested
+without LAMMPS; energies and forces computed by LAMMPS are compared with analytic results.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from densim import network
-from densim.network import minimum_image
-
 from densim.lammps import (
-    build_network,
+    bond_commands,
+    bond_lengths_in_cell,
+    bond_type_table,
+    box_commands,
+    create_bond_commands,
+    deformed_cell,
+    format_float,
     gather_xy,
+    lammps_network,
     load_lammps,
     network_energy_forces,
     new_lammps,
+    place_network,
     strained_energy_density,
+    wrap_into_box,
+    wrapped_fractions,
 )
+from densim.network import SpringNetwork, minimum_image
 
 SQRT3 = math.sqrt(3.0)
 
@@ -43,6 +57,103 @@ def triangular_lattice(nx, ny, a=1.0):
     """Periodic triangular lattice: positions, box and nearest-neighbour bonds."""
     lattice = network.triangular_lattice(nx, ny, spacing=a)
     return lattice.positions, tuple(lattice.box), lattice.bonds
+
+
+def spring_network(positions, box, bonds, l0, k):
+    """A SpringNetwork from array-likes."""
+    return SpringNetwork(
+        np.asarray(positions, dtype=float), np.asarray(box, dtype=float), np.asarray(bonds), np.asarray(l0, dtype=float), np.asarray(k, dtype=float)
+    )
+
+
+def test_wrapping_keeps_coordinates_inside_the_box_bit_for_bit():
+    box = np.array([3.0, 2.5])
+    inside = np.array([[0.0, 0.0], [0.1, 2.4999999999999996], [2.9999999999999996, 1e-300], [1.2345678901234567, 0.3]])
+    np.testing.assert_array_equal(wrap_into_box(inside, box), inside)
+    # Outside: moved by whole box lengths; a tiny negative coordinate would round to exactly L, so it becomes 0.
+    outside = np.array([[-0.5, 3.0], [6.25, -2.0], [-1e-20, 0.5]])
+    np.testing.assert_array_equal(wrap_into_box(outside, box), [[2.5, 0.5], [0.25, 0.5], [0.0, 0.5]])
+
+
+def test_wrapped_fractions_lie_in_the_unit_square():
+    box = np.array([3.0, 2.5])
+    positions = np.array([[-1e-20, 2.5], [1.5, -1.25], [7.5, 0.0]])
+    np.testing.assert_array_equal(wrapped_fractions(positions, box), [[0.0, 0.0], [0.5, 0.5], [0.5, 0.0]])
+
+
+def test_deformed_cell_is_upper_triangular_with_the_deformed_metric():
+    box = np.array([3.0, 2.5])
+    np.testing.assert_array_equal(deformed_cell(box), np.diag(box))
+    eps = np.array([[0.03, -0.02], [-0.02, 0.01]])
+    cell = deformed_cell(box, eps)
+    h = (np.eye(2) + eps) @ np.diag(box)
+    assert cell[1, 0] == 0.0 and cell[0, 0] > 0 and cell[1, 1] > 0
+    # A rigid rotation of the deformed cell: same lengths and angle, hence the same metric H^T H.
+    np.testing.assert_allclose(cell.T @ cell, h.T @ h, rtol=1e-15, atol=1e-15)
+    with pytest.raises(ValueError, match="symmetric"):
+        deformed_cell(box, [[0.0, 0.1], [0.0, 0.0]])
+    with pytest.raises(ValueError, match="determinant"):
+        deformed_cell(box, np.diag([-1.0, 0.0]))
+
+
+def test_bond_lengths_in_cell_follow_the_minimum_image_and_the_strain():
+    lattice = network.triangular_lattice(4, 4)
+    fractions = lattice.positions / lattice.box
+    lengths = bond_lengths_in_cell(fractions, lattice.bonds, np.diag(lattice.box))
+    np.testing.assert_allclose(lengths, lattice.bond_lengths(), rtol=1e-15)
+    eps = np.array([[0.03, -0.02], [-0.02, 0.01]])
+    strained = bond_lengths_in_cell(fractions, lattice.bonds, deformed_cell(lattice.box, eps))
+    np.testing.assert_allclose(strained, np.linalg.norm(lattice.bond_vectors() @ (np.eye(2) + eps).T, axis=1), rtol=1e-14)
+
+
+def test_bond_type_table_gives_every_bond_its_exact_parameters():
+    rng = np.random.default_rng(5)
+    pairs = np.array([[1.0, 0.9], [0.1, 1.0], [0.1, 1.1], [1.0 / 3.0, 0.9]])
+    choice = rng.integers(0, len(pairs), size=40)
+    k, l0 = pairs[choice, 0], pairs[choice, 1]
+    coeffs, types = bond_type_table(k, l0)
+    assert len(coeffs) == len(pairs) and types.dtype == np.int64
+    assert types.min() == 1 and types.max() == len(pairs)
+    # LAMMPS harmonic has no 1/2: K = k / 2, bit for bit.
+    np.testing.assert_array_equal(coeffs[types - 1], np.column_stack([k / 2, l0]))
+
+
+def test_system_commands_of_a_triangle():
+    bonds = np.array([[0, 1], [1, 2], [2, 0]])
+    positions = np.array([[0.5, 0.5], [1.5, 0.5], [1.0, 1.4]])
+    triangle = spring_network(positions, [3.0, 3.0], bonds, [1.0, 1.0, 1.0], [1.0, 1.0, 2.0])
+    placed = lammps_network(triangle)
+    assert placed.bond_types.tolist() == [1, 1, 2] and placed.max_degree == 2
+    assert placed.ghost_cutoff > np.linalg.norm(positions[2] - positions[0])
+    assert box_commands(placed, 2.0) == [
+        "region box block 0 3.0 0 3.0 -0.5 0.5",
+        "create_box 1 box bond/types 2 extra/bond/per/atom 2 extra/special/per/atom 2",
+        "mass 1 2.0",
+    ]
+    sheared = lammps_network(triangle, [[0.0, 0.05], [0.05, 0.0]])
+    assert box_commands(sheared, 1.0)[0].startswith("region box prism 0 ")
+    assert bond_commands(placed.bond_coeffs) == ["bond_style harmonic", "bond_coeff 1 0.5 1.0", "bond_coeff 2 1.0 1.0"]
+    # 1-based atom ids; only the last bond rebuilds the special list.
+    assert create_bond_commands(placed.bonds, placed.bond_types) == [
+        "create_bonds single/bond 1 1 2 special no",
+        "create_bonds single/bond 1 2 3 special no",
+        "create_bonds single/bond 2 3 1",
+    ]
+
+
+def test_lammps_network_hands_over_positions_bit_for_bit():
+    lattice = network.triangular_lattice(4, 4)
+    np.testing.assert_array_equal(lammps_network(lattice).positions, lattice.positions)
+    # Odd nodes moved by whole box lengths come back to their place, up to rounding.
+    odd = np.arange(lattice.num_nodes)[:, None] % 2 == 1
+    shifted = replace(lattice, positions=lattice.positions + np.where(odd, [lattice.box[0], -lattice.box[1]], 0.0))
+    np.testing.assert_allclose(lammps_network(shifted).positions, lattice.positions, rtol=0, atol=1e-14)
+
+
+def test_format_float_round_trips():
+    for x in (0.1, 1 / 3, -2.5e-300, 1e-12, 6.02214076e23, 0.30000000000000004):
+        assert float(format_float(x)) == x
+    assert format_float(np.float64(0.5)) == "0.5"
 
 
 def test_load_lammps_and_context_manager():
@@ -74,7 +185,7 @@ def test_energy_forces_match_analytic():
     k = rng.uniform(0.5, 2.0, size=len(bonds))
 
     e_ref, f_ref = analytic_energy_forces(positions, box, bonds, l0, k)
-    energy, forces = network_energy_forces(positions, box, bonds, l0, k)
+    energy, forces = network_energy_forces(spring_network(positions, box, bonds, l0, k))
 
     assert forces.shape == (n, 2)
     assert energy == pytest.approx(e_ref, rel=1e-10)
@@ -92,7 +203,7 @@ def test_shared_bond_types_keep_per_bond_parameters():
     l0 = np.array([0.9, 1.0, 1.1])[choice]
     k = np.array([1.0, 2.0, 2.0])[choice]
     with new_lammps() as lmp:
-        net = build_network(lmp, positions, box, bonds, l0, k)
+        net = place_network(lmp, spring_network(positions, box, bonds, l0, k))
         lmp.command("run 0")
         energy = lmp.get_thermo("pe")
         forces = gather_xy(lmp, "f")
@@ -118,7 +229,7 @@ def test_affine_energy_in_tilted_cell_matches_analytic():
     eps = np.array([[0.03, -0.02], [-0.02, 0.01]])
     r = np.linalg.norm(d @ (np.eye(2) + eps).T, axis=1)
     ref = 0.5 * np.sum(k * (r - l0) ** 2) / (box[0] * box[1])
-    got = strained_energy_density(positions, box, bonds, l0, k, eps, relax=False)
+    got = strained_energy_density(spring_network(positions, box, bonds, l0, k), eps, relax=False)
     assert got == pytest.approx(ref, rel=1e-10)
 
 
@@ -133,7 +244,7 @@ def lattice():
 def test_triangular_lattice_is_stress_free(lattice):
     positions, box, bonds, r = lattice
     k = np.full(len(bonds), 1.7)
-    energy, forces = network_energy_forces(positions, box, bonds, r, k)
+    energy, forces = network_energy_forces(spring_network(positions, box, bonds, r, k))
     assert abs(energy) < 1e-24
     assert np.abs(forces).max() < 1e-12
 
@@ -141,16 +252,16 @@ def test_triangular_lattice_is_stress_free(lattice):
 @pytest.mark.parametrize("kspring", [1.0, 2.5])
 def test_triangular_lattice_moduli(lattice, kspring):
     positions, box, bonds, r = lattice
-    k = np.full(len(bonds), kspring)
+    net = spring_network(positions, box, bonds, r, np.full(len(bonds), kspring))
     s = 1e-4
-    e_bulk = strained_energy_density(positions, box, bonds, r, k, np.diag([s, s]))
-    e_shear = strained_energy_density(positions, box, bonds, r, k, [[0.0, s], [s, 0.0]])
+    e_bulk = strained_energy_density(net, np.diag([s, s]))
+    e_shear = strained_energy_density(net, [[0.0, s], [s, 0.0]])
     bulk = e_bulk / (2 * s**2)
     shear = e_shear / (2 * s**2)
     assert bulk == pytest.approx(SQRT3 * kspring / 2, rel=1e-4)
     assert shear == pytest.approx(SQRT3 * kspring / 4, rel=1e-4)
     # Uniaxial strain probes B + G: (1/2)(B + G) s^2 per area.
-    e_uni = strained_energy_density(positions, box, bonds, r, k, np.diag([s, 0.0]))
+    e_uni = strained_energy_density(net, np.diag([s, 0.0]))
     assert e_uni / (0.5 * s**2) == pytest.approx(bulk + shear, rel=1e-4)
 
 
@@ -161,27 +272,35 @@ def test_disordered_lattice_moduli_are_finite_and_positive(lattice):
     # Rest lengths equal to the current lengths make the network stress free.
     r = np.linalg.norm(min_image(disordered, box, bonds), axis=1)
     k = rng.uniform(0.5, 1.5, size=len(bonds))
+    net = spring_network(disordered, box, bonds, r, k)
 
-    energy, forces = network_energy_forces(disordered, box, bonds, r, k)
+    energy, forces = network_energy_forces(net)
     assert abs(energy) < 1e-24 and np.abs(forces).max() < 1e-12
 
     s = 1e-4
     strains = {"bulk": np.diag([s, s]), "shear": np.array([[0.0, s], [s, 0.0]])}
     for name, eps in strains.items():
-        relaxed = strained_energy_density(disordered, box, bonds, r, k, eps)
-        affine = strained_energy_density(disordered, box, bonds, r, k, eps, relax=False)
+        relaxed = strained_energy_density(net, eps)
+        affine = strained_energy_density(net, eps, relax=False)
         modulus = relaxed / (2 * s**2)
         assert np.isfinite(modulus) and modulus > 0, name
         # Non-affine relaxation can only lower the energy.
         assert relaxed <= affine * (1 + 1e-9), name
     # The disordered lattice stays rigid: shear modulus of the same order as
     # the ordered one.
-    assert strained_energy_density(disordered, box, bonds, r, k, strains["shear"]) / (
-        2 * s**2
-    ) > 0.1 * SQRT3 / 4 * k.mean()
+    assert strained_energy_density(net, strains["shear"]) / (2 * s**2) > 0.1 * SQRT3 / 4 * k.mean()
 
 
-def test_rejects_bond_longer_than_half_box():
+def test_rejects_malformed_networks_without_lammps():
     positions = np.array([[0.1, 0.1], [1.1, 0.1]])
     with pytest.raises(ValueError, match="half the cell width"):
-        network_energy_forces(positions, (2.0, 2.0), [[0, 1]], [1.0], [1.0])
+        lammps_network(spring_network(positions, (2.0, 2.0), [[0, 1]], [1.0], [1.0]))
+    # Short enough in the undeformed box, too long once the cell is compressed across the bond.
+    with pytest.raises(ValueError, match="half the cell width"):
+        lammps_network(spring_network(positions, (2.2, 2.2), [[0, 1]], [1.0], [1.0]), np.diag([0.0, -0.2]))
+    with pytest.raises(ValueError, match="Nb > 0"):
+        lammps_network(spring_network(positions, (3.0, 3.0), np.zeros((0, 2), dtype=int), [], []))
+    with pytest.raises(ValueError, match="distinct"):
+        lammps_network(spring_network(positions, (3.0, 3.0), [[1, 1]], [1.0], [1.0]))
+    with pytest.raises(ValueError, match="rest_lengths"):
+        lammps_network(spring_network(positions, (3.0, 3.0), [[0, 1]], [-1.0], [1.0]))

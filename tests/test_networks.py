@@ -1,17 +1,15 @@
 """The networks stage: configuration, files, determinism and the command line."""
 
 import json
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
-import yaml
 
 from densim.cli import main
 from densim.io import DensimFileError, read_dataset, read_network
-from densim.networks import ConfigError, DatasetConfig, NodeOptConfig, NoiPruConfig, PackingConfig
+from densim.networks import ConfigError, DatasetConfig
 from densim.provenance import VOLATILE_ATTRS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,36 +87,9 @@ def test_dataset_config_errors_name_the_key(section, key):
         DatasetConfig.from_dict("d", section)
 
 
-def test_schema_defaults_match_package_defaults():
-    """The workflow schema and the package's dataclasses must not drift apart."""
-    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
-    props = schema["properties"]
-    dataset = schema["$defs"]["dataset"]["properties"]
-    defaults = [
-        (props["packing"]["properties"], asdict(PackingConfig())),
-        (dataset["node_opt"]["properties"], asdict(NodeOptConfig())),
-        (dataset["noi_pru"]["properties"], asdict(NoiPruConfig())),
-    ]
-    for schema_props, package in defaults:
-        assert {k: v["default"] for k, v in schema_props.items()} == package
-    reference = DatasetConfig(name="d", generator="noi_pru")
-    for key in ("networks", "tolerance"):
-        assert dataset[key]["default"] == getattr(reference, key)
-    assert tuple(dataset["nu_range"]["default"]) == reference.nu_range
-    assert props["generation_seed"]["default"] == reference.seed and props["stiffness"]["default"] == reference.stiffness
-
-
 def test_help_documents_the_stage(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["networks", "generate", "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "--spec" in out and "nu_range" in out
-
-
-def test_schema_defaults_match_compression_settings():
-    from densim.lammps import CompressionSettings
-
-    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
-    props = schema["properties"]["trajectories"]["properties"]
-    assert {k: v["default"] for k, v in props.items()} == asdict(CompressionSettings())

@@ -4,12 +4,11 @@ import numpy as np
 import pytest
 
 import densim.spectra
-from densim.io import network_to_dataset, read_dataset, write_dataset
+from densim.io import network_to_dataset, read_dataset, spectra_cache_path, write_dataset
 from densim.network import stress_free_network
 from densim.packing import contact_network, jammed_packing
 from densim.provenance import provenance_attrs
 from densim.spectra import (
-    cache_path,
     cached_spectra,
     laplacian_eigenpairs,
     normalized_laplacian,
@@ -236,7 +235,7 @@ def assert_same_arrays(a, b):
 
 def test_cache_is_reused_across_networks_of_one_topology(jammed, tmp_path, counted_solves):
     first = cached_spectra(network_ds(jammed, "0000"), 8, tmp_path)
-    entry = cache_path(tmp_path, topology_hash(jammed.num_nodes, jammed.bonds), 8)
+    entry = spectra_cache_path(tmp_path, topology_hash(jammed.num_nodes, jammed.bonds), 8)
     assert entry.is_file() and len(counted_solves) == 1
     stamp = entry.stat().st_mtime_ns
     # a network tuned by moving nodes keeps its bonds: same topology, same entry
@@ -256,7 +255,7 @@ def test_cache_is_reused_across_networks_of_one_topology(jammed, tmp_path, count
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "altered_values", "other_kind"])
 def test_damaged_cache_entry_is_recomputed(jammed, tmp_path, counted_solves, damage):
     good = cached_spectra(network_ds(jammed), 8, tmp_path)
-    entry = cache_path(tmp_path, topology_hash(jammed.num_nodes, jammed.bonds), 8)
+    entry = spectra_cache_path(tmp_path, topology_hash(jammed.num_nodes, jammed.bonds), 8)
     if damage == "garbage":
         entry.write_bytes(b"not a netCDF file")
     elif damage == "truncated":

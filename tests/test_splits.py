@@ -35,5 +35,5 @@ def test_union_is_member_splits_by_reference():
 
 
 def test_fractions_must_sum_to_one():
-    with pytest.raises(ConfigError, match="splits.fractions"):
+    with pytest.raises(ConfigError, match="splits: train, validation and test must sum to 1"):
         SplitFractions(0.5, 0.1, 0.1)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from densim.io import network_to_dataset
-from densim.lammps import CompressionSettings, SimulationError
+from densim.compression import CompressionSettings, SimulationError
 from densim.networks import DatasetConfig, generate_network, network_dataset
 from densim.observables import r_squared
 from densim.trajectories import simulate, small_strain_poisson_ratio, summary, trajectory_dataset

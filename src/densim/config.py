@@ -1,20 +1,97 @@
-"""Configuration sections as typed dataclasses, with errors that name the key at fault."""
+"""The configuration: one schema for every key, and typed dataclasses whose defaults and bounds come from it.
+
+``config.schema.yaml`` (shipped with the package) is the single source of truth for every key's type, default,
+bounds and description: Snakemake validates ``config.yaml`` against it before any job, and every config
+dataclass takes its defaults from it (:func:`setting`) and checks its values against it (:func:`check_settings`),
+so a value is accepted or refused the same way whether it comes from the workflow, the command line or code.
+Only checks that relate several keys (for example ``final_learning_rate <= learning_rate``) live in code.
+"""
 
 from __future__ import annotations
 
-from dataclasses import fields
+import dataclasses
+import functools
+import math
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the key."""
 
 
+@functools.cache
+def schema() -> dict:
+    """The configuration schema (JSON Schema, draft 2020-12)."""
+    return yaml.safe_load(SCHEMA_PATH.read_text())
+
+
+def schema_node(path: str) -> dict:
+    """The schema of one key, by dotted path; ``*`` stands for any dataset name (``datasets.*.noi_pru.noise``)."""
+    node = schema()
+    for part in path.split("."):
+        node = node["additionalProperties"] if part == "*" else node["properties"][part]
+        if "$ref" in node:
+            node = schema()["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    return node
+
+
+def default(path: str) -> Any:
+    """The schema's default of a key (lists become tuples, so dataclass defaults stay immutable)."""
+    value = schema_node(path)["default"]
+    return tuple(value) if isinstance(value, list) else value
+
+
+def setting(path: str):
+    """A dataclass field for the config key ``path``: its default from the schema, its schema path recorded."""
+    return dataclasses.field(default=default(path), metadata={"schema": path})
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def check_value(value, path: str, key: str) -> None:
+    """Check one value against the schema of ``path``; a failure names ``key`` and the cause.
+
+    Non-finite numbers (YAML's ``.inf`` and ``.nan``) are refused too: JSON Schema's bounds let NaN through.
+    """
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema_node(path)).iter_errors(_plain(value)))
+    if error is not None:
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+        raise ConfigError(f"{key}{where}: {error.message}")
+    numbers = value if isinstance(value, (list, tuple)) else [value]
+    if any(isinstance(x, float) and not math.isfinite(x) for x in numbers):
+        raise ConfigError(f"{key}: {value!r} is not a finite number")
+
+
+def check_settings(instance, prefix: str) -> None:
+    """Check every schema-backed field of a frozen config dataclass against the schema.
+
+    Integers given for ``number`` keys are stored as floats, so that a config hash does not depend on
+    whether ``1`` or ``1.0`` was written.
+    """
+    for field in dataclasses.fields(instance):
+        if "schema" not in field.metadata:
+            continue
+        value = getattr(instance, field.name)
+        check_value(value, field.metadata["schema"], f"{prefix}.{field.name}")
+        if schema_node(field.metadata["schema"]).get("type") == "number" and not isinstance(value, float):
+            object.__setattr__(instance, field.name, float(value))
+
+
 def typed_config(cls, values: dict, prefix: str, **extra):
-    """Instantiate a config dataclass from a mapping, naming any unknown key or value of the wrong type.
+    """Instantiate a config dataclass from a mapping, naming any unknown key or bad value.
 
     Parameters
     ----------
     cls : dataclass type
+        Fields made with :func:`setting` are checked against the schema.
     values : dict
         The config section.
     prefix : str
@@ -22,12 +99,10 @@ def typed_config(cls, values: dict, prefix: str, **extra):
     **extra
         Fields given by the caller rather than the section.
     """
-    defaults = {f.name: f.default for f in fields(cls)}
+    known = {field.name: field for field in dataclasses.fields(cls)}
     for key, value in values.items():
-        if key not in defaults:
+        if key not in known or key in extra:
             raise ConfigError(f"{prefix}.{key}: unknown key")
-        expected = type(defaults[key])
-        numeric = expected in (int, float) and isinstance(value, (int, float)) and not isinstance(value, bool)
-        if expected in (int, float, str) and not (numeric or isinstance(value, expected)) or (expected is int and isinstance(value, float)):
-            raise ConfigError(f"{prefix}.{key}: expected {expected.__name__}, got {value!r}")
+        if "schema" in known[key].metadata:
+            check_value(value, known[key].metadata["schema"], f"{prefix}.{key}")
     return cls(**values, **extra)

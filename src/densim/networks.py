@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from densim.config import ConfigError, typed_config
-from densim.elasticity import POISSON_DEFINITIONS, NotRigidError, linear_response
+from densim.config import ConfigError, check_settings, setting, typed_config
+from densim.elasticity import NotRigidError, linear_response
 from densim.io import network_to_dataset
-from densim.network import STIFFNESS_MODES, SpringNetwork
+from densim.network import SpringNetwork
 from densim.packing import contact_network, jammed_packing
 from densim.tuning import TuningResult, noise_and_prune, optimise_node_positions, prune_to_target
 
@@ -29,62 +29,64 @@ _MAX_PACKING_ATTEMPTS = 20
 
 @dataclass(frozen=True)
 class PackingConfig:
-    """Jammed packing: ``nodes`` disks (half of diameter 1, half ``diameter_ratio``)."""
+    """Jammed packing: ``nodes`` disks (half of diameter 1, half ``diameter_ratio``); the ``packing`` section."""
 
-    nodes: int = 128
-    packing_fraction: float = 0.92
-    diameter_ratio: float = 1.4
-    force_tolerance: float = 1e-12
+    nodes: int = setting("packing.nodes")
+    packing_fraction: float = setting("packing.packing_fraction")
+    diameter_ratio: float = setting("packing.diameter_ratio")
+    force_tolerance: float = setting("packing.force_tolerance")
+
+    def __post_init__(self):
+        check_settings(self, "packing")
 
 
 @dataclass(frozen=True)
 class NodeOptConfig:
-    learning_rate: float = 2e-3
-    max_steps: int = 3000
-    min_length_ratio: float = 0.5
-    min_angle_degrees: float = 20.0
+    """Settings of the node_opt generator (``datasets.<name>.node_opt``)."""
+
+    learning_rate: float = setting("datasets.*.node_opt.learning_rate")
+    max_steps: int = setting("datasets.*.node_opt.max_steps")
+    min_length_ratio: float = setting("datasets.*.node_opt.min_length_ratio")
+    min_angle_degrees: float = setting("datasets.*.node_opt.min_angle_degrees")
+
+    def __post_init__(self):
+        check_settings(self, "datasets.*.node_opt")
 
 
 @dataclass(frozen=True)
 class NoiPruConfig:
-    noise: float = 0.4
-    max_attempts: int = 500
-    min_coordination: float = 4.1
-    min_length_ratio: float = 0.5
+    """Settings of the noi_pru generator (``datasets.<name>.noi_pru``)."""
+
+    noise: float = setting("datasets.*.noi_pru.noise")
+    max_attempts: int = setting("datasets.*.noi_pru.max_attempts")
+    min_coordination: float = setting("datasets.*.noi_pru.min_coordination")
+    min_length_ratio: float = setting("datasets.*.noi_pru.min_length_ratio")
+
+    def __post_init__(self):
+        check_settings(self, "datasets.*.noi_pru")
 
 
 @dataclass(frozen=True)
 class DatasetConfig:
-    """Everything that shapes the networks of one dataset (the ``datasets.<name>`` config section)."""
+    """Everything that shapes the networks of one dataset: its ``datasets.<name>`` section, plus the shared
+    ``generation_seed`` (as ``seed``), ``stiffness`` and ``packing``."""
 
     name: str
-    generator: str
-    networks: int = 12
-    nu_range: tuple[float, float] = (-0.6, 0.6)
-    tolerance: float = 0.005
-    poisson_ratio: str = "uniaxial_x"
-    seed: int = 0
-    stiffness: str = "inverse_length"
+    generator: str = field(metadata={"schema": "datasets.*.generator"})
+    networks: int = setting("datasets.*.networks")
+    nu_range: tuple[float, float] = setting("datasets.*.nu_range")
+    tolerance: float = setting("datasets.*.tolerance")
+    poisson_ratio: str = setting("datasets.*.poisson_ratio")
+    seed: int = setting("generation_seed")
+    stiffness: str = setting("stiffness")
     packing: PackingConfig = field(default_factory=PackingConfig)
     node_opt: NodeOptConfig = field(default_factory=NodeOptConfig)
     noi_pru: NoiPruConfig = field(default_factory=NoiPruConfig)
 
     def __post_init__(self):
-        checks = [
-            (self.generator in GENERATORS, "generator", f"must be one of {GENERATORS}"),
-            (self.networks >= 1, "networks", "must be at least 1"),
-            (len(self.nu_range) == 2 and -1 <= self.nu_range[0] <= self.nu_range[1] <= 1, "nu_range", "must be [low, high] with -1 <= low <= high <= 1"),
-            (self.tolerance > 0, "tolerance", "must be positive"),
-            (self.poisson_ratio in POISSON_DEFINITIONS, "poisson_ratio", f"must be one of {tuple(POISSON_DEFINITIONS)}"),
-            (self.stiffness in STIFFNESS_MODES, "stiffness", f"must be one of {STIFFNESS_MODES}"),
-            (self.packing.nodes >= 8, "packing.nodes", "must be at least 8"),
-            (0 < self.packing.packing_fraction < 1, "packing.packing_fraction", "must be in (0, 1)"),
-            (self.packing.diameter_ratio >= 1, "packing.diameter_ratio", "must be at least 1"),
-            (self.noi_pru.noise >= 0, "noi_pru.noise", "must be non-negative"),
-        ]
-        for ok, key, why in checks:
-            if not ok:
-                raise ConfigError(f"datasets.{self.name}.{key}: {why}")
+        check_settings(self, f"datasets.{self.name}")
+        if self.nu_range[0] > self.nu_range[1]:
+            raise ConfigError(f"datasets.{self.name}.nu_range: must be [low, high] with low <= high")
 
     @classmethod
     def from_dict(cls, name: str, section: dict) -> DatasetConfig:
@@ -92,8 +94,6 @@ class DatasetConfig:
         nested = {"packing": PackingConfig, "node_opt": NodeOptConfig, "noi_pru": NoiPruConfig}
         kwargs = {}
         for key, value in section.items():
-            if key == "name":
-                raise ConfigError(f"datasets.{name}.name: unknown key")
             if key in nested and isinstance(value, dict):
                 value = typed_config(nested[key], value, f"datasets.{name}.{key}")
             kwargs[key] = tuple(value) if key == "nu_range" else value

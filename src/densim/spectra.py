@@ -32,17 +32,17 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 import xarray as xr
 
-from densim.io import DensimFileError, read_dataset, write_dataset
+from densim.config import default
+from densim.io import read_spectra_cache_entry, spectra_cache_path, spectra_content_hash, write_dataset
 
 log = logging.getLogger(__name__)
 
-#: Networks with fewer nodes are diagonalised densely.
-DENSE_BELOW = 300
+#: Networks with fewer nodes are diagonalised densely (config ``spectra.dense_below``).
+DENSE_BELOW = default("spectra.dense_below")
 #: Shift of the shift-invert Lanczos iteration: just below the spectrum, so ``L - sigma I`` is positive definite.
-SIGMA = -1e-3
+SIGMA = default("spectra.sigma")
 #: Version of the algorithm that fills a cache entry (solvers, sign convention); entries of another are recomputed.
 SPECTRA_VERSION = 1
-SPECTRA_VARIABLES = ("eigenvalues", "eigenvectors", "valid")
 # Attributes of a cache entry that describe its topology and arrays (the rest is the provenance of its writer).
 _TOPOLOGY_ATTRS = ("densim_kind", "laplacian", "topology_hash", "k", "solver", "sigma", "spectra_version", "nodes", "bonds", "content_hash")
 # Fixed start vector of the Lanczos iteration: ARPACK's own random start continues a process-wide stream, which
@@ -200,14 +200,6 @@ def laplacian_eigenpairs(num_nodes: int, bonds: np.ndarray, k: int, dense_below:
     return eigenvalues, eigenvectors, np.arange(k) < found
 
 
-def _content_hash(eigenvalues: np.ndarray, eigenvectors: np.ndarray, valid: np.ndarray) -> str:
-    """SHA-256 of the arrays of a spectra Dataset, to tell a damaged cache entry from a good one."""
-    digest = hashlib.sha256()
-    for array in (eigenvalues.astype("<f8"), eigenvectors.astype("<f8"), valid.astype(np.uint8)):
-        digest.update(np.ascontiguousarray(array).tobytes())
-    return digest.hexdigest()
-
-
 def _identity_attrs(num_nodes: int, bonds: np.ndarray, k: int, dense_below: int, sigma: float) -> dict:
     """The attributes that determine a spectra Dataset's arrays: a cache entry is reused only if they match."""
     solver = spectral_solver(num_nodes, k, dense_below)
@@ -240,7 +232,7 @@ def topology_spectra(num_nodes: int, bonds: np.ndarray, k: int, dense_below: int
             **_identity_attrs(num_nodes, bonds, k, dense_below, sigma),
             "nodes": int(num_nodes),
             "bonds": int(canonical_bonds(num_nodes, bonds).shape[0]),
-            "content_hash": _content_hash(eigenvalues, eigenvectors, valid),
+            "content_hash": spectra_content_hash(eigenvalues, eigenvectors, valid),
         },
     )
 
@@ -279,31 +271,6 @@ def spectra_dataset(network_ds: xr.Dataset, k: int, dense_below: int = DENSE_BEL
     return _labelled(topology_spectra(*_network_topology(network_ds), k, dense_below, sigma), network_ds, provenance or {})
 
 
-def cache_path(cache_dir: str | Path, topology: str, k: int) -> Path:
-    """Where the cache keeps the first ``k`` eigenpairs of the topology with hash ``topology``."""
-    return Path(cache_dir) / f"{topology}_k{k}.nc"
-
-
-def _read_cache_entry(path: Path, expected: dict, num_nodes: int) -> xr.Dataset | None:
-    """The cache entry at ``path`` if it is readable and holds exactly what ``expected`` asks for, else None."""
-    if not path.is_file():
-        return None
-    try:
-        entry = read_dataset(path, "spectra", SPECTRA_VARIABLES)
-    except DensimFileError as err:
-        log.warning("spectra cache: %s, recomputing", err)
-        return None
-    arrays = [entry[name].values for name in SPECTRA_VARIABLES]
-    mismatched = [key for key, value in expected.items() if entry.attrs.get(key) != value]
-    if mismatched or entry["eigenvectors"].shape != (num_nodes, expected["k"]):
-        log.warning("spectra cache: %s does not match this request (%s), recomputing", path, ", ".join(mismatched) or "shape")
-        return None
-    if entry.attrs.get("content_hash") != _content_hash(*arrays):
-        log.warning("spectra cache: %s is damaged (its arrays do not match its content hash), recomputing", path)
-        return None
-    return entry
-
-
 def cached_spectra(
     network_ds: xr.Dataset,
     k: int,
@@ -338,8 +305,8 @@ def cached_spectra(
     num_nodes, bonds = _network_topology(network_ds)
     provenance = provenance or {}
     expected = _identity_attrs(num_nodes, bonds, k, dense_below, sigma)
-    path = cache_path(cache_dir, expected["topology_hash"], k)
-    entry = _read_cache_entry(path, expected, num_nodes)
+    path = spectra_cache_path(cache_dir, expected["topology_hash"], k)
+    entry = read_spectra_cache_entry(path, expected, num_nodes)
     if entry is None:
         entry = topology_spectra(num_nodes, bonds, k, dense_below, sigma)
         write_dataset(entry.assign_attrs(**provenance), path)

@@ -11,21 +11,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from densim.config import ConfigError
+from densim.config import ConfigError, check_settings, setting
 
 PARTS = ("train", "validation", "test")
 
 
 @dataclass(frozen=True)
 class SplitFractions:
-    train: float = 0.7
-    validation: float = 0.1
-    test: float = 0.2
+    """Fractions of a dataset's networks in each part (the ``splits`` config section)."""
+
+    train: float = setting("splits.train")
+    validation: float = setting("splits.validation")
+    test: float = setting("splits.test")
 
     def __post_init__(self):
+        check_settings(self, "splits")
         values = (self.train, self.validation, self.test)
-        if min(values) < 0 or abs(sum(values) - 1) > 1e-9:
-            raise ConfigError(f"splits.fractions: train, validation and test must be non-negative and sum to 1, got {values}")
+        if abs(sum(values) - 1) > 1e-9:
+            raise ConfigError(f"splits: train, validation and test must sum to 1, got {values}")
 
 
 def split_networks(references: list[str], fractions: SplitFractions, seed: int) -> dict[str, list[str]]:

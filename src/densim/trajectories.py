@@ -16,21 +16,16 @@ import xarray as xr
 
 import scipy.sparse.linalg as spla
 
-from densim.config import ConfigError, typed_config
+from densim.config import typed_config
 from densim.elasticity import hessian
-from densim.lammps import CompressionSettings, SimulationError, compress
+from densim.compression import CompressionSettings, SimulationError, compress
 from densim.network import SpringNetwork
 from densim.observables import box_strain, poisson_ratio_from_box, poisson_ratio_from_positions, poisson_ratio_from_slope, r_squared
 
 
 def compression_settings(section: dict) -> CompressionSettings:
     """Compression settings from the ``trajectories`` config section, naming any bad key."""
-    try:
-        return typed_config(CompressionSettings, section, "trajectories")
-    except ValueError as err:
-        if isinstance(err, ConfigError):
-            raise
-        raise ConfigError(f"trajectories.{err}") from err
+    return typed_config(CompressionSettings, section, "trajectories")
 
 
 def simulate(network: SpringNetwork, settings: CompressionSettings, name: str, progress=None):
@@ -50,7 +45,7 @@ def simulate(network: SpringNetwork, settings: CompressionSettings, name: str, p
             f"(timestep * sqrt(lambda_max / mass) = {stability:.2f}, must stay below 2); lower trajectories.timestep"
         )
     try:
-        return compress(network.positions, network.box, network.bonds, network.rest_lengths, network.stiffness, settings, progress=progress)
+        return compress(network, settings, progress=progress)
     except SimulationError as err:
         raise SimulationError(f"network {name}: {err}") from err
 

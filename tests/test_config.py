@@ -1,0 +1,166 @@
+"""One source of truth per config key: the schema, which the workflow validates against and every config
+dataclass takes its defaults and checks from. These tests walk every key of the schema."""
+
+import dataclasses
+import math
+
+import jsonschema
+import pytest
+
+from densim.cli import build_parser
+from densim.compression import CompressionSettings
+from densim.config import ConfigError, schema, schema_node, typed_config
+from densim.elasticity import POISSON_DEFINITIONS
+from densim.network import STIFFNESS_MODES
+from densim.networks import GENERATORS, DatasetConfig, NodeOptConfig, NoiPruConfig, PackingConfig
+from densim.splits import SplitFractions
+from densim.training import TrainingConfig
+
+#: How to build each config dataclass with one field changed.
+BUILDERS = {
+    TrainingConfig: TrainingConfig,
+    SplitFractions: SplitFractions,
+    CompressionSettings: CompressionSettings,
+    PackingConfig: PackingConfig,
+    NodeOptConfig: NodeOptConfig,
+    NoiPruConfig: NoiPruConfig,
+    DatasetConfig: lambda **kw: DatasetConfig(**{"name": "d", "generator": "noi_pru", **kw}),
+}
+#: Keys the workflow or a command's options read directly (no dataclass), with where their default lives.
+WORKFLOW_KEYS = {"seeds", "experiments.models", "experiments.histories", "cluster.training_gpus", "datasets.*.union", "models"}
+#: Keys passed to ``densim spectra`` as options: (subcommand path, option destination).
+SPECTRA_OPTIONS = {"spectra.dense_below": "dense_below", "spectra.sigma": "sigma", "spectra.cache": "cache_dir"}
+
+
+def leaves(node=None, path=""):
+    """Dotted paths of every key with a value of its own (``datasets.*`` for any dataset)."""
+    node = schema() if node is None else node
+    if "$ref" in node:
+        node = schema()["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    if "properties" in node:
+        for key, child in node["properties"].items():
+            yield from leaves(child, f"{path}.{key}".lstrip("."))
+        if isinstance(node.get("additionalProperties"), dict) and node["additionalProperties"]:
+            yield from leaves(node["additionalProperties"], f"{path}.*")
+    elif isinstance(node.get("additionalProperties"), dict) and "$ref" in node["additionalProperties"]:
+        yield from leaves(node["additionalProperties"], f"{path}.*")
+    else:
+        yield path
+
+
+def backed_fields():
+    """Schema path -> (dataclass, field name) of every schema-backed dataclass field."""
+    found = {}
+    for cls in BUILDERS:
+        for field in dataclasses.fields(cls):
+            if "schema" in field.metadata:
+                assert field.metadata["schema"] not in found, f"{field.metadata['schema']} is backed twice"
+                found[field.metadata["schema"]] = (cls, field.name)
+    return found
+
+
+def test_every_schema_key_has_exactly_one_owner_and_a_description():
+    keys, backed = set(leaves()), backed_fields()
+    assert set(backed) <= keys, f"dataclass fields point at keys the schema lacks: {set(backed) - keys}"
+    owners = set(backed) | WORKFLOW_KEYS | set(SPECTRA_OPTIONS) | {"spectra.k"}
+    assert keys == owners, f"keys without an owner: {keys - owners}; owners without a key: {owners - keys}"
+    for key in keys:
+        assert schema_node(key).get("description"), f"{key} has no description"
+
+
+@pytest.mark.parametrize("key", sorted(backed_fields()))
+def test_dataclass_default_is_the_schema_default(key):
+    cls, name = backed_fields()[key]
+    field = next(f for f in dataclasses.fields(cls) if f.name == name)
+    node = schema_node(key)
+    if "default" not in node:  # a required key (datasets.*.generator)
+        assert field.default is dataclasses.MISSING
+        return
+    expected = tuple(node["default"]) if isinstance(node["default"], list) else node["default"]
+    assert field.default == expected and type(field.default) is type(expected)
+
+
+def full_config(key, value):
+    """A minimal whole config with ``key`` set to ``value``."""
+    config = {"datasets": {"d": {"generator": "noi_pru"}}}
+    parts = key.replace("*", "d").split(".")
+    node = config
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return config
+
+
+def beyond_bounds(node):
+    """Values just outside each bound of a schema node, and values of the wrong type or choice."""
+    integer = node.get("type") == "integer"
+    step = (lambda v: 1) if integer else (lambda v: 1e-6 * max(1.0, abs(v)))
+    values = []
+    if "minimum" in node:
+        values.append(node["minimum"] - step(node["minimum"]))
+    if "exclusiveMinimum" in node:
+        values.append(node["exclusiveMinimum"])
+    if "maximum" in node:
+        values.append(node["maximum"] + step(node["maximum"]))
+    if "exclusiveMaximum" in node:
+        values.append(node["exclusiveMaximum"])
+    if "enum" in node:
+        values.append("no-such-choice")
+    if node.get("type") in ("integer", "number"):
+        values += ["3", True]
+    if integer:
+        values.append(2.5)
+    if node.get("type") == "array" and "items" in node:
+        values += [[node["items"].get("maximum", 0) + 1] * node.get("minItems", 1), [0.0] * (node.get("maxItems", 2) + 1)]
+    return values
+
+
+BOUND_CASES = [(key, value) for key in sorted(backed_fields()) for value in beyond_bounds(schema_node(key))]
+
+
+@pytest.mark.parametrize(("key", "value"), BOUND_CASES, ids=[f"{k}={v!r}" for k, v in BOUND_CASES])
+def test_a_value_the_schema_refuses_is_refused_by_the_code_naming_the_key(key, value):
+    validator = jsonschema.Draft202012Validator(schema())
+    assert list(validator.iter_errors(full_config(key, value))), f"the schema accepts {key} = {value!r}"
+    cls, name = backed_fields()[key]
+    with pytest.raises(ConfigError, match=rf"\b{name}\b"):
+        BUILDERS[cls](**{name: value})
+    prefix = key.rsplit(".", 1)[0]
+    with pytest.raises(ConfigError, match=rf"{prefix.replace('*', 'x').replace('.', '[.]')}[.]{name}"):
+        extra = {"name": "x", "generator": "noi_pru"} if cls is DatasetConfig and name != "generator" else ({"name": "x"} if cls is DatasetConfig else {})
+        typed_config(cls, {name: value}, prefix.replace("*", "x"), **extra)
+
+
+def test_defaults_validate_and_an_unknown_key_is_named():
+    config = full_config("training.horizon", 20)
+    assert not list(jsonschema.Draft202012Validator(schema()).iter_errors(config))
+    for cls, build in BUILDERS.items():
+        build()
+    with pytest.raises(ConfigError, match=r"training\.epochs: unknown key"):
+        typed_config(TrainingConfig, {"epochs": 3}, "training")
+
+
+def test_enums_are_the_code_registries():
+    assert set(schema_node("datasets.*.generator")["enum"]) == set(GENERATORS)
+    assert set(schema_node("datasets.*.poisson_ratio")["enum"]) == set(POISSON_DEFINITIONS)
+    assert set(schema_node("stiffness")["enum"]) == set(STIFFNESS_MODES)
+
+
+def test_command_line_defaults_are_the_schema_defaults():
+    import densim.spectra
+
+    parser = build_parser()
+    spectra = parser._subparsers._group_actions[0].choices["spectra"]
+    defaults = {action.dest: action.default for action in spectra._actions}
+    for key, dest in SPECTRA_OPTIONS.items():
+        assert str(defaults[dest]) == str(schema_node(key)["default"]), key
+    assert densim.spectra.DENSE_BELOW == schema_node("spectra.dense_below")["default"]
+    assert math.isclose(densim.spectra.SIGMA, schema_node("spectra.sigma")["default"])
+
+
+def test_a_model_needs_no_schema_entry():
+    """Model keys come from the registry: the schema names none of them."""
+    from densim.models import MODELS
+
+    text = str(schema())
+    assert not [key for key in MODELS if f"'{key}'" in text and key not in ("node_opt", "noi_pru")]
