@@ -25,13 +25,12 @@ import numpy as np
 import torch
 import xarray as xr
 
-from densim.lammps import CompressionSettings
-from densim.models import MODELS, build_model
+from densim.compression import CompressionSettings
+from densim.models import MODELS, build_simulator
 from densim.packing import contact_network, jammed_packing
 from densim.rollout import rollout, trajectory_graph
-from densim.simulator import LearnedSimulator
 from densim.spectra import topology_spectra
-from densim.training import TrainingConfig, _batch_loss, _windows, compute_statistics, is_baseline
+from densim.training import TrainingConfig, _windows, compute_statistics
 from densim.trajectories import simulate
 
 HISTORY = 2
@@ -68,16 +67,15 @@ def median_time(func, repeats: int, device: torch.device) -> float:
 
 
 def time_model(key: str, graph, config: TrainingConfig, hyperparameters: dict, repeats: int, rollout_steps: int, device: torch.device):
-    torch.manual_seed(0)
-    network = build_model(key, node_in=2 * HISTORY, edge_in=4, out=2, **hyperparameters)
-    simulator = LearnedSimulator(network, HISTORY, compute_statistics([graph], config), residual=config.residual).to(device)
+    simulator = build_simulator(key, HISTORY, compute_statistics([graph], config), seed=0, hyperparameters=hyperparameters,
+                                **config.family).to(device)
     windows = _windows([graph], HISTORY, graph.frames)[:1]
     train_step = float("nan")
-    if not is_baseline(simulator):
+    if not simulator.closed_form:
         optimiser = torch.optim.Adam(simulator.parameters(), lr=1e-4)
 
         def step():
-            loss = _batch_loss(simulator, [graph], windows, None, 0.0)
+            loss = simulator.loss([graph], windows)
             optimiser.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(simulator.parameters(), 1.0)

@@ -283,9 +283,11 @@ def test_baselines_take_no_hyperparameters():
             build_model(key, NODE_IN, EDGE_IN, OUT, hidden=8)
 
 
-def test_frozen_is_marked_and_outputs_zeros(batch):
+def test_frozen_names_its_simulator_and_outputs_zeros(batch):
+    from densim.simulator import FrozenSimulator
+
     model = build_model("frozen", NODE_IN, EDGE_IN, OUT)
-    assert isinstance(model, Frozen) and model.frozen and not list(model.parameters())
+    assert isinstance(model, Frozen) and model.simulator is FrozenSimulator and not list(model.parameters())
     assert torch.equal(model(batch), torch.zeros(batch.num_nodes, OUT, dtype=batch.x.dtype))
 
 

@@ -1,9 +1,9 @@
-"""The simulator's integrator, its exact inverse, and the affine part of the velocities."""
+"""The acceleration family's integrator, its exact inverse, and the affine part of the velocities."""
 
 import pytest
 import torch
 
-from densim.simulator import LearnedSimulator, Statistics, affine_velocity, edge_features
+from densim.simulator import AccelerationSimulator, Statistics, affine_velocity, edge_features
 
 
 def statistics():
@@ -34,9 +34,9 @@ def compression(frames=6, nodes=50, seed=0):
 @pytest.mark.parametrize("residual", [False, True])
 def test_postprocess_inverts_target_to_1e10(residual):
     positions, box_x, centre = compression()
-    sim = LearnedSimulator(torch.nn.Identity(), history=3, statistics=statistics(), residual=residual)
+    sim = AccelerationSimulator(torch.nn.Identity(), history=3, statistics=statistics(), residual=residual)
     window = positions[:, 1:6]  # history + 2 frames
-    target = sim.target(window, box_x[1:6], centre)
+    target = sim.normalised_acceleration(window, box_x[1:6], centre)
     predicted = sim.postprocess(target, window[:, :-1], box_x[5], box_x[1:5], centre)
     assert predicted.dtype == torch.float64
     assert torch.max(torch.abs(predicted - window[:, -1])) < 1e-10
@@ -59,7 +59,7 @@ def test_edge_features_use_the_minimum_image():
 
 
 def test_statistics_are_buffers_in_the_state_dict():
-    sim = LearnedSimulator(torch.nn.Linear(6, 2), history=3, statistics=statistics())
+    sim = AccelerationSimulator(torch.nn.Linear(6, 2), history=3, statistics=statistics())
     state = sim.state_dict()
     for name in ("velocity_mean", "velocity_std", "acceleration_mean", "acceleration_std", "edge_mean", "edge_std"):
         assert name in state and state[name].dtype == torch.float64

@@ -4,28 +4,19 @@ import dataclasses
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from densim.lammps import CompressionSettings
-from densim.models import build_model
+from densim.compression import CompressionSettings
+from densim.io import read_checkpoint
+from densim.models import build_simulator, load_simulator
 from densim.networks import DatasetConfig, generate_network, network_dataset
-from densim.rollout import relative_mse, rollout, trajectory_graph
-from densim.simulator import LearnedSimulator
+from densim.provenance import config_hash
+from densim.rollout import relative_mse, rollout, rollouts, trajectory_graph
 from densim.spectra import spectra_dataset
-from densim.training import (
-    TrainingConfig,
-    TrainingError,
-    _batch_loss,
-    _windows,
-    compute_statistics,
-    load_simulator,
-    read_statistics,
-    rollout_error,
-    statistics_dataset,
-    train,
-)
+from densim.training import TrainingConfig, TrainingError, _windows, compute_statistics, describe_run, train
 from densim.trajectories import simulate, trajectory_dataset
 
 
@@ -42,25 +33,26 @@ def graphs():
     return result
 
 
-def make_simulator(graphs, config, model="spatial", **hyperparameters):
-    torch.manual_seed(0)
-    network = build_model(model, node_in=4, edge_in=4, out=2, **hyperparameters)
-    return LearnedSimulator(network, 2, compute_statistics(graphs[:3], config), residual=config.residual)
+def make_simulator(graphs, config, model="spatial", seed=0, **hyperparameters):
+    return build_simulator(model, 2, compute_statistics(graphs[:3], config), seed=seed, hyperparameters=hyperparameters, **config.family)
+
+
+def fit(simulator, graphs, config, out, model="spatial", seed=0, train_set=None):
+    """Train on the first three graphs, validate on the fourth."""
+    run = describe_run(model, simulator, seed, config, {})
+    return train(simulator, graphs[:3] if train_set is None else train_set, graphs[3:], config, out, run)
 
 
 CONFIG = TrainingConfig(horizon=12, steps=20, batch_size=2, validate_every=10)
 
 
 def test_training_runs_and_reloaded_checkpoint_reproduces_its_metric(graphs, tmp_path):
-    torch.manual_seed(0)
-    sim = make_simulator(graphs, CONFIG)
-    meta = {"name": "tiny", "model": "spatial", "hyperparameters": {}, "history": 2, "training": dataclasses.asdict(CONFIG)}
-    history = train(sim, graphs[:3], graphs[3:], CONFIG, tmp_path, seed=0, metadata=meta)
+    history = fit(make_simulator(graphs, CONFIG), graphs, CONFIG, tmp_path)
     assert len(history["loss"]) == 20 and all(map(torch.isfinite, torch.tensor(history["loss"])))
-    best = torch.load(tmp_path / "best.pt", weights_only=False)
+    best = read_checkpoint(tmp_path / "best.pt")
     # a fresh process rebuilds the simulator from the checkpoint alone and gets the same validation error
     script = (
-        "import torch, sys; from densim.training import load_simulator, rollout_error; "
+        "import torch, sys; from densim.models import load_simulator; from densim.training import rollout_error; "
         "from tests.test_training import rebuild_validation; "
         f"sim, _ = load_simulator({str(tmp_path / 'best.pt')!r}); print(rollout_error(sim, rebuild_validation(), {CONFIG.horizon - 3}))"
     )
@@ -79,22 +71,38 @@ def rebuild_validation():
     return [trajectory_graph(trajectory, spectra_dataset(network_ds, k=8, dense_below=300, sigma=-1e-3))]
 
 
-def test_resume_continues_from_the_last_checkpoint(graphs, tmp_path):
-    meta = {"name": "tiny", "model": "spatial", "hyperparameters": {}, "history": 2, "training": dataclasses.asdict(CONFIG)}
-    short = dataclasses.replace(CONFIG, steps=10)
-    train(make_simulator(graphs, short), graphs[:3], graphs[3:], short, tmp_path, 0, meta)
-    history = train(make_simulator(graphs, CONFIG), graphs[:3], graphs[3:], CONFIG, tmp_path, 0, meta)
+def test_resume_continues_from_the_last_checkpoint_of_the_same_run(graphs, tmp_path, caplog):
+    short = dataclasses.replace(CONFIG, steps=20, validate_every=10)
+    checkpoint = tmp_path / "last.pt"
+    # stop after step 10 by training a copy of the run to 10 steps under the same run description
+    simulator = make_simulator(graphs, short)
+    run = describe_run("spatial", simulator, 0, short, {})
+    train(simulator, graphs[:3], graphs[3:], dataclasses.replace(short, steps=10), tmp_path, run)
+    assert read_checkpoint(checkpoint)["step"] == 10
+    with caplog.at_level("INFO", logger="densim.training"):
+        history = train(make_simulator(graphs, short), graphs[:3], graphs[3:], short, tmp_path, run)
+    assert "resuming from" in caplog.text and history["step"] == list(range(1, 21))
+
+
+def test_a_checkpoint_of_another_run_is_not_resumed_and_the_log_says_why(graphs, tmp_path, caplog):
+    fit(make_simulator(graphs, CONFIG, hidden=8), graphs, CONFIG, tmp_path)
+    old = read_checkpoint(tmp_path / "last.pt")
+    with caplog.at_level("INFO", logger="densim.training"):
+        history = fit(make_simulator(graphs, CONFIG, hidden=16), graphs, CONFIG, tmp_path)
+    assert "from another run" in caplog.text and "hyperparameters" in caplog.text and "training from step 0" in caplog.text
     assert history["step"] == list(range(1, 21))
+    new = read_checkpoint(tmp_path / "best.pt")
+    assert new["run"]["hyperparameters"]["hidden"] == 16 and new["hash"] == config_hash(new["run"]) != old["hash"]
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(graphs, tmp_path):
-    meta = {"name": "tiny", "model": "spatial", "hyperparameters": {}, "history": 2, "training": dataclasses.asdict(CONFIG)}
-    short = dataclasses.replace(CONFIG, steps=10)
-    train(make_simulator(graphs, short), graphs[:3], graphs[3:], short, tmp_path, 0, meta)
+    simulator = make_simulator(graphs, CONFIG)
+    run = describe_run("spatial", simulator, 0, CONFIG, {})
+    train(simulator, graphs[:3], graphs[3:], dataclasses.replace(CONFIG, steps=10), tmp_path, run)
     good = (tmp_path / "last.pt").read_bytes()
     poisoned = [dataclasses.replace(g, positions=g.positions * float("nan")) for g in graphs[:3]]
     with pytest.raises(TrainingError, match="non-finite loss"):
-        train(make_simulator(graphs, CONFIG), poisoned, graphs[3:], CONFIG, tmp_path, 0, meta)
+        train(make_simulator(graphs, CONFIG), poisoned, graphs[3:], CONFIG, tmp_path, run)
     assert (tmp_path / "last.pt").read_bytes() == good
 
 
@@ -106,13 +114,16 @@ def test_rollout_keeps_the_initial_frames_and_runs_the_full_length(graphs):
     assert torch.isfinite(predicted).all()
 
 
-def metadata(model, config=CONFIG):
-    return {"name": "tiny", "model": model, "hyperparameters": {}, "history": 2, "training": dataclasses.asdict(config)}
+def test_batched_rollouts_equal_one_trajectory_at_a_time(graphs):
+    sim = make_simulator(graphs, CONFIG, "nlsf_norm", num_modes=8)
+    together = rollouts(sim, graphs, steps=6)
+    for graph, batched in zip(graphs, together):
+        # the network runs in float32: batching may change its last bits, far below a frame's motion (~1e-4)
+        torch.testing.assert_close(batched, rollout(sim, graph, steps=6), rtol=0, atol=1e-8)
 
 
 def test_frozen_baseline_scores_relative_mse_exactly_one(graphs, tmp_path):
-    sim = make_simulator(graphs, CONFIG, "frozen")
-    train(sim, graphs[:3], graphs[3:], CONFIG, tmp_path, 0, metadata("frozen"))
+    fit(make_simulator(graphs, CONFIG, "frozen"), graphs, CONFIG, tmp_path, "frozen")
     reloaded, _ = load_simulator(tmp_path / "best.pt")
     for graph in graphs:
         predicted = rollout(reloaded, graph)
@@ -123,17 +134,17 @@ def test_frozen_baseline_scores_relative_mse_exactly_one(graphs, tmp_path):
 
 def test_linear_floor_is_the_least_squares_optimum_and_beats_frozen(graphs, tmp_path):
     sim = make_simulator(graphs, CONFIG, "linear_floor")
-    history = train(sim, graphs[:3], graphs[3:], CONFIG, tmp_path, 0, metadata("linear_floor"))
+    history = fit(sim, graphs, CONFIG, tmp_path, "linear_floor")
     assert history["step"] == [] and (tmp_path / "history.json").exists()
     windows = _windows(graphs[:3], 2, CONFIG.horizon)
     with torch.no_grad():
-        fitted = _batch_loss(sim, graphs[:3], windows, None, 0.0).item()
+        fitted = sim.loss(graphs[:3], windows).item()
         for _ in range(5):  # any other weights do worse on the training windows
             moved = make_simulator(graphs, CONFIG, "linear_floor")
             moved.load_state_dict(sim.state_dict())
             for parameter in moved.network.parameters():
                 parameter.add_(1e-2 * torch.randn_like(parameter))
-            assert _batch_loss(moved, graphs[:3], windows, None, 0.0).item() > fitted
+            assert moved.loss(graphs[:3], windows).item() > fitted
     for graph in graphs[3:]:
         assert relative_mse(rollout(sim, graph), graph.positions, 2).mean() < 1.0
 
@@ -143,32 +154,28 @@ def test_multi_step_loss_is_the_mean_one_step_loss_along_the_simulators_own_roll
     sim.eval()
     graph, h, steps = graphs[0], 2, 3
     with torch.no_grad():
-        unrolled = _batch_loss(sim, [graph], [(0, h)], None, 0.0, loss_steps=steps)
+        unrolled = sim.loss([graph], [(0, h)], steps)
         predicted = rollout(sim, graph, steps=steps - 1)  # frames 0..h+steps-1; the last `steps - 1` predicted
         singles = []
         for offset in range(steps):
-            frames = torch.cat([predicted[:, offset : offset + h + 1], graph.positions[:, offset + h + 1 : offset + h + 2]], dim=1)
-            box_x = graph.box[offset : offset + h + 2, 0]
-            state = frames[:, :-1]
-            from densim.rollout import estimated_box
-
-            prediction = sim(graph.graph, state, estimated_box(graph, state[:, -1], graph.box[offset + h, 0]), box_x[:-1], graph.centre_x)
-            target = sim.target(frames, box_x, graph.centre_x).to(prediction.dtype)
+            state, last = predicted[:, offset : offset + h + 1], offset + h
+            prediction = sim.predict([graph], [state], [last])[0]
+            target = sim.target(graph, state, last).to(prediction.dtype)
             singles.append(torch.mean((prediction - target) ** 2))
     torch.testing.assert_close(unrolled, torch.stack(singles).mean(), rtol=1e-6, atol=0)
 
 
 def test_training_with_a_multi_step_loss_runs(graphs, tmp_path):
     config = dataclasses.replace(CONFIG, steps=4, validate_every=2, loss_steps=3, noise_std=1e-4)
-    history = train(make_simulator(graphs, config), graphs[:3], graphs[3:], config, tmp_path, 0, metadata("spatial", config))
+    history = fit(make_simulator(graphs, config), graphs, config, tmp_path)
     assert len(history["loss"]) == 4 and all(map(torch.isfinite, torch.tensor(history["loss"])))
 
 
 def test_statistics_round_trip_through_netcdf_and_bad_files_are_named(graphs, tmp_path):
-    from densim.io import DensimFileError, write_dataset
+    from densim.io import DensimFileError, read_statistics, write_statistics
 
     statistics = compute_statistics(graphs[:3], CONFIG)
-    path = write_dataset(statistics_dataset(statistics, {}), tmp_path / "stats.nc")
+    path = write_statistics(statistics, tmp_path / "stats.nc", {})
     for name, value in vars(read_statistics(path)).items():
         assert torch.equal(value, getattr(statistics, name).to(torch.float64)), name
     (tmp_path / "broken.nc").write_bytes(b"not netcdf")
@@ -180,11 +187,29 @@ def test_same_seed_trains_bitwise_identical_models_and_another_seed_does_not(gra
     config = dataclasses.replace(CONFIG, steps=6, validate_every=3, noise_std=1e-4)
     states = {}
     for run, seed in (("a", 0), ("b", 0), ("c", 1)):
-        sim = make_simulator(graphs, config, "nlsf_norm", num_modes=8)
-        train(sim, graphs[:3], graphs[3:], config, tmp_path / run, seed, metadata("nlsf_norm", config))
+        sim = make_simulator(graphs, config, "nlsf_norm", seed=seed, num_modes=8)
+        fit(sim, graphs, config, tmp_path / run, "nlsf_norm", seed)
         states[run] = sim.state_dict()
     assert all(torch.equal(states["a"][name], states["b"][name]) for name in states["a"])
     assert not all(torch.equal(states["a"][name], states["c"][name]) for name in states["a"])
+
+
+def test_a_checkpoint_holding_a_pickled_object_is_refused_naming_the_file(tmp_path):
+    from densim.io import CHECKPOINT_FORMAT, DensimFileError
+
+    marker = tmp_path / "code-ran"
+
+    class Payload:  # unpickling it would create the marker file
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    torch.save({"format": CHECKPOINT_FORMAT, "run": Payload()}, tmp_path / "evil.pt")
+    with pytest.raises(DensimFileError, match=r"evil\.pt: refused"):
+        load_simulator(tmp_path / "evil.pt")
+    assert not marker.exists()
+    torch.save({"simulator": {}}, tmp_path / "foreign.pt")
+    with pytest.raises(DensimFileError, match="foreign.pt: not a densim checkpoint"):
+        load_simulator(tmp_path / "foreign.pt")
 
 
 @pytest.mark.parametrize(("model", "history", "message"), [
@@ -197,6 +222,65 @@ def test_train_fit_names_a_bad_model_or_a_missing_file_before_training(tmp_path,
 
     with pytest.raises(SystemExit) as stop:
         main(["train", "fit", "--dataset", "d", "--model", model, "--history", str(history), "--seed", "0",
-              "--split", str(tmp_path / "split.json"), "--statistics", str(tmp_path / "statistics.nc"), "-o", str(tmp_path / "out")])
+              "--split", str(tmp_path / "split.json"), "--statistics", str(tmp_path / "statistics.nc"),
+              "--trajectories", str(tmp_path / "d/0000.nc"), "--spectra", str(tmp_path / "d/0000.nc"), "-o", str(tmp_path / "out")])
     assert message in str(stop.value)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """The fixture's networks as trajectory and spectra files, a split, and its statistics (by the CLI)."""
+    from densim.io import write_dataset, write_json
+
+    root = tmp_path_factory.mktemp("files")
+    config = DatasetConfig.from_dict("tiny", {"generator": "bond_pru_opt", "networks": 4, "nu_range": [-0.3, 0.3], "packing": {"nodes": 40}})
+    settings = CompressionSettings(frames=16, steps_per_frame=100)
+    for index in range(config.networks):
+        generated = generate_network(config, index)
+        network_ds = network_dataset(config, index, generated, {})
+        run = simulate(generated.network, settings, f"tiny/{index}")
+        write_dataset(trajectory_dataset(network_ds, settings, run, {}), root / f"trajectories/tiny/{index:04d}.nc")
+        write_dataset(spectra_dataset(network_ds, k=8), root / f"spectra/tiny/{index:04d}.nc")
+    write_json({"train": ["tiny/0000", "tiny/0001", "tiny/0002"], "validation": ["tiny/0003"], "test": []}, root / "split.json")
+    spec = json.dumps({"training": {"horizon": 12, "steps": 2, "batch_size": 2, "validate_every": 1}})
+    trajectories = [str(p) for p in sorted((root / "trajectories/tiny").glob("*.nc"))]
+    densim(["train", "statistics", "--dataset", "tiny", "--split", str(root / "split.json"), "--trajectories", *trajectories,
+            "--spec", spec, "-o", str(root / "stats.nc")], root)
+    return root, spec, trajectories
+
+
+def densim(args, cwd):
+    """Run the densim command in a fresh process."""
+    result = subprocess.run([sys.executable, "-m", "densim.cli", *args], cwd=cwd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def fit_command(files, seed, out, model="spatial"):
+    root, spec, trajectories = files
+    spectra = [str(p) for p in sorted((root / "spectra/tiny").glob("*.nc"))]
+    return ["train", "fit", "--dataset", "tiny", "--model", model, "--history", "2", "--seed", str(seed), "--split", str(root / "split.json"),
+            "--statistics", str(root / "stats.nc"), "--trajectories", *trajectories, "--spectra", *spectra, "--spec", spec, "-o", str(out)]
+
+
+def test_the_seed_seeds_the_initial_weights_through_the_command_in_fresh_processes(files, tmp_path):
+    from densim.io import read_statistics
+    from densim.models import parameters_digest
+
+    digests = {}
+    for run, seed in (("a", 0), ("b", 0), ("c", 1)):
+        densim(fit_command(files, seed, tmp_path / run), tmp_path)
+        digests[run] = read_checkpoint(tmp_path / run / "best.pt")["initial_parameters"]
+    assert digests["a"] == digests["b"] != digests["c"]
+    # and they are the weights build_simulator draws from that seed
+    statistics = read_statistics(files[0] / "stats.nc")
+    assert digests["c"] == parameters_digest(build_simulator("spatial", 2, statistics, seed=1))
+
+
+def test_the_command_reads_only_the_files_it_is_given(files, tmp_path):
+    command = fit_command(files, 0, tmp_path / "out")
+    missing = command.index("--spectra") + 2  # drop the spectra of tiny/0001, a train network
+    result = subprocess.run([sys.executable, "-m", "densim.cli", *command[:missing], *command[missing + 1 :]], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "names network tiny/0001, but no --spectra file is tiny/0001.nc" in result.stderr

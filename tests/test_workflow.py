@@ -1,5 +1,6 @@
 """The Snakemake workflow: config validation before any job, and the networks stage end to end."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -51,11 +52,23 @@ def test_dry_run_lists_the_stage_jobs(workdir):
         assert rule in result.stdout
 
 
-def test_smoke_preset_builds_every_output(workdir):
-    import json
-
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """A workflow copy in which the smoke preset has run to the end."""
+    workdir = tmp_path_factory.mktemp("smoke")
+    for item in ("Snakefile", "config.yaml"):
+        shutil.copy(ROOT / item, workdir / item)
+    for folder in ("workflow", "envs"):
+        shutil.copytree(ROOT / folder, workdir / folder)
     result = snakemake(workdir, "--cores", "2", "--configfile", "workflow/presets/smoke.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+def test_smoke_preset_builds_every_output(smoke):
+    import json
+
+    workdir = smoke
     for dataset in ("node_opt", "bond_pru_opt", "noi_pru"):
         table = pd.read_csv(workdir / f"results/networks/{dataset}/manifest.csv")
         assert len(table) == 3
@@ -111,3 +124,28 @@ def test_interrupted_run_resumes_without_redoing_finished_trajectories(workdir):
         with xr.open_dataset(path) as ds:
             assert ds.attrs["densim_kind"] == "trajectory"
             assert ds.sizes["time"] == 31
+
+
+def test_a_changed_hyperparameter_retrains_that_model_from_step_0(smoke, tmp_path):
+    """Snakemake reruns the jobs whose model section changed; their last.pt (not an output) is not resumed."""
+    import json
+
+    from densim.io import read_checkpoint
+    from densim.provenance import config_hash
+
+    workdir = tmp_path / "run"
+    shutil.copytree(smoke, workdir, symlinks=True)
+    (workdir / "wider.yaml").write_text("models:\n  spatial: {hidden: 24, num_layers: 2}\n")
+    result = snakemake(workdir, "--cores", "2", "--configfile", "workflow/presets/smoke.yaml", "wider.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    stats = result.stderr.split("Job stats:")[1].split("\n\n")[0]
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", stats, flags=re.MULTILINE))
+    assert jobs == {"all": "1", "train": "4", "total": "5"}, stats  # spatial on 4 datasets, nothing else
+    for dataset in ("node_opt", "bond_pru_opt", "noi_pru", "comb"):
+        folder = workdir / f"results/models/{dataset}/spatial/h2/seed0"
+        checkpoint = read_checkpoint(folder / "best.pt")
+        assert checkpoint["run"]["hyperparameters"]["hidden"] == 24
+        assert checkpoint["hash"] == config_hash(checkpoint["run"]) == read_checkpoint(folder / "last.pt")["hash"]
+        assert json.loads((folder / "history.json").read_text())["step"] == [1, 2, 3, 4]
+        log = (workdir / f"logs/train/{dataset}/spatial/h2/seed0.log").read_text()
+        assert "from another run" in log and "hyperparameters" in log and "training from step 0" in log

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from densim import __version__
+from densim.config import ConfigError, default
 
 
 def _load_mapping(text: str) -> dict:
@@ -95,11 +96,12 @@ def cmd_trajectories_summary(args) -> None:
 def cmd_splits_make(args) -> None:
     from densim.io import write_json
     from densim.provenance import provenance_attrs
+    from densim.config import typed_config
     from densim.splits import SplitFractions, split_networks
 
     import pandas as pd
 
-    fractions = SplitFractions(**_load_mapping(args.fractions))
+    fractions = typed_config(SplitFractions, _load_mapping(args.fractions), "splits")
     table = pd.read_csv(args.manifest, dtype={"network": str})
     references = [f"{args.dataset}/{network}" for network in table["network"]]
     split = split_networks(references, fractions, args.seed)
@@ -138,61 +140,72 @@ def cmd_spectra(args) -> None:
     logging.getLogger("densim").info("wrote %s (%s, %d nodes, k = %d)", args.output, ds.attrs["solver"], ds.sizes["node"], args.k)
 
 
-def _split_graphs(args, split: dict, part: str, with_spectra: bool):
-    """Trajectory graphs of one part of a split (with their spectra when the models need them)."""
-    from densim.io import read_dataset
+def _by_reference(paths: list[Path], option: str) -> dict[str, Path]:
+    """Files ``.../{dataset}/{network}.nc`` by their ``{dataset}/{network}`` reference."""
+    found = {f"{path.parent.name}/{path.stem}": path for path in paths}
+    if len(found) != len(paths):
+        raise SystemExit(f"densim: {option} names the same network twice")
+    return found
+
+
+def _split_graphs(split: dict, split_path: Path, parts: tuple[str, ...], trajectories: dict[str, Path], spectra: dict[str, Path] | None):
+    """Trajectory graphs of some parts of a split, from exactly the files given (with their spectra if asked).
+
+    Returns the graphs of each part and the files read.
+    """
+    from densim.io import read_dataset, read_spectra
     from densim.rollout import trajectory_graph
 
-    graphs = []
-    for ref in split[part]:
-        trajectory = read_dataset(args.trajectories / f"{ref}.nc", "trajectory", ("positions", "box", "bonds", "rest_length", "stiffness"))
-        spectra = read_dataset(args.spectra / f"{ref}.nc", "spectra", ("eigenvectors", "eigenvalues")) if with_spectra else None
-        graphs.append(trajectory_graph(trajectory, spectra))
-    return graphs
+    graphs, read = {}, []
+    for part in parts:
+        graphs[part] = []
+        for ref in split[part]:
+            sources = {"--trajectories": trajectories, **({"--spectra": spectra} if spectra is not None else {})}
+            for option, files in sources.items():
+                if ref not in files:
+                    raise SystemExit(f"densim: {split_path} names network {ref}, but no {option} file is {ref}.nc")
+            trajectory = read_dataset(trajectories[ref], "trajectory", ("positions", "box", "bonds", "rest_length", "stiffness"))
+            graphs[part].append(trajectory_graph(trajectory, read_spectra(spectra[ref]) if spectra is not None else None))
+            read += [files[ref] for files in sources.values()]
+    return graphs, read
 
 
 def cmd_train_statistics(args) -> None:
-    from densim.io import read_json, write_dataset
+    from densim.io import read_json, write_statistics
     from densim.provenance import provenance_attrs
-    from densim.training import compute_statistics, statistics_dataset, training_config
+    from densim.training import compute_statistics, training_config
 
-    spec = _load_mapping(args.spec)
-    config = training_config(spec.get("training", {}))
+    config = training_config(_load_mapping(args.spec).get("training", {}))
     split = read_json(args.split, required=("train", "validation", "test"))
-    statistics = compute_statistics(_split_graphs(args, split, "train", with_spectra=False), config)
+    graphs, read = _split_graphs(split, args.split, ("train",), _by_reference(args.trajectories, "--trajectories"), None)
     section = {key: getattr(config, key) for key in ("horizon", "residual")}
-    attrs = {"dataset": args.dataset, "networks": len(split["train"]), **provenance_attrs(section, inputs=[args.split])}
-    write_dataset(statistics_dataset(statistics, attrs), args.output)
+    attrs = {"dataset": args.dataset, "networks": len(split["train"]), **provenance_attrs(section, inputs=[args.split, *read])}
+    write_statistics(compute_statistics(graphs["train"], config), args.output, attrs)
     logging.getLogger("densim").info("wrote %s (train split of %d networks)", args.output, len(split["train"]))
 
 
 def cmd_train_fit(args) -> None:
-    from densim.io import read_json
-    from densim.models import build_model
+    from densim.io import read_json, read_statistics
+    from densim.models import build_simulator, check_model
     from densim.provenance import provenance_attrs
-    from densim.simulator import LearnedSimulator
-    from densim.training import read_statistics, train, training_config
+    from densim.training import describe_run, train, training_config
 
     spec = _load_mapping(args.spec)
     config = training_config(spec.get("training", {}))
     hyperparameters = spec.get("models", {}).get(args.model, {})
-    try:  # a bad model key or hyperparameter fails before any file is read
-        network = build_model(args.model, node_in=2 * args.history, edge_in=4, out=2, **hyperparameters)
+    try:  # a bad model key, hyperparameter or history fails before any file is read
+        check_model(args.model, hyperparameters, args.history)
     except (KeyError, TypeError, ValueError) as err:
         raise SystemExit(f"densim: model {args.model!r}: {err}") from err
-    simulator = LearnedSimulator(network, args.history, read_statistics(args.statistics), residual=config.residual, noise_std=config.noise_std)
+    statistics = read_statistics(args.statistics)
     split = read_json(args.split, required=("train", "validation", "test"))
-    train_set = _split_graphs(args, split, "train", with_spectra=True)
-    validation_set = _split_graphs(args, split, "validation", with_spectra=True)
-    metadata = {
-        "name": f"{args.dataset}/{args.model}/h{args.history}/seed{args.seed}",
-        "model": args.model,
-        "hyperparameters": hyperparameters,
-        "history": args.history,
-        "training": spec.get("training", {}),
-        **provenance_attrs(spec, inputs=[args.split, args.statistics]),
-    }
-    history = train(simulator, train_set, validation_set, config, args.output, args.seed, metadata)
+    graphs, read = _split_graphs(split, args.split, ("train", "validation"), _by_reference(args.trajectories, "--trajectories"),
+                                 _by_reference(args.spectra, "--spectra"))
+    simulator = build_simulator(args.model, args.history, statistics, seed=args.seed, hyperparameters=hyperparameters, **config.family)
+    provenance = {"name": f"{args.dataset}/{args.model}/h{args.history}/seed{args.seed}",
+                  **provenance_attrs(spec, inputs=[args.split, args.statistics, *read])}
+    run = describe_run(args.model, simulator, args.seed, config, json.loads(provenance["input_hashes"]))
+    history = train(simulator, graphs["train"], graphs["validation"], config, args.output, run, provenance)
     logging.getLogger("densim").info("best validation rollout error %.4g", min(history["validation_rollout_error"]))
 
 
@@ -278,9 +291,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     spectra.add_argument("network", type=Path, help="network netCDF file")
     spectra.add_argument("--k", required=True, type=int, help="eigenpairs to keep; modes beyond the node count are zero padding marked invalid")
-    spectra.add_argument("--dense-below", type=int, default=300, help="networks with fewer nodes are diagonalised densely, larger ones by shift-invert Lanczos (default 300)")
-    spectra.add_argument("--sigma", type=float, default=-1e-3, help="shift of the shift-invert iteration, below 0 (default -1e-3)")
-    spectra.add_argument("--cache-dir", type=Path, default=Path("results/spectra/cache"), help="folder of the topology-keyed cache (default results/spectra/cache)")
+    spectra.add_argument("--dense-below", type=int, default=default("spectra.dense_below"),
+                         help="networks with fewer nodes are diagonalised densely, larger ones by shift-invert Lanczos (default %(default)s)")
+    spectra.add_argument("--sigma", type=float, default=default("spectra.sigma"), help="shift of the shift-invert iteration, below 0 (default %(default)s)")
+    spectra.add_argument("--cache-dir", type=Path, default=Path(default("spectra.cache")), help="folder of the topology-keyed cache (default %(default)s)")
     spectra.add_argument("-o", "--output", required=True, type=Path, help="spectra netCDF file to write")
     spectra.set_defaults(func=cmd_spectra)
 
@@ -291,11 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Mean and std of velocities, accelerations and edge features over the training "
                                "horizon of the train networks of a split, written as netCDF.")
     fit = actions.add_parser("fit", help="train one simulator",
-                             description="Train a learned simulator (or fit a baseline) on a split; resumes from OUTPUT/last.pt.")
+                             description="Train a simulator (or fit a baseline) on a split. Resumes from OUTPUT/last.pt when that "
+                             "checkpoint comes from the same run (same model, hyperparameters, history, seed, training "
+                             "settings and input files); otherwise trains from step 0 and says why.")
     for action in (stats, fit):
         action.add_argument("--dataset", required=True)
         action.add_argument("--split", required=True, type=Path, help="split JSON of the dataset and seed")
-        action.add_argument("--trajectories", type=Path, default=Path("results/trajectories"), help="folder of {dataset}/{network}.nc trajectories")
+        action.add_argument("--trajectories", required=True, nargs="+", type=Path, metavar="FILE",
+                            help="trajectory files .../{dataset}/{network}.nc, one for every network of the split it uses (only these are read)")
         action.add_argument("--spec", default="{}", help=spec_help)
     stats.add_argument("-o", "--output", required=True, type=Path, help="statistics netCDF file to write")
     stats.set_defaults(func=cmd_train_statistics)
@@ -303,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--history", required=True, type=int, help="velocities per node feature")
     fit.add_argument("--seed", required=True, type=int)
     fit.add_argument("--statistics", required=True, type=Path, help="statistics netCDF of the split (densim train statistics)")
-    fit.add_argument("--spectra", type=Path, default=Path("results/spectra"), help="folder of {dataset}/{network}.nc spectra")
+    fit.add_argument("--spectra", required=True, nargs="+", type=Path, metavar="FILE",
+                     help="spectra files .../{dataset}/{network}.nc, one for every train and validation network (only these are read)")
     fit.add_argument("-o", "--output", required=True, type=Path, help="output folder (last.pt, best.pt, history.json)")
     fit.set_defaults(func=cmd_train_fit)
 
@@ -328,6 +346,8 @@ def main(argv: list[str] | None = None) -> None:
         args.func(args)
     except DensimFileError as err:
         raise SystemExit(f"densim: {err}") from err
+    except ConfigError as err:
+        raise SystemExit(f"densim: invalid config key {err}") from err
 
 
 if __name__ == "__main__":

@@ -2,13 +2,21 @@
 
 Writes are atomic (a temporary file in the same folder, then a rename), so a written file is complete or
 absent. Reads check the file's kind and contents and name the file in every error.
+
+Formats: netCDF for networks, trajectories, spectra (and the spectra cache), normalisation statistics; CSV
+tables with a JSON provenance sidecar; JSON splits and training histories; PyTorch checkpoints that hold plain
+data only (tensors, numbers, strings, lists and dicts), read with ``weights_only=True``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
+import pickle
 import tempfile
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +26,7 @@ import xarray as xr
 from densim.network import SpringNetwork
 
 ENGINE = "netcdf4"
+log = logging.getLogger(__name__)
 
 
 class DensimFileError(ValueError):
@@ -162,7 +171,120 @@ def read_provenance(path: str | Path) -> dict:
             raise DensimFileError(f"{path}: not a readable netCDF file ({err})") from err
     if path.suffix == ".json":
         return read_json(path, required=("provenance",))["provenance"]
+    if path.suffix == ".pt":
+        checkpoint = read_checkpoint(path)
+        return {**checkpoint["provenance"], "run_hash": checkpoint["hash"], "initial_parameters": checkpoint["initial_parameters"]}
     sidecar = provenance_sidecar(path)
     if not sidecar.exists():
         raise DensimFileError(f"{path}: no provenance sidecar {sidecar.name}")
     return json.loads(sidecar.read_text())
+
+
+def write_statistics(statistics, path: str | Path, attrs: dict) -> Path:
+    """Write normalisation statistics (:class:`densim.simulator.Statistics`) as netCDF (kind ``statistics``)."""
+    data_vars = {}
+    for name, value in vars(statistics).items():
+        dim = "edge_feature" if name.startswith("edge") else "component"
+        data_vars[name] = (dim, value.detach().cpu().numpy().astype(np.float64))
+    coords = {"component": ["x", "y"], "edge_feature": ["dx", "dy", "length", "inverse_rest_length"]}
+    return write_dataset(xr.Dataset(data_vars, coords=coords, attrs={"densim_kind": "statistics", **attrs}), path)
+
+
+def read_statistics(path: str | Path):
+    """Statistics written by :func:`write_statistics` (a wrong or incomplete file is an error naming it)."""
+    import torch
+
+    from densim.simulator import Statistics
+
+    names = [field.name for field in fields(Statistics)]
+    ds = read_dataset(path, "statistics", names)
+    return Statistics(*(torch.as_tensor(ds[name].values, dtype=torch.float64) for name in names))
+
+
+#: Identifies a densim checkpoint and its layout.
+CHECKPOINT_FORMAT = "densim-checkpoint-1"
+
+
+def write_checkpoint(checkpoint: dict, path: str | Path) -> Path:
+    """Write a checkpoint (a dict of plain data and tensors) atomically, tagged with :data:`CHECKPOINT_FORMAT`."""
+    import torch
+
+    path = Path(path)
+    tmp = _atomic_target(path)
+    try:
+        torch.save({"format": CHECKPOINT_FORMAT, **checkpoint}, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def read_checkpoint(path: str | Path, device="cpu") -> dict:
+    """Read a checkpoint as plain data (``torch.load(..., weights_only=True)``).
+
+    Raises
+    ------
+    DensimFileError
+        If the file is missing, unreadable or truncated, holds anything beyond plain data (such as a pickled
+        object, which would run code on loading: it is refused, not loaded), or is not a densim checkpoint.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise DensimFileError(f"{path}: no such file")
+    try:
+        checkpoint = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise DensimFileError(f"{path}: refused: the checkpoint holds more than plain data and tensors "
+                              f"({str(err).splitlines()[0]})") from None
+    except Exception as err:  # torch raises RuntimeError, EOFError, zipfile errors ... on damaged files
+        raise DensimFileError(f"{path}: not a readable checkpoint ({err})") from err
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        found = checkpoint.get("format") if isinstance(checkpoint, dict) else type(checkpoint).__name__
+        raise DensimFileError(f"{path}: not a densim checkpoint (format {found!r}, expected {CHECKPOINT_FORMAT!r})")
+    return checkpoint
+
+
+SPECTRA_VARIABLES = ("eigenvalues", "eigenvectors", "valid")
+
+
+def read_spectra(path: str | Path) -> xr.Dataset:
+    """A spectra file (or cache entry) with its eigenpairs."""
+    return read_dataset(path, "spectra", SPECTRA_VARIABLES)
+
+
+def spectra_content_hash(eigenvalues: np.ndarray, eigenvectors: np.ndarray, valid: np.ndarray) -> str:
+    """SHA-256 of the arrays of a spectra Dataset, to tell a damaged cache entry from a good one."""
+    digest = hashlib.sha256()
+    for array in (eigenvalues.astype("<f8"), eigenvectors.astype("<f8"), valid.astype(np.uint8)):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def spectra_cache_path(cache_dir: str | Path, topology: str, k: int) -> Path:
+    """Where the spectra cache keeps the first ``k`` eigenpairs of the topology with hash ``topology``."""
+    return Path(cache_dir) / f"{topology}_k{k}.nc"
+
+
+def read_spectra_cache_entry(path: Path, expected: dict, num_nodes: int) -> xr.Dataset | None:
+    """The cache entry at ``path`` if it is readable and holds exactly what ``expected`` asks for, else None.
+
+    An entry that is missing, unreadable, made for another request (``expected`` attributes, shape) or whose
+    arrays do not match its content hash is not an error: the caller recomputes it (a warning says why).
+    """
+    if not path.is_file():
+        return None
+    try:
+        entry = read_spectra(path)
+    except DensimFileError as err:
+        log.warning("spectra cache: %s, recomputing", err)
+        return None
+    mismatched = [key for key, value in expected.items() if entry.attrs.get(key) != value]
+    if mismatched or entry["eigenvectors"].shape != (num_nodes, expected["k"]):
+        log.warning("spectra cache: %s does not match this request (%s), recomputing", path, ", ".join(mismatched) or "shape")
+        return None
+    if entry.attrs.get("content_hash") != spectra_content_hash(*(entry[name].values for name in SPECTRA_VARIABLES)):
+        log.warning("spectra cache: %s is damaged (its arrays do not match its content hash), recomputing", path)
+        return None
+    return entry

@@ -1,4 +1,4 @@
-"""Network graphs of trajectories, and autoregressive rollouts of a learned simulator.
+"""Network graphs of trajectories, and autoregressive rollouts of a simulator.
 
 During a rollout the axial box length is imposed (known), while the transverse box length is what the
 simulated network decides: it is the zero-stress box of the predicted positions, the estimator that measures
@@ -65,42 +65,42 @@ def estimated_box(trajectory: TrajectoryGraph, positions_t: torch.Tensor, box_x:
     return torch.stack([box_x, box_y])
 
 
-def advance(simulator, trajectory: TrajectoryGraph, state: torch.Tensor, prediction: torch.Tensor, last: int) -> torch.Tensor:
-    """The state one step later: drop the oldest frame, append the one integrated from ``prediction``.
+@torch.no_grad()
+def rollouts(simulator, trajectories: list[TrajectoryGraph], steps: int | None = None) -> list[torch.Tensor]:
+    """Roll a simulator out on several trajectories at once, from the first ``history + 1`` ground-truth frames.
+
+    Every step advances all trajectories that still have frames to go in one call of
+    :meth:`densim.simulator.Simulator.step` (one batched network call).
 
     Parameters
     ----------
-    state : Tensor, shape (N, history + 1, 2)
-        Input frames ending at frame ``last`` of the trajectory.
-    prediction : Tensor, shape (N, 2)
-        The network's normalised acceleration for that state.
-    """
-    box_x = trajectory.box[:, 0]
-    following = simulator.postprocess(prediction, state, box_x[last + 1], box_x[last - simulator.history : last + 1], trajectory.centre_x)
-    return torch.cat([state[:, 1:], following[:, None]], dim=1)
-
-
-@torch.no_grad()
-def rollout(simulator, trajectory: TrajectoryGraph, steps: int | None = None) -> torch.Tensor:
-    """Roll the simulator out from the first ``history + 1`` ground-truth frames.
+    simulator : densim.simulator.Simulator
+    trajectories : list of TrajectoryGraph
+    steps : int, optional
+        Predicted frames per trajectory; by default up to each trajectory's last frame.
 
     Returns
     -------
-    Tensor, shape (N, T, 2)
+    list of Tensor, shape (N, T, 2) each
         The first ``history + 1`` frames are ground truth, the rest predicted (``T`` = all frames unless
         ``steps`` limits the predicted ones).
     """
     h = simulator.history
-    total = trajectory.frames if steps is None else min(trajectory.frames, h + 1 + steps)
-    state = trajectory.positions[:, : h + 1]
-    frames = [state]
-    box_x = trajectory.box[:, 0]
-    for t in range(h, total - 1):
-        box_t = estimated_box(trajectory, state[:, -1], box_x[t])
-        prediction = simulator(trajectory.graph, state, box_t, box_x[t - h : t + 1], trajectory.centre_x)
-        state = advance(simulator, trajectory, state, prediction, t)
-        frames.append(state[:, -1:])
-    return torch.cat(frames, dim=1)
+    totals = [t.frames if steps is None else min(t.frames, h + 1 + steps) for t in trajectories]
+    states = [simulator.initial_state(t, h) for t in trajectories]
+    frames = [[t.positions[:, : h + 1]] for t in trajectories]
+    for last in range(h, max(totals, default=0) - 1):
+        active = [i for i, total in enumerate(totals) if last + 1 < total]
+        advanced, _ = simulator.step([trajectories[i] for i in active], [states[i] for i in active], [last] * len(active))
+        for i, state in zip(active, advanced):
+            states[i] = state
+            frames[i].append(simulator.positions(state)[:, None])
+    return [torch.cat(f, dim=1) for f in frames]
+
+
+def rollout(simulator, trajectory: TrajectoryGraph, steps: int | None = None) -> torch.Tensor:
+    """One trajectory's rollout (see :func:`rollouts`), shape (N, T, 2)."""
+    return rollouts(simulator, [trajectory], steps)[0]
 
 
 def relative_mse(predicted: torch.Tensor, truth: torch.Tensor, history: int) -> torch.Tensor:

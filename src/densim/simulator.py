@@ -1,8 +1,19 @@
-"""The learned simulator: preprocess -> network -> postprocess (after DeepMind's learning_to_simulate).
+"""Simulator families: how a network's output becomes the next frame, and what the network is trained on.
 
-The network sees normalised features only. The simulator owns the features, their normalisation (statistics
-from the train split, registered as buffers so a checkpoint is self-contained), the noise injection and the
-semi-implicit Euler integrator with its exact inverse for targets:
+A simulator owns everything around its learnable network (after DeepMind's learning_to_simulate): the
+features, their normalisation (statistics from the train split, registered as buffers so a checkpoint is
+self-contained), the noise injected into training inputs, the one-step update of the rollout state and the
+training loss. Every family implements the same contract (:class:`Simulator`), so training, rollouts and
+evaluation never ask which family they hold:
+
+- :meth:`~Simulator.initial_state`: the rollout state from ground-truth frames (with noise in training);
+- :meth:`~Simulator.step`: one step of many states at once, one batched network call;
+- :meth:`~Simulator.positions`: the node positions of a state;
+- :meth:`~Simulator.loss`: the training loss over windows of ``steps`` unrolled steps;
+- :attr:`~Simulator.closed_form` and :meth:`~Simulator.fit`: baselines fitted without gradient descent.
+
+:class:`AccelerationSimulator` predicts a normalised acceleration and integrates it by semi-implicit Euler,
+with its exact inverse for targets:
 
 .. math::
 
@@ -13,17 +24,27 @@ Node features are the ``history`` most recent velocities; with ``residual=True``
 imposed axial compression gives every node is subtracted first (it is most of the signal). Edge features are
 the minimum-image bond vector (dx, dy), its length and ``1 / l0``. Positions stay float64 until the features
 are formed, because per-frame displacements are about 1e-5 of the positions.
+
+:class:`FrozenSimulator` is the ``frozen`` baseline: nothing moves.
+
+Families with their own latent state and integrator (port-Hamiltonian models) implement the same methods with
+a state of their own.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, fields
 
 import torch
-from torch import nn
+from torch import Tensor, nn
+from torch_geometric.data import Batch
+
+from densim.network import minimum_image
+from densim.rollout import TrajectoryGraph, estimated_box
 
 
-def velocities(positions: torch.Tensor) -> torch.Tensor:
+def velocities(positions: Tensor) -> Tensor:
     """Finite-difference velocities ``x_t - x_{t-1}``.
 
     Parameters
@@ -37,7 +58,7 @@ def velocities(positions: torch.Tensor) -> torch.Tensor:
     return positions[:, 1:] - positions[:, :-1]
 
 
-def affine_velocity(positions: torch.Tensor, box_x: torch.Tensor, centre_x: float) -> torch.Tensor:
+def affine_velocity(positions: Tensor, box_x: Tensor, centre_x: float) -> Tensor:
     """x velocity that the imposed compression gives each node between consecutive frames.
 
     LAMMPS' ``remap x`` maps ``x -> c + (x - c) L'/L`` about the box centre ``c``; frame ``t`` gets
@@ -59,7 +80,13 @@ def affine_velocity(positions: torch.Tensor, box_x: torch.Tensor, centre_x: floa
     return torch.stack([vx, torch.zeros_like(vx)], dim=-1)
 
 
-def edge_features(positions: torch.Tensor, edge_index: torch.Tensor, box: torch.Tensor, rest_length: torch.Tensor) -> torch.Tensor:
+def residual_velocities(positions: Tensor, box_x: Tensor, centre_x: float, residual: bool) -> Tensor:
+    """Velocities of ``positions`` (N, T, 2), less the imposed affine velocity when ``residual``; (N, T - 1, 2)."""
+    v = velocities(positions)
+    return v - affine_velocity(positions, box_x, centre_x) if residual else v
+
+
+def edge_features(positions: Tensor, edge_index: Tensor, box: Tensor, rest_length: Tensor) -> Tensor:
     """Minimum-image bond vector, its length and ``1/l0`` per directed edge.
 
     Parameters
@@ -74,8 +101,7 @@ def edge_features(positions: torch.Tensor, edge_index: torch.Tensor, box: torch.
     -------
     Tensor, shape (E, 4)
     """
-    delta = positions[edge_index[1]] - positions[edge_index[0]]
-    delta = delta - box * torch.round(delta / box)
+    delta = minimum_image(positions[edge_index[1]] - positions[edge_index[0]], box)
     return torch.cat([delta, delta.norm(dim=1, keepdim=True), (1.0 / rest_length)[:, None]], dim=1)
 
 
@@ -83,31 +109,38 @@ def edge_features(positions: torch.Tensor, edge_index: torch.Tensor, box: torch.
 class Statistics:
     """Mean and standard deviation of velocities, accelerations and edge features (train split only)."""
 
-    velocity_mean: torch.Tensor  # (2,)
-    velocity_std: torch.Tensor
-    acceleration_mean: torch.Tensor  # (2,)
-    acceleration_std: torch.Tensor
-    edge_mean: torch.Tensor  # (4,)
-    edge_std: torch.Tensor
+    velocity_mean: Tensor  # (2,)
+    velocity_std: Tensor
+    acceleration_mean: Tensor  # (2,)
+    acceleration_std: Tensor
+    edge_mean: Tensor  # (4,)
+    edge_std: Tensor
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> Statistics:
+        """The statistics a simulator registered as buffers, read back from its state dict."""
+        return cls(*(state[field.name] for field in fields(cls)))
 
 
-class LearnedSimulator(nn.Module):
-    """Features, normalisation, noise and integrator around a learnable network.
+class Simulator(nn.Module):
+    """The contract every simulator family implements (see the module docstring).
 
     Parameters
     ----------
     network : nn.Module
-        Maps a PyG graph with normalised ``x`` [N, 2 history] and ``edge_attr`` [E, 4] to normalised
-        accelerations [N, 2].
+        The learnable network (its input widths come from :meth:`widths`).
     history : int
-        Velocities per node feature.
+        Past velocities the network sees; a rollout starts from ``history + 1`` ground-truth frames.
     statistics : Statistics
-        Registered as buffers.
+        Normalisation statistics, registered as float64 buffers.
     residual : bool
         Subtract the imposed affine velocity from inputs and targets.
     noise_std : float
-        Standard deviation of the random-walk noise added to input positions in training.
+        Standard deviation (particle diameters) of the random-walk noise on training inputs.
     """
+
+    #: Fitted by :meth:`fit` in closed form rather than trained by gradient descent.
+    closed_form: bool = False
 
     def __init__(self, network: nn.Module, history: int, statistics: Statistics, residual: bool = True, noise_std: float = 0.0):
         super().__init__()
@@ -120,15 +153,89 @@ class LearnedSimulator(nn.Module):
         for name, value in vars(statistics).items():
             self.register_buffer(name, torch.as_tensor(value, dtype=torch.float64))
 
-    def _velocity_inputs(self, positions, box_x, centre_x):
-        v = velocities(positions)
-        if self.residual:
-            v = v - affine_velocity(positions, box_x, centre_x)
-        return v
+    @staticmethod
+    def widths(history: int) -> dict[str, int]:
+        """Input and output widths of the network for ``history`` (``node_in``, ``edge_in``, ``out``)."""
+        return {"node_in": 2 * history, "edge_in": 4, "out": 2}
 
-    def preprocess(self, graph, positions: torch.Tensor, box: torch.Tensor, box_x: torch.Tensor, centre_x: float):
-        """Normalised node and edge features of the last frame of ``positions`` (N, history + 1, 2)."""
-        v = self._velocity_inputs(positions, box_x, centre_x)
+    def initial_state(self, trajectory: TrajectoryGraph, last: int, generator: torch.Generator | None = None) -> Tensor:
+        """The state of ground-truth frames ``last - history .. last``, shape (N, history + 1, 2).
+
+        With a ``generator`` (training) and ``noise_std > 0``, random-walk noise is added to the frames; the
+        targets still lead to the true next frames.
+        """
+        state = trajectory.positions[:, last - self.history : last + 1]
+        if generator is None or self.noise_std == 0:
+            return state
+        steps = self.noise_std / math.sqrt(self.history + 1) * torch.randn(state.shape, generator=generator, dtype=state.dtype)
+        return state + steps.to(state.device).cumsum(dim=1)
+
+    def positions(self, state: Tensor) -> Tensor:
+        """Node positions of a state, shape (N, 2)."""
+        return state[:, -1]
+
+    def step(self, trajectories: list[TrajectoryGraph], states: list, lasts: list[int]) -> tuple[list, list[Tensor]]:
+        """Advance every state by one frame.
+
+        Parameters
+        ----------
+        trajectories : list of TrajectoryGraph
+            The trajectory (graph, imposed box) of each state.
+        states : list
+            States whose last frame is frame ``lasts[i]`` of ``trajectories[i]``.
+        lasts : list of int
+
+        Returns
+        -------
+        states : list
+            The states one frame later.
+        outputs : list of Tensor
+            What the network predicted for each state (compared with :meth:`target` in the loss).
+        """
+        raise NotImplementedError
+
+    def target(self, trajectory: TrajectoryGraph, state, last: int) -> Tensor:
+        """What :meth:`step` should output for ``state`` to reach the true frame ``last + 1``."""
+        raise NotImplementedError
+
+    def loss(self, trajectories: list[TrajectoryGraph], windows: list[tuple[int, int]], steps: int = 1,
+             generator: torch.Generator | None = None) -> Tensor:
+        """Mean squared error of the outputs against the targets over ``steps`` unrolled steps.
+
+        Each window ``(i, t)`` starts from the ground-truth frames ending at frame ``t`` of
+        ``trajectories[i]`` (noisy with a ``generator``); each step's prediction feeds the next step.
+        """
+        chosen = [trajectories[i] for i, _ in windows]
+        states = [self.initial_state(trajectory, t, generator) for trajectory, (_, t) in zip(chosen, windows)]
+        losses = []
+        for offset in range(steps):
+            lasts = [t + offset for _, t in windows]
+            targets = torch.cat([self.target(tr, s, last) for tr, s, last in zip(chosen, states, lasts)])
+            states, outputs = self.step(chosen, states, lasts)
+            prediction = torch.cat(outputs)
+            losses.append(torch.mean((prediction - targets.to(prediction.dtype)) ** 2))
+        return torch.stack(losses).mean()
+
+    def fit(self, trajectories: list[TrajectoryGraph], windows: list[tuple[int, int]]) -> None:
+        """Fit in closed form on one-step windows (only when :attr:`closed_form`)."""
+        raise NotImplementedError(f"{type(self).__name__} is trained by gradient descent, not fitted")
+
+
+class AccelerationSimulator(Simulator):
+    """A network predicting normalised accelerations, integrated by semi-implicit Euler.
+
+    The network maps a PyG graph with normalised ``x`` [N, 2 history] and ``edge_attr`` [E, 4] to normalised
+    accelerations [N, 2]. A network whose ``closed_form`` attribute is true (``linear_floor``) is fitted by
+    its ``fit(features, targets)`` on the same features and targets.
+    """
+
+    @property
+    def closed_form(self) -> bool:
+        return self.network.closed_form
+
+    def preprocess(self, graph, positions: Tensor, box: Tensor, box_x: Tensor, centre_x: float):
+        """The graph with normalised node and edge features of the last frame of ``positions`` (N, history + 1, 2)."""
+        v = residual_velocities(positions, box_x, centre_x, self.residual)
         x = ((v - self.velocity_mean) / self.velocity_std).reshape(v.shape[0], -1)
         edges = edge_features(positions[:, -1], graph.edge_index, box, graph.rest_length)
         graph = graph.clone()
@@ -136,13 +243,8 @@ class LearnedSimulator(nn.Module):
         graph.edge_attr = ((edges - self.edge_mean) / self.edge_std).to(torch.get_default_dtype())
         return graph
 
-    def postprocess(self, normalised_acceleration: torch.Tensor, positions: torch.Tensor, box_x_next: torch.Tensor, box_x: torch.Tensor, centre_x: float):
-        """Next positions from a normalised acceleration by semi-implicit Euler, shape (N, 2).
-
-        A network whose ``frozen`` attribute is true (the ``frozen`` baseline) leaves positions where they are.
-        """
-        if getattr(self.network, "frozen", False):
-            return positions[:, -1].clone()
+    def postprocess(self, normalised_acceleration: Tensor, positions: Tensor, box_x_next: Tensor, box_x: Tensor, centre_x: float) -> Tensor:
+        """Next positions from a normalised acceleration by semi-implicit Euler, shape (N, 2)."""
         acceleration = normalised_acceleration.to(torch.float64) * self.acceleration_std + self.acceleration_mean
         if self.residual:
             acceleration = acceleration + self._affine_acceleration(positions, box_x_next, box_x, centre_x)
@@ -156,14 +258,62 @@ class LearnedSimulator(nn.Module):
         affine = affine_velocity(window, frames_x, centre_x)
         return affine[:, 1] - affine[:, 0]
 
-    def target(self, positions: torch.Tensor, box_x: torch.Tensor, centre_x: float) -> torch.Tensor:
-        """Normalised acceleration target from ``history + 2`` frames (N, history + 2, 2); the exact inverse of
-        :meth:`postprocess`."""
+    def normalised_acceleration(self, positions: Tensor, box_x: Tensor, centre_x: float) -> Tensor:
+        """Normalised acceleration of the last of ``history + 2`` frames (N, history + 2, 2); the exact inverse
+        of :meth:`postprocess`."""
         acceleration = positions[:, -1] - 2 * positions[:, -2] + positions[:, -3]
         if self.residual:
             acceleration = acceleration - self._affine_acceleration(positions[:, :-1], box_x[-1], box_x[:-1], centre_x)
         return (acceleration - self.acceleration_mean) / self.acceleration_std
 
-    def forward(self, graph, positions, box, box_x, centre_x):
-        """Normalised acceleration predicted for the frame after the last of ``positions``."""
-        return self.network(self.preprocess(graph, positions, box, box_x, centre_x))
+    def _graph(self, trajectory: TrajectoryGraph, state: Tensor, last: int):
+        # the box as a rollout sees it: imposed along x, zero transverse stress of the positions along y
+        box_x = trajectory.box[:, 0]
+        box = estimated_box(trajectory, state[:, -1], box_x[last])
+        return self.preprocess(trajectory.graph, state, box, box_x[last - self.history : last + 1], trajectory.centre_x)
+
+    def predict(self, trajectories: list[TrajectoryGraph], states: list[Tensor], lasts: list[int]) -> list[Tensor]:
+        """Normalised accelerations of every state, from one batched network call."""
+        batch = Batch.from_data_list([self._graph(tr, s, last) for tr, s, last in zip(trajectories, states, lasts)])
+        return list(self.network(batch).split(batch.ptr.diff().tolist()))
+
+    def update(self, trajectory: TrajectoryGraph, state: Tensor, prediction: Tensor, last: int) -> Tensor:
+        """The state one frame later: drop the oldest frame, append the one integrated from ``prediction``."""
+        box_x = trajectory.box[:, 0]
+        following = self.postprocess(prediction, state, box_x[last + 1], box_x[last - self.history : last + 1], trajectory.centre_x)
+        return torch.cat([state[:, 1:], following[:, None]], dim=1)
+
+    def step(self, trajectories, states, lasts):
+        predictions = self.predict(trajectories, states, lasts)
+        updated = [self.update(tr, s, p, last) for tr, s, p, last in zip(trajectories, states, predictions, lasts)]
+        return updated, predictions
+
+    def target(self, trajectory, state, last):
+        frames = torch.cat([state, trajectory.positions[:, last + 1 : last + 2]], dim=1)
+        return self.normalised_acceleration(frames, trajectory.box[last - self.history : last + 2, 0], trajectory.centre_x)
+
+    @torch.no_grad()
+    def fit(self, trajectories, windows):
+        if not self.closed_form:
+            super().fit(trajectories, windows)
+        chosen = [trajectories[i] for i, _ in windows]
+        states = [self.initial_state(trajectory, t) for trajectory, (_, t) in zip(chosen, windows)]
+        graphs = Batch.from_data_list([self._graph(tr, s, t) for tr, s, (_, t) in zip(chosen, states, windows)])
+        targets = torch.cat([self.target(tr, s, t) for tr, s, (_, t) in zip(chosen, states, windows)])
+        self.network.fit(graphs.x, targets)
+
+
+class FrozenSimulator(Simulator):
+    """Nothing moves: every step repeats the last frame, so relative errors against it are exactly 1.
+
+    Its network (:class:`~densim.models.baselines.Frozen`) has no parameters and is never called.
+    """
+
+    closed_form = True
+
+    def step(self, trajectories, states, lasts):
+        held = [torch.cat([s[:, 1:], s[:, -1:]], dim=1) for s in states]
+        return held, [torch.zeros_like(s[:, -1]) for s in states]
+
+    def fit(self, trajectories, windows):
+        """Nothing to fit."""

@@ -5,11 +5,12 @@ import jsonschema
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from densim.config import ConfigError
+from densim.config import SCHEMA_PATH, ConfigError
+from densim.models import MODELS
 from densim.networks import DatasetConfig
 from densim.splits import SplitFractions
 from densim.trajectories import compression_settings
-from densim.training import check_hyperparameters, training_config
+from densim.training import check_models, training_config
 
 
 def _config_key(error):
@@ -19,12 +20,15 @@ def _config_key(error):
 
 
 try:
-    validate(config, schema="../schemas/config.schema.yaml")
+    validate(config, schema=str(SCHEMA_PATH))
 except WorkflowError as err:
     cause = err.__cause__ or err.__context__
     if not isinstance(cause, jsonschema.ValidationError):
         raise
     raise WorkflowError(f"invalid config key {_config_key(cause)}: {cause.message}") from None
+
+# Every registered model unless the config names some.
+config["experiments"].setdefault("models", list(MODELS))
 
 # Datasets made by a generator, and unions of them (made by reference, never regenerated).
 GENERATED_DATASETS = [name for name, section in config["datasets"].items() if "generator" in section]
@@ -47,8 +51,7 @@ try:
             raise ConfigError(f"datasets.{_name}.union: {_unknown} are not generated datasets")
     compression_settings(config["trajectories"])
     training_config(config["training"])
-    for _model in config["experiments"]["models"]:
-        check_hyperparameters(_model, config["models"].get(_model, {}))
+    check_models(config["experiments"]["models"], config["models"], config["experiments"]["histories"])
     SplitFractions(**config["splits"])
 except (ConfigError, TypeError, KeyError) as err:
     raise WorkflowError(f"invalid config key {err}") from None

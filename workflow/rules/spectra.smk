@@ -1,5 +1,7 @@
-# Stage 3: first k eigenpairs of each network's symmetric normalised Laplacian (densim.spectra), cached by topology
-# hash in results/spectra/cache: networks that share their bonds reuse one entry, and an entry is never stale.
+# Stage 3: first k eigenpairs of each network's symmetric normalised Laplacian (densim.spectra).
+# The jobs share a cache keyed by topology hash (config spectra.cache, outside the DAG on purpose: networks that
+# share their bonds reuse one entry). Entries are written atomically (a temporary file, then a rename) and checked
+# against their content hash when read, so parallel jobs never see a partial entry and a damaged one is recomputed.
 
 
 rule spectra:
@@ -12,7 +14,8 @@ rule spectra:
     params:
         k=config["spectra"]["k"],
         dense_below=config["spectra"]["dense_below"],
-        cache_dir="results/spectra/cache",
+        sigma=config["spectra"]["sigma"],
+        cache=config["spectra"]["cache"],
     threads: 1
     resources:
         mem_mb=1000,
@@ -21,4 +24,4 @@ rule spectra:
         "../../envs/densim.yaml"
     shell:
         "OMP_NUM_THREADS={threads} densim spectra {input.network} --k {params.k} --dense-below {params.dense_below}"
-        " --cache-dir {params.cache_dir} --output {output} 2> {log}"
+        " --sigma {params.sigma} --cache-dir {params.cache:q} --output {output} 2> {log}"

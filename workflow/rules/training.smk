@@ -21,8 +21,8 @@ rule statistics:
     conda:
         "../../envs/densim.yaml"
     shell:
-        "densim train statistics --dataset {wildcards.dataset} --split {input.split} --spec {params.spec:q}"
-        " -o {output} 2> {log}"
+        "densim train statistics --dataset {wildcards.dataset} --split {input.split} --trajectories {input.trajectories}"
+        " --spec {params.spec:q} -o {output} 2> {log}"
 
 
 rule train:
@@ -53,4 +53,5 @@ rule train:
     shell:
         "OMP_NUM_THREADS={threads} densim train fit --dataset {wildcards.dataset} --model {wildcards.model}"
         " --history {wildcards.history} --seed {wildcards.seed} --split {input.split} --statistics {input.statistics}"
-        " --spec {params.spec:q} --output {params.folder} 2> {log}"
+        " --trajectories {input.trajectories} --spectra {input.spectra} --spec {params.spec:q} --output {params.folder}"
+        " 2> {log}"

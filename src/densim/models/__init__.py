@@ -1,9 +1,13 @@
-"""The learnable networks of the learned simulator, registered by key.
+"""The learnable networks, registered by key, and the simulator contract built on them.
 
 Every model maps a ``torch_geometric.data.Data``/``Batch`` of normalised features to a ``[num_nodes, out]``
-tensor (see :class:`~densim.models.blocks.EncodeProcessDecode` for the fields read). Adding a model is one
-file defining an :class:`~densim.models.blocks.EncodeProcessDecode` subclass plus one line in :data:`MODELS`;
-the baselines ``frozen`` and ``linear_floor`` (:mod:`densim.models.baselines`) are registered alongside.
+tensor (see :class:`~densim.models.blocks.EncodeProcessDecode` for the fields read), and names the simulator
+family that wraps it in its ``simulator`` class attribute (:mod:`densim.simulator`). Adding a model is one
+file defining the network class plus one line in :data:`MODELS`; the baselines ``frozen`` and
+``linear_floor`` (:mod:`densim.models.baselines`) are registered alongside.
+
+:func:`build_simulator` and :func:`load_simulator` are the one way training, rollouts and evaluation make a
+simulator: the network's widths come from its family, its initial weights from the seed.
 
 Examples
 --------
@@ -14,8 +18,11 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from densim.models.baselines import Frozen, LinearFloor
@@ -24,6 +31,7 @@ from densim.models.nlsf import NLSF, NormNLSF
 from densim.models.spatial import SpatialGNN
 from densim.models.spatio_spectral import S2ChebNet, S2NLSF, S2NormNLSF, S2SpectralMLP
 from densim.models.spectral_mlp import SpectralMLP
+from densim.simulator import Simulator, Statistics
 
 MODELS: dict[str, type[nn.Module]] = {
     "spatial": SpatialGNN,
@@ -75,4 +83,75 @@ def build_model(key: str, node_in: int, edge_in: int, out: int, **hyperparameter
     return MODELS[key](node_in, edge_in, out, **hyperparameters)
 
 
-__all__ = ["MODELS", "UnknownModelError", "build_model"]
+def build_simulator(model: str, history: int, statistics: Statistics, *, seed: int, hyperparameters: dict | None = None,
+                    residual: bool = True, noise_std: float = 0.0) -> Simulator:
+    """The simulator of a registered model, its initial weights drawn from ``seed``.
+
+    Parameters
+    ----------
+    model : str
+        One of :data:`MODELS`; its class names the simulator family.
+    history : int
+        Past velocities per node feature.
+    statistics : Statistics
+        Normalisation statistics of the train split.
+    seed : int
+        Seeds the initial weights (in a forked RNG: the caller's random state is left alone).
+    hyperparameters : dict, optional
+        The network's constructor arguments.
+    residual, noise_std
+        Settings of the family (see :class:`~densim.simulator.Simulator`).
+
+    Raises
+    ------
+    UnknownModelError, TypeError, ValueError
+        For an unknown model key, an unknown hyperparameter or a bad value, naming it.
+    """
+    if model not in MODELS:
+        raise UnknownModelError(f"unknown model {model!r}; known models: {', '.join(MODELS)}")
+    family = MODELS[model].simulator
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        network = build_model(model, **family.widths(history), **(hyperparameters or {}))
+    return family(network, history, statistics, residual=residual, noise_std=noise_std)
+
+
+def check_model(model: str, hyperparameters: dict, history: int = 1) -> None:
+    """Build a model's network once, so that a bad key, hyperparameter or history fails before any data is read.
+
+    Raises
+    ------
+    UnknownModelError, TypeError, ValueError
+        Naming the model key, the hyperparameter or the width at fault.
+    """
+    family = MODELS[model].simulator if model in MODELS else Simulator
+    build_model(model, **family.widths(history), **hyperparameters)
+
+
+def load_simulator(path: str | Path, device: str | torch.device = "cpu") -> tuple[Simulator, dict]:
+    """Rebuild a simulator from a self-contained checkpoint, and return it with the checkpoint.
+
+    The checkpoint is read as plain data (``weights_only``; :func:`densim.io.read_checkpoint`); its model key,
+    history, hyperparameters and family settings rebuild the simulator, whose weights and normalisation
+    buffers then come from the file.
+    """
+    from densim.io import read_checkpoint
+
+    checkpoint = read_checkpoint(path, device)
+    run = checkpoint["run"]
+    simulator = build_simulator(run["model"], run["history"], Statistics.from_state_dict(checkpoint["simulator"]), seed=run["seed"],
+                                hyperparameters=run["hyperparameters"], **run["family"])
+    simulator.load_state_dict(checkpoint["simulator"])
+    return simulator.to(device), checkpoint
+
+
+def parameters_digest(module: nn.Module) -> str:
+    """SHA-256 of a module's parameters and buffers in order: a fingerprint of its weights."""
+    digest = hashlib.sha256()
+    for name, value in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+__all__ = ["MODELS", "UnknownModelError", "build_model", "build_simulator", "check_model", "load_simulator", "parameters_digest"]

@@ -1,8 +1,9 @@
 r"""Baselines that every learned simulator must beat.
 
-- :class:`Frozen`: nothing moves. The simulator keeps every node at its last position
-  (:math:`\mathbf{x}_{t+1} = \mathbf{x}_t`), so a rollout repeats its last input frame; errors of the other models
-  are reported relative to this one, which therefore scores a relative MSE of exactly 1.
+- :class:`Frozen`: nothing moves. Its simulator (:class:`~densim.simulator.FrozenSimulator`) keeps every node
+  at its last position (:math:`\mathbf{x}_{t+1} = \mathbf{x}_t`), so a rollout repeats its last input frame;
+  errors of the other models are reported relative to this one, which therefore scores a relative MSE of
+  exactly 1.
 - :class:`LinearFloor`: the best linear predictor of a node's (normalised) acceleration from its own
   (normalised) velocity history, :math:`\mathbf{a}_i = W \mathbf{x}_i + \mathbf{b}`, shared by all nodes. It has
   a closed form, fitted by least squares on every training window (:meth:`LinearFloor.fit`) instead of by
@@ -18,12 +19,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from densim.simulator import AccelerationSimulator, FrozenSimulator
+
 
 class _Baseline(nn.Module):
     """Common constructor: the widths of :func:`densim.models.build_model` and no hyperparameters."""
-
-    #: True when the simulator must leave positions where they are instead of integrating an acceleration.
-    frozen = False
 
     def __init__(self, node_in: int, edge_in: int, out: int, **hyperparameters: Any) -> None:
         super().__init__()
@@ -41,12 +41,10 @@ class _Baseline(nn.Module):
 
 
 class Frozen(_Baseline):
-    """Nothing moves: the simulator holds positions (see :class:`~densim.simulator.LearnedSimulator`).
+    """Nothing moves: :class:`~densim.simulator.FrozenSimulator` holds positions and never calls this network,
+    which has no parameters (its output, a zero acceleration, only keeps the models' common shape contract)."""
 
-    Its output is a zero normalised acceleration, which the simulator ignores because :attr:`frozen` is set.
-    """
-
-    frozen = True
+    simulator = FrozenSimulator
 
     def forward(self, graph: Any) -> Tensor:
         return graph.x.new_zeros(graph.x.shape[0], self.out)
@@ -54,6 +52,10 @@ class Frozen(_Baseline):
 
 class LinearFloor(_Baseline):
     """Least-squares linear map from a node's normalised velocity history to its normalised acceleration."""
+
+    simulator = AccelerationSimulator
+    #: Fitted by :meth:`fit` (least squares) instead of gradient descent.
+    closed_form = True
 
     def __init__(self, node_in: int, edge_in: int, out: int, **hyperparameters: Any) -> None:
         super().__init__(node_in, edge_in, out, **hyperparameters)

@@ -29,6 +29,8 @@ from typing import Any, ClassVar
 from torch import Tensor, nn
 from torch_geometric.utils import to_dense_batch
 
+from densim.simulator import AccelerationSimulator, Simulator
+
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "silu": nn.SiLU,
@@ -356,6 +358,10 @@ class EncodeProcessDecode(nn.Module):
     """
 
     block: ClassVar[type[nn.Module]]
+    #: The simulator family that wraps this network (see :func:`densim.models.build_simulator`).
+    simulator: ClassVar[type[Simulator]] = AccelerationSimulator
+    #: Trained by gradient descent (a closed-form network, such as ``linear_floor``, has ``fit`` instead).
+    closed_form: ClassVar[bool] = False
 
     def __init__(
         self,
