@@ -23,22 +23,11 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT, WORKFLOW, copy_checkout
+
 ENV_FILE = ROOT / "envs/densim.yaml"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-WORKFLOW = ("Snakefile", "config.yaml", "workflow", "envs")
 PACKAGE = ("pyproject.toml", "README.md", "src")
-
-
-def copy_checkout(dest: Path, items=WORKFLOW) -> Path:
-    """A copy of the workflow (as tests/test_workflow.py's `workdir`), optionally with the package, not of results."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
-    for item in items:
-        if (ROOT / item).is_dir():
-            shutil.copytree(ROOT / item, dest / item, ignore=ignore)
-        else:
-            shutil.copy(ROOT / item, dest / item)
-    return dest
 
 
 def post_deploy_file() -> Path:
@@ -206,8 +195,8 @@ from pathlib import Path
 import yaml
 from packaging.specifiers import SpecifierSet
 
-sys.path.insert(0, {tests!r})
-from test_environment import bare_environment, pip_pins
+sys.path.insert(0, {root!r})
+from tests.test_environment import bare_environment, pip_pins
 
 here = Path(__file__).resolve().parents[1]
 args = sys.argv[1:]
@@ -245,7 +234,7 @@ def test_snakemake_deploys_the_env_and_its_jobs_run_densim(tmp_path):
     fake = tmp_path / "fakeconda"
     (fake / "bin").mkdir(parents=True)
     conda = fake / "bin/conda"
-    conda.write_text(FAKE_CONDA.format(python=sys.executable, tests=str(Path(__file__).parent)))
+    conda.write_text(FAKE_CONDA.format(python=sys.executable, root=str(ROOT)))
     conda.chmod(0o755)
     (fake / "bin/activate").write_text(ACTIVATE)
     (tmp_path / "checkout").mkdir()

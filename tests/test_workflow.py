@@ -4,23 +4,18 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import copy_checkout
+
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
 @pytest.fixture
 def workdir(tmp_path):
-    """A copy of the workflow (not of results) to run Snakemake in."""
-    for item in ("Snakefile", "config.yaml"):
-        shutil.copy(ROOT / item, tmp_path / item)
-    for folder in ("workflow", "envs"):
-        shutil.copytree(ROOT / folder, tmp_path / folder)
-    return tmp_path
+    return copy_checkout(tmp_path)
 
 
 def snakemake(workdir, *args, timeout=900):
@@ -55,11 +50,7 @@ def test_dry_run_lists_the_stage_jobs(workdir):
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
     """A workflow copy in which the smoke preset has run to the end."""
-    workdir = tmp_path_factory.mktemp("smoke")
-    for item in ("Snakefile", "config.yaml"):
-        shutil.copy(ROOT / item, workdir / item)
-    for folder in ("workflow", "envs"):
-        shutil.copytree(ROOT / folder, workdir / folder)
+    workdir = copy_checkout(tmp_path_factory.mktemp("smoke"))
     result = snakemake(workdir, "--cores", "2", "--configfile", "workflow/presets/smoke.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir
