@@ -84,6 +84,32 @@ def test_resume_continues_from_the_last_checkpoint_of_the_same_run(graphs, tmp_p
     assert "resuming from" in caplog.text and history["step"] == list(range(1, 21))
 
 
+def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_weights_as_an_uninterrupted_run(graphs, tmp_path):
+    config = dataclasses.replace(CONFIG, noise_std=1e-4)
+    straight = make_simulator(graphs, config)
+    fit(straight, graphs, config, tmp_path / "straight")
+
+    killed = make_simulator(graphs, config)
+    calls = {"n": 0}
+    loss = killed.loss
+
+    def dying_loss(*args, **kwargs):  # the process dies in step 13, after the checkpoint of step 10
+        calls["n"] += 1
+        if calls["n"] == 13:
+            raise KeyboardInterrupt
+        return loss(*args, **kwargs)
+
+    killed.loss = dying_loss
+    with pytest.raises(KeyboardInterrupt):
+        fit(killed, graphs, config, tmp_path / "killed")
+    assert read_checkpoint(tmp_path / "killed/last.pt")["step"] == 10
+    resumed = make_simulator(graphs, config)
+    history = fit(resumed, graphs, config, tmp_path / "killed")
+    assert history["step"] == list(range(1, 21))
+    for name, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[name]), name
+
+
 def test_a_checkpoint_of_another_run_is_not_resumed_and_the_log_says_why(graphs, tmp_path, caplog):
     fit(make_simulator(graphs, CONFIG, hidden=8), graphs, CONFIG, tmp_path)
     old = read_checkpoint(tmp_path / "last.pt")
