@@ -285,11 +285,27 @@ def test_cache_entry_of_another_solver_is_not_reused(jammed400, tmp_path, counte
 def test_command_line(jammed, tmp_path):
     from densim import cli
 
-    if not hasattr(cli, "cmd_spectra"):
-        pytest.skip("the spectra subcommand is not in densim.cli yet")
     network = write_dataset(network_ds(jammed), tmp_path / "network.nc")
     out = tmp_path / "spectra.nc"
     cli.main(["spectra", str(network), "--k", "6", "--cache-dir", str(tmp_path / "cache"), "--output", str(out)])
     ds = read_dataset(out, "spectra")
     assert ds.attrs["k"] == 6 and ds.attrs["network"] == "0000" and str(network) in ds.attrs["input_hashes"]
     assert len(list((tmp_path / "cache").glob("*_k6.nc"))) == 1
+
+
+def test_parallel_jobs_share_the_cache_safely(jammed400, tmp_path):
+    """Jobs that compute the same entry at once each write a whole file: every output and the entry are good."""
+    import subprocess
+    import sys
+
+    network = write_dataset(network_ds(jammed400), tmp_path / "network.nc")
+    command = [sys.executable, "-m", "densim.cli", "spectra", str(network), "--k", "16", "--dense-below", "100",
+               "--cache-dir", str(tmp_path / "cache")]
+    jobs = [subprocess.Popen([*command, "--output", str(tmp_path / f"out{i}.nc")], stderr=subprocess.PIPE, text=True) for i in range(4)]
+    assert all(job.wait(timeout=300) == 0 for job in jobs), [job.stderr.read()[-2000:] for job in jobs]
+    outputs = [read_dataset(tmp_path / f"out{i}.nc", "spectra") for i in range(4)]
+    for other in outputs[1:]:
+        assert_same_arrays(outputs[0], other)
+    (entry,) = (tmp_path / "cache").glob("*_k16.nc")
+    assert_same_arrays(outputs[0], read_dataset(entry, "spectra"))
+    assert not list((tmp_path / "cache").glob(".*"))  # no temporary file left behind
