@@ -130,3 +130,44 @@ def test_zero_stress_route_returns_nan_for_a_diverged_frame():
     positions[2, 5] = np.nan
     nu = poisson_ratio_from_positions(positions, box[:, 0], box[0], net.bonds, net.rest_lengths, net.stiffness)
     assert np.isfinite(nu[1]) and np.isnan(nu[2])
+
+
+def ringing(frames=200, nodes=30, omega=0.3, seed=0):
+    """Nodes oscillating at angular frequency ``omega`` per frame in y, with random amplitudes and phases."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(frames)[:, None]
+    x0 = rng.uniform(0, 10, (nodes, 2))
+    y = 1e-3 * rng.uniform(0.5, 1.5, nodes) * np.cos(omega * t + rng.uniform(0, 2 * np.pi, nodes))
+    positions = np.repeat(x0[None], frames, axis=0)
+    positions[:, :, 1] += y
+    return positions, np.full(frames, 10.0)
+
+
+def test_difficulty_of_a_harmonic_ringing_is_known_in_closed_form():
+    from densim.observables import difficulty
+
+    omega = 0.3
+    measured = difficulty([ringing(omega=omega)], history=2)
+    # x_{t+1} = 2 cos(w) x_t - x_{t-1}: the acceleration is an exact linear map of the last two velocities
+    assert measured["linear_floor_r2"] == pytest.approx(1.0, abs=1e-9)
+    # a sinusoid's differences scale by 2 sin(w / 2); no imposed compression, so no affine part
+    assert measured["acceleration_over_velocity"] == pytest.approx(2 * np.sin(omega / 2), rel=2e-2)
+    assert measured["affine_acceleration_share"] == 0.0
+    assert difficulty([ringing(omega=omega)], history=1)["linear_floor_r2"] < 0.99  # one velocity is not enough
+
+
+def test_affine_share_separates_the_imposed_compression_from_the_network_motion():
+    from densim.observables import difficulty
+
+    positions, _ = ringing()
+    t = np.arange(len(positions))
+    box_x = 10.0 * (1 - 1e-5 * t**2)  # an accelerating compression, so the affine part has an acceleration
+    centre = 5.0
+    positions[:, :, 0] = centre + (positions[0, :, 0] - centre) * (box_x / box_x[0])[:, None]
+    measured = difficulty([(positions, box_x)])
+    affine = np.diff(positions[:, :, 0], n=2, axis=0)
+    ringing_y = np.diff(positions[:, :, 1], n=2, axis=0)
+    expected = np.sum(affine**2) / (np.sum(affine**2) + np.sum(ringing_y**2))  # x and y are orthogonal
+    assert measured["affine_acceleration_share"] == pytest.approx(expected, rel=1e-6)
+    # the residual motion is the ringing alone, so the floor still fits it exactly
+    assert measured["linear_floor_r2"] == pytest.approx(1.0, abs=1e-6)

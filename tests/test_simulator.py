@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from densim.simulator import AccelerationSimulator, Statistics, affine_velocity, edge_features
+from densim.observables import affine_velocity
+from densim.simulator import AccelerationSimulator, Statistics, edge_features
 
 
 def statistics():

@@ -48,6 +48,17 @@ def test_trajectory_file_layout(dataset):
     assert table.loc[0, "networks"] == 5 and table.loc[0, "frames"] == 21
 
 
+def test_difficulty_is_recorded_per_trajectory_and_pooled_per_dataset(dataset):
+    from densim.observables import DIFFICULTY_DESCRIPTIONS, difficulty
+
+    table = summary(dataset)
+    for name in DIFFICULTY_DESCRIPTIONS:
+        values = [float(ds[name]) for ds in dataset]
+        assert all(np.isfinite(values)) and dataset[0][name].attrs["description"] == DIFFICULTY_DESCRIPTIONS[name]
+        assert float(dataset[0][name]) == difficulty([(dataset[0]["positions"].values, dataset[0]["box"].values[:, 0])])[name]
+        assert min(values) <= table.loc[0, name] <= max(values) or name == "linear_floor_r2"  # a pooled fit can beat each one
+
+
 def test_unstable_timestep_names_the_network(jammed):
     with pytest.raises(SimulationError, match="net/7.*timestep"):
         simulate(jammed, CompressionSettings(timestep=5.0, pressure_damping=10.0), "net/7")

@@ -44,6 +44,122 @@ def _ratio(transverse: np.ndarray, axial: np.ndarray) -> np.ndarray:
         return np.where(axial != 0, -transverse / np.where(axial != 0, axial, 1.0), np.nan)
 
 
+def velocities(positions):
+    """Finite-difference velocities ``x_t - x_{t-1}`` (numpy or torch).
+
+    Parameters
+    ----------
+    positions : array, shape (N, T, 2)
+
+    Returns
+    -------
+    array, shape (N, T - 1, 2)
+    """
+    return positions[:, 1:] - positions[:, :-1]
+
+
+def affine_velocity(positions, box_x, centre_x: float):
+    """x velocity that the imposed compression gives each node between consecutive frames (numpy or torch).
+
+    LAMMPS' ``remap x`` maps ``x -> c + (x - c) L'/L`` about the box centre ``c``; frame ``t`` gets
+    ``(x_{t-1} - c) (L_t / L_{t-1} - 1)``.
+
+    Parameters
+    ----------
+    positions : array, shape (N, T, 2)
+    box_x : array, shape (T,)
+        Imposed box length along x per frame.
+    centre_x : float
+
+    Returns
+    -------
+    array, shape (N, T - 1, 2) (y component zero)
+    """
+    affine = 0.0 * positions[:, :-1]
+    affine[..., 0] = (positions[:, :-1, 0] - centre_x) * (box_x[1:] / box_x[:-1] - 1.0)
+    return affine
+
+
+def residual_velocities(positions, box_x, centre_x: float, residual: bool = True):
+    """Velocities of ``positions`` (N, T, 2), less the imposed affine velocity when ``residual``; (N, T - 1, 2)."""
+    v = velocities(positions)
+    return v - affine_velocity(positions, box_x, centre_x) if residual else v
+
+
+def linear_floor_r2(velocity_histories: list[np.ndarray], history: int) -> float:
+    """R^2 of the best linear map, shared by all nodes, from a node's last ``history`` velocities to its next
+    velocity change (its acceleration).
+
+    This is what the ``linear_floor`` baseline can reach on the data: 1 means the motion is a linear
+    extrapolation of each node's own past, 0 that the past explains nothing linearly.
+
+    Parameters
+    ----------
+    velocity_histories : list of ndarray, shape (N, T - 1, 2) each
+        (Residual) velocities of each trajectory; all pooled into one least-squares fit (with an intercept).
+    history : int
+
+    Returns
+    -------
+    float
+        ``1 - SSE / SST`` over every node, frame and component (SST about the mean acceleration).
+    """
+    features, targets = [], []
+    for v in velocity_histories:
+        frames = v.shape[1]
+        for t in range(history - 1, frames - 1):
+            features.append(v[:, t - history + 1 : t + 1].reshape(v.shape[0], -1))
+            targets.append(v[:, t + 1] - v[:, t])
+    x, y = np.concatenate(features), np.concatenate(targets)
+    design = np.column_stack([x, np.ones(len(x))])
+    solution, *_ = np.linalg.lstsq(design, y, rcond=None)
+    residual = y - design @ solution
+    return float(1.0 - np.sum(residual**2) / np.sum((y - y.mean(axis=0)) ** 2))
+
+
+#: What each difficulty metric (:func:`difficulty`) measures, for file attributes.
+DIFFICULTY_DESCRIPTIONS = {
+    "linear_floor_r2": "R^2 of the best linear map (shared by all nodes) from the last 2 residual velocities to the residual acceleration",
+    "affine_acceleration_share": "share of the squared acceleration explained by the imposed affine compression",
+    "acceleration_over_velocity": "rms residual acceleration over rms residual velocity (frame to frame)",
+}
+
+
+def difficulty(runs: list[tuple[np.ndarray, np.ndarray]], history: int = 2) -> dict[str, float]:
+    """How hard trajectories are to learn, from their frames alone, pooled over ``runs``.
+
+    With ``v`` the velocities, ``r`` the residual velocities (imposed affine velocity removed,
+    :func:`residual_velocities`), ``a = Δv`` and ``a_r = Δr`` the accelerations, sums running over every
+    node, frame, component and trajectory:
+
+    - ``linear_floor_r2``: :func:`linear_floor_r2` of the residual velocities;
+    - ``affine_acceleration_share``: ``Σ|a - a_r|^2 / Σ|a|^2``, the part of the acceleration that the imposed
+      compression explains;
+    - ``acceleration_over_velocity``: ``sqrt(Σ|a_r|^2 / Σ|r|^2)`` (rms over rms); near 0 the nodes drift
+      steadily from frame to frame (quasi-static), of order 1 or more they ring at the frame scale.
+
+    Parameters
+    ----------
+    runs : list of (positions, box_x)
+        Unwrapped positions (T, N, 2) as stored in trajectory files, and the box length along x (T,).
+    history : int
+        Velocities the linear floor sees.
+    """
+    residuals, sums = [], np.zeros(6)  # Σ|a - a_r|^2, Σ|a|^2, Σ|a_r|^2, Σ|r|^2, and the entries of a_r and r
+    for positions, box_x in runs:
+        x = np.moveaxis(positions, 0, 1)  # (N, T, 2)
+        residual = residual_velocities(x, box_x, float(box_x[0]) / 2)
+        a_full, a_residual = np.diff(velocities(x), axis=1), np.diff(residual, axis=1)
+        sums += [np.sum((a_full - a_residual) ** 2), np.sum(a_full**2), np.sum(a_residual**2), np.sum(residual**2),
+                 a_residual.size, residual.size]
+        residuals.append(residual)
+    return {
+        "linear_floor_r2": linear_floor_r2(residuals, history),
+        "affine_acceleration_share": float(sums[0] / sums[1]),
+        "acceleration_over_velocity": float(np.sqrt((sums[2] / sums[4]) / (sums[3] / sums[5]))),
+    }
+
+
 def poisson_ratio_from_box(box: np.ndarray) -> np.ndarray:
     """Poisson ratio of every frame from the box, ``-(Ly/Ly0 - 1) / (Lx/Lx0 - 1)``; NaN at zero strain.
 

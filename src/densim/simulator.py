@@ -41,49 +41,8 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch
 
 from densim.network import minimum_image
+from densim.observables import affine_velocity, residual_velocities
 from densim.rollout import TrajectoryGraph, estimated_box
-
-
-def velocities(positions: Tensor) -> Tensor:
-    """Finite-difference velocities ``x_t - x_{t-1}``.
-
-    Parameters
-    ----------
-    positions : Tensor, shape (N, T, 2)
-
-    Returns
-    -------
-    Tensor, shape (N, T - 1, 2)
-    """
-    return positions[:, 1:] - positions[:, :-1]
-
-
-def affine_velocity(positions: Tensor, box_x: Tensor, centre_x: float) -> Tensor:
-    """x velocity that the imposed compression gives each node between consecutive frames.
-
-    LAMMPS' ``remap x`` maps ``x -> c + (x - c) L'/L`` about the box centre ``c``; frame ``t`` gets
-    ``(x_{t-1} - c) (L_t / L_{t-1} - 1)``.
-
-    Parameters
-    ----------
-    positions : Tensor, shape (N, T, 2)
-    box_x : Tensor, shape (T,)
-        Imposed box length along x per frame.
-    centre_x : float
-
-    Returns
-    -------
-    Tensor, shape (N, T - 1, 2) (y component zero)
-    """
-    ratio = box_x[1:] / box_x[:-1] - 1.0  # (T-1,)
-    vx = (positions[:, :-1, 0] - centre_x) * ratio
-    return torch.stack([vx, torch.zeros_like(vx)], dim=-1)
-
-
-def residual_velocities(positions: Tensor, box_x: Tensor, centre_x: float, residual: bool) -> Tensor:
-    """Velocities of ``positions`` (N, T, 2), less the imposed affine velocity when ``residual``; (N, T - 1, 2)."""
-    v = velocities(positions)
-    return v - affine_velocity(positions, box_x, centre_x) if residual else v
 
 
 def edge_features(positions: Tensor, edge_index: Tensor, box: Tensor, rest_length: Tensor) -> Tensor:

@@ -30,8 +30,9 @@ from densim.config import ConfigError, check_settings, setting, typed_config
 from densim.io import read_checkpoint, write_checkpoint, write_json
 from densim.models import parameters_digest
 from densim.provenance import config_hash
+from densim.observables import residual_velocities
 from densim.rollout import TrajectoryGraph, rollouts
-from densim.simulator import Simulator, Statistics, edge_features, residual_velocities
+from densim.simulator import Simulator, Statistics, edge_features
 
 log = logging.getLogger(__name__)
 

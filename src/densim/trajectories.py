@@ -20,7 +20,7 @@ from densim.config import typed_config
 from densim.elasticity import hessian
 from densim.compression import CompressionSettings, SimulationError, compress
 from densim.network import SpringNetwork
-from densim.observables import box_strain, poisson_ratio_from_box, poisson_ratio_from_positions, poisson_ratio_from_slope, r_squared
+from densim.observables import DIFFICULTY_DESCRIPTIONS, box_strain, difficulty, poisson_ratio_from_box, poisson_ratio_from_positions, poisson_ratio_from_slope, r_squared
 
 
 def compression_settings(section: dict) -> CompressionSettings:
@@ -69,6 +69,8 @@ def trajectory_dataset(network_ds: xr.Dataset, settings: CompressionSettings, ru
                                              network_ds["rest_length"].values, network_ds["stiffness"].values),
                 {"description": "from positions and the network: transverse box at zero transverse stress (densim.observables)"},
             ),
+            **{name: ((), value, {"description": DIFFICULTY_DESCRIPTIONS[name]})
+               for name, value in difficulty([(run.positions, run.box[:, 0])]).items()},
             "poisson_ratio_slope": (
                 ("time",),
                 poisson_ratio_from_slope(run.positions, run.strain, run.box[0]),
@@ -104,8 +106,10 @@ def summary(trajectories: list[xr.Dataset], small_strain: float = 0.005) -> pd.D
     """Per-dataset summary of trajectory files.
 
     Columns: dataset, networks, frames, final strain, range of the final box nu, agreement of positions nu
-    (zero-stress route) and of slope nu with box nu over all strained frames (R^2, largest difference), agreement of the small-strain compression
-    nu with linear response (C_xxyy/C_yyyy for this protocol, and the isotropic (B - G)/(B + G)).
+    (zero-stress route) and of slope nu with box nu over all strained frames (R^2, largest difference), agreement
+    of the small-strain compression nu with linear response (C_xxyy/C_yyyy for this protocol, and the isotropic
+    (B - G)/(B + G)), and the dataset's difficulty pooled over its trajectories (:func:`densim.observables.difficulty`:
+    linear floor R^2, affine share of the acceleration, rms residual acceleration over rms residual velocity).
     """
     rows = []
     by_dataset: dict[str, list[xr.Dataset]] = {}
@@ -135,6 +139,7 @@ def summary(trajectories: list[xr.Dataset], small_strain: float = 0.005) -> pd.D
                 "compression_vs_uniaxial_max_diff": float(np.max(np.abs(uniaxial - compression))),
                 "compression_vs_isotropic_r2": r_squared(isotropic, compression),
                 "compression_vs_isotropic_max_diff": float(np.max(np.abs(isotropic - compression))),
+                **difficulty([(ds["positions"].values, ds["box"].values[:, 0]) for ds in group]),
             }
         )
     return pd.DataFrame(rows)
