@@ -21,6 +21,8 @@ from densim.network import triangular_lattice
 from densim.tuning import prune_to_target
 
 ARRAYS = ("positions", "box", "strain", "potential_energy")
+#: The tests of the compression protocol against quasi-static elasticity run in the quasi-static regime.
+QUASI_STATIC = CompressionSettings(dynamics="quasi_static")
 
 
 def box_poisson_ratio(compression):
@@ -47,7 +49,7 @@ def auxetic(jammed):
 
 def test_triangular_lattice_poisson_ratio_is_one_third():
     lattice = triangular_lattice(8, 8)
-    nu = box_poisson_ratio(compress(lattice))
+    nu = box_poisson_ratio(compress(lattice, QUASI_STATIC))
     # Measured 0.3320 at 0.5 % and 0.3310 at 1 % strain; minimisation gives 0.3322 and 0.3311 (geometric
     # nonlinearity of the lattice, -0.22 per unit strain), so 1/3 holds to 0.003 there.
     assert nu[9] == pytest.approx(1 / 3, abs=3e-3)
@@ -59,7 +61,7 @@ def test_jammed_small_strain_poisson_ratio_matches_linear_response(jammed):
     m = linear_response(jammed).stiffness_matrix
     expected = m[0, 1] / m[1, 1]
     # 41 frames up to 0.2 % strain: the same 8,000 steps, so the same relative lag, with less nonlinearity.
-    compression = compress(jammed, CompressionSettings(strain=0.002))
+    compression = compress(jammed, CompressionSettings(dynamics="quasi_static", strain=0.002))
     nu = box_poisson_ratio(compression)
     eps = compression.box / compression.box[0] - 1.0
     slope = -np.polyfit(eps[4:, 0], eps[4:, 1], 1)[0]
@@ -73,7 +75,7 @@ def test_jammed_small_strain_poisson_ratio_matches_linear_response(jammed):
 @pytest.mark.parametrize("network_name, tolerances", [("jammed", (5e-3, 5e-3)), ("auxetic", (2e-2, 1e-2))])
 def test_box_follows_quasi_static_response(request, network_name, tolerances):
     network = request.getfixturevalue(network_name)
-    nu = box_poisson_ratio(compress(network))
+    nu = box_poisson_ratio(compress(network, QUASI_STATIC))
     # Measured relative differences from minimisation at 0.5 % and 1 % strain: jammed (nu ~ +0.59)
     # -0.09 % and -0.04 %; auxetic (nu ~ -0.53) +1.0 % and +0.4 %, the lag of its slow non-affine relaxation.
     for frame, tolerance in zip((10, 20), tolerances):
@@ -141,7 +143,7 @@ def test_positions_are_unwrapped_across_the_boundary(jammed):
 def test_unstable_run_raises_simulation_error(jammed):
     # 100x stiffer springs put the fastest vibration far past the Verlet limit: the run blows up.
     with pytest.raises(SimulationError, match="LAMMPS|non-finite|lost"):
-        compress(replace(jammed, stiffness=100 * jammed.stiffness))
+        compress(replace(jammed, stiffness=100 * jammed.stiffness), QUASI_STATIC)
 
 
 def test_invalid_input_is_rejected_before_lammps(jammed):
@@ -156,3 +158,56 @@ def test_invalid_input_is_rejected_before_lammps(jammed):
     with pytest.raises(ValueError, match="barostat_drag"):
         CompressionSettings(timestep=0.5, barostat_drag=2.0, pressure_damping=1.0)
     assert isinstance(CompressionSettings(damping=50).damping, float)
+
+
+def ringing_frequency(signal, frame_time):
+    """Angular frequency and decay rate of a damped oscillation, read from its frames alone (least squares)."""
+    from scipy.optimize import curve_fit
+
+    t = np.arange(len(signal)) * frame_time
+    centred = signal - signal[-len(signal) // 4 :].mean()
+    spectrum = np.abs(np.fft.rfft(centred, 16 * len(signal)))
+    omega0 = 2 * np.pi * np.fft.rfftfreq(16 * len(signal), frame_time)[np.argmax(spectrum[1:]) + 1]
+
+    def damped(t, amplitude, rate, omega, phase, offset):
+        return amplitude * np.exp(-rate * t) * np.cos(omega * t + phase) + offset
+
+    guess = (np.abs(centred).max(), 0.01, omega0, 0.0, signal[-1])
+    (_, rate, omega, _, _), _ = curve_fit(damped, t, signal, p0=guess, maxfev=20000)
+    return abs(omega), rate
+
+
+def test_the_slowest_mode_rings_at_its_damped_frequency_in_the_study_regime(jammed):
+    """Released along its slowest non-trivial Hessian mode at fixed box, a network rings at
+    sqrt(lambda / m - 1 / (4 damping^2)) and decays at 1 / (2 damping): study frames resolve it."""
+    import scipy.linalg
+
+    from densim.compression import release
+    from densim.elasticity import hessian
+
+    eigenvalues, vectors = scipy.linalg.eigh(hessian(jammed).toarray())
+    slowest = np.flatnonzero(eigenvalues > 1e-8)[0]  # the two rigid translations have eigenvalue 0
+    mode = vectors[:, slowest].reshape(-1, 2)
+    displacement = 1e-3 * mode / np.abs(mode).max()  # small: the linear regime
+    settings = CompressionSettings(dynamics="study", frames=80)
+    expected = math.sqrt(eigenvalues[slowest] / settings.mass - 1 / (4 * settings.damping**2))
+    frame_time = settings.steps_per_frame * settings.timestep
+
+    run = release(jammed, settings, displacement)
+    along = np.einsum("tnd,nd->t", run.positions - run.positions[0], mode)
+    omega, rate = ringing_frequency(along, frame_time)
+    # Measured: omega 0.2400 against 0.2400 (lambda = 0.0615, damping 8), decay rate 0.0625 against 0.0625.
+    assert omega == pytest.approx(expected, rel=2e-2)
+    assert rate == pytest.approx(1 / (2 * settings.damping), rel=5e-2)
+    assert 2 * np.pi / (expected * frame_time) > 10  # frames per period
+
+    quasi_static = CompressionSettings(dynamics="quasi_static", frames=30)
+    coarse = release(jammed, quasi_static, displacement)
+    coarse_time = quasi_static.steps_per_frame * quasi_static.timestep
+    assert 2 * np.pi / (expected * coarse_time) < 2  # under two frames per period: beyond the Nyquist limit
+    along = np.einsum("tnd,nd->t", coarse.positions - coarse.positions[0], mode)
+    try:
+        omega, _ = ringing_frequency(along, coarse_time)
+    except RuntimeError:  # no oscillation to fit
+        omega = 0.0
+    assert omega != pytest.approx(expected, rel=2e-2)

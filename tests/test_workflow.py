@@ -92,7 +92,7 @@ def test_interrupted_run_resumes_without_redoing_finished_trajectories(workdir):
 
     import xarray as xr
 
-    (workdir / "slow.yaml").write_text("trajectories:\n  frames: 31\n  steps_per_frame: 400\n")
+    (workdir / "slow.yaml").write_text("trajectories:\n  dynamics: quasi_static\n  frames: 31\n  steps_per_frame: 400\n")
     args = [*SNAKEMAKE, "--cores", "2", "--configfile", "workflow/presets/smoke.yaml", "slow.yaml"]
     trajectories = workdir / "results/trajectories"
     process = subprocess.Popen(args, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

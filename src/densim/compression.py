@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -19,29 +19,53 @@ from densim.config import ConfigError, check_settings, setting
 from densim.lammps import format_float, gather_xy, new_lammps, place_network
 from densim.network import SpringNetwork
 
-__all__ = ["Compression", "CompressionSettings", "SimulationError", "compress", "compression_commands"]
+__all__ = ["REGIMES", "Compression", "CompressionSettings", "SimulationError", "compress", "compression_commands", "release",
+           "release_commands"]
 
 
 class SimulationError(RuntimeError):
     """A LAMMPS run failed: lost atoms, non-finite energy or positions, or a LAMMPS error."""
 
 
+#: The dynamical regimes, in natural units: unit node mass and springs ``k ~ 1`` (``k = 1/l0`` with ``l0 ~ 1``),
+#: so the time unit is ``t0 = sqrt(m / k) ~ 1``.
+#:
+#: ``study`` follows the time scales of the study's LAMMPS deck (metal units: timestep 0.01 ps, a frame every
+#: 250 steps = 2.5 ps, ``fix langevin`` damping 1 to 6 ps, node mass 1e4 to 1e6 g/mol, ``K = 1/l0^2`` eV/A^2 so
+#: ``k = 2K ~ 2`` eV/A^2, strain rate 1e-5 per ps). With 1 g/mol = 1.0364e-4 eV ps^2/A^2, ``t0 = sqrt(m/k)`` is
+#: 0.7 ps (m = 1e4) to 7.2 ps (m = 1e6): a frame spans 0.3 to 3.5 t0, the damping time is 1 to 8 t0, and the
+#: strain per frame is 2.5e-5. Here a frame spans 2 t0 (40 steps of 0.05, about 50 steps per period of the
+#: fastest vibration, ``omega_max ~ 2.5``, for accuracy rather than stability), the damping time is 8 t0 and
+#: the strain per frame 2.5e-5. The slowest non-trivial modes of the 128-node networks have ``omega`` 0.15-0.18
+#: (NODE-OPT) and 0.09-0.14 (BOND-PRU-OPT), periods of 35-75 t0 (17-37 frames); a mode rings (is underdamped)
+#: when ``omega > 1 / (2 damping)`` = 0.0625, so these ring; the near-floppy modes of NOI-PRU (``omega`` down to
+#: 0.01) are overdamped in any damping of the deck's range.
+#:
+#: ``quasi_static`` is the earlier protocol: a frame every 80 t0 (200 steps of 0.4), damping 50, 5e-4 strain per
+#: frame; every vibration and relaxation settles within a frame.
+REGIMES: dict[str, dict[str, float]] = {
+    "study": {"timestep": 0.05, "steps_per_frame": 40, "damping": 8.0, "strain_per_frame": 2.5e-5},
+    "quasi_static": {"timestep": 0.4, "steps_per_frame": 200, "damping": 50.0, "strain_per_frame": 5e-4},
+}
+
+
 @dataclass(frozen=True)
 class CompressionSettings:
-    """Settings of a quasi-static uniaxial compression in LAMMPS (``units lj``).
+    """Settings of a uniaxial compression in LAMMPS (``units lj``).
 
     Only dimensionless combinations matter.  With springs of stiffness
     ``k ~ 1`` and unit node mass the fastest vibration has angular frequency
     ``sqrt(lambda_max)``, ``lambda_max`` the largest Hessian eigenvalue (about
     5 for the jammed networks of this project, 6 for a triangular lattice of
-    unit springs).  The slowest relaxation that the compression drives is the
-    collective transverse mode of auxetic networks (box strain plus a large
-    non-affine displacement ``u``), with a period of 60-100 time units.  The
-    defaults resolve both within 8,000 steps; see :func:`compress` for the
-    measured agreement with quasi-static minimisation.
+    unit springs).  ``dynamics`` picks a regime of :data:`REGIMES`, which
+    gives ``timestep``, ``steps_per_frame``, ``damping`` and ``strain`` (as a
+    strain per frame) where they are left ``None``.
 
     Attributes
     ----------
+    dynamics : str
+        ``study`` (frames resolve the slow modes) or ``quasi_static`` (every
+        frame relaxed); see :data:`REGIMES`.
     strain : float
         Total engineering compressive strain along x (positive), reached at the
         last frame.
@@ -51,23 +75,23 @@ class CompressionSettings:
         MD steps between frames.
     timestep : float
         MD timestep.  Velocity Verlet is stable while
-        ``timestep * sqrt(lambda_max / mass) < 2``: 0.4 allows ``lambda_max`` up
-        to 25, five times that of the jammed networks (a jammed network with
-        springs 5x stiffer blows up, which :func:`compress` reports as
-        :class:`SimulationError`).  The slow modes get >100 steps per period.
+        ``timestep * sqrt(lambda_max / mass) < 2`` (a network too stiff for it
+        is reported by :func:`densim.trajectories.simulate`).
     mass : float
         Node mass.
     temperature : float
         Target temperature of ``fix langevin``.  Thermal displacements scale as
         ``sqrt(temperature)``: at 1e-8 they are ~25 % of the per-frame
-        non-affine displacement of a jammed network, at 1e-12 ~0.3 %.
+        non-affine displacement of a jammed network (quasi-static), at 1e-12
+        ~0.3 %.
     damping : float
-        Damping time ``mass / gamma`` of ``fix langevin``.  Friction on the
-        nodes delays the non-affine relaxation that the transverse box needs
-        (by ``gamma |u|**2 / (V C22)`` time units, 100-250 gamma for auxetic
-        networks), so the damping is weak: with overdamped nodes (damping ~1)
-        the box Poisson ratio of an auxetic network is 50-130 % off at 0.2 %
-        strain.  Ringing still decays within ``2 * damping`` (one frame).
+        Damping time ``mass / gamma`` of ``fix langevin``.  A mode of angular
+        frequency ``omega`` rings at ``sqrt(omega**2 - 1 / (4 damping**2))``
+        and decays at the rate ``1 / (2 damping)``.  Friction on the nodes also
+        delays the non-affine relaxation that the transverse box needs (by
+        ``gamma |u|**2 / (V C22)`` time units, 100-250 gamma for auxetic
+        networks): with overdamped nodes (damping ~1) the box Poisson ratio of
+        an auxetic network is 50-130 % off at 0.2 % strain.
     pressure_damping : float
         ``Pdamp`` of ``fix nph`` on y; it scales the barostat mass (see
         ``barostat_temperature``) and its damping rate (see ``barostat_drag``).
@@ -87,6 +111,7 @@ class CompressionSettings:
         below it and is left untouched.
     """
 
+    dynamics: str = setting("trajectories.dynamics")
     strain: float = setting("trajectories.strain")
     frames: int = setting("trajectories.frames")
     steps_per_frame: int = setting("trajectories.steps_per_frame")
@@ -102,6 +127,12 @@ class CompressionSettings:
 
     def __post_init__(self) -> None:
         check_settings(self, "trajectories")
+        regime = REGIMES[self.dynamics]
+        for name in ("timestep", "steps_per_frame", "damping"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, regime[name])
+        if self.strain is None:
+            object.__setattr__(self, "strain", regime["strain_per_frame"] * (self.frames - 1))
         # fix nh multiplies the barostat velocity by 1 - dt * drag / Pdamp every
         # half step; at or past 1 it freezes or flips the box silently.
         if self.timestep * self.barostat_drag / self.pressure_damping >= 1:
@@ -189,8 +220,7 @@ def compression_commands(settings: CompressionSettings) -> tuple[list[str], list
         f"fix baro all nph y 0.0 0.0 {format_float(s.pressure_damping)} "
         f"ptemp {format_float(s.barostat_temperature)} drag {format_float(s.barostat_drag)} "
         "pchain 0 dilate all",
-        f"fix damp all langevin {format_float(s.temperature)} {format_float(s.temperature)} "
-        f"{format_float(s.damping)} {s.seed} zero yes",
+        _langevin(s),
         # remap x moves the nodes affinely with the box, so the imposed
         # deformation carries no Langevin drag; only the non-affine
         # relaxation is damped.
@@ -206,6 +236,28 @@ def compression_commands(settings: CompressionSettings) -> tuple[list[str], list
         for f in range(1, s.frames)
     ]
     return relax, fixes, runs
+
+
+def _langevin(s: CompressionSettings) -> str:
+    """The thermostat of every protocol (``zero yes``: the random forces add no net momentum)."""
+    return (f"fix damp all langevin {format_float(s.temperature)} {format_float(s.temperature)} "
+            f"{format_float(s.damping)} {s.seed} zero yes")
+
+
+def release_commands(settings: CompressionSettings) -> tuple[list[str], list[str]]:
+    """LAMMPS commands of free motion at fixed box under the regime's thermostat, for a network already built.
+
+    Returns
+    -------
+    fixes : list of str
+        Timestep, ``fix nve``, the Langevin thermostat and ``fix enforce2d``.
+    runs : list of str
+        One ``run`` command per frame after frame 0.
+    """
+    s = settings
+    fixes = [f"timestep {format_float(s.timestep)}", "fix move all nve", _langevin(s), "fix planar all enforce2d"]
+    runs = [f"run {s.steps_per_frame} pre {'yes' if f == 1 else 'no'} post no" for f in range(1, s.frames)]
+    return fixes, runs
 
 
 def _lammps(lmp: Any, commands: Sequence[str]) -> None:
@@ -251,7 +303,7 @@ def compress(
     settings: CompressionSettings | None = None,
     progress: Callable[[int], Any] | None = None,
 ) -> Compression:
-    """Compress a periodic 2D spring network along x in LAMMPS, quasi-statically.
+    """Compress a periodic 2D spring network along x in LAMMPS.
 
     The protocol, in one in-memory LAMMPS instance (no files):
 
@@ -320,17 +372,47 @@ def compress(
     Examples
     --------
     >>> from densim.network import triangular_lattice
-    >>> run = compress(triangular_lattice(8, 8))
+    >>> run = compress(triangular_lattice(8, 8), CompressionSettings(dynamics="quasi_static"))
     >>> eps = run.box[-1] / run.box[0] - 1
     >>> round(float(-eps[1] / eps[0]), 2)  # nu = 1/3 at 2 % strain
     0.33
     """
     s = CompressionSettings() if settings is None else settings
     relax, fixes, runs = compression_commands(s)
+    return _record(network, s.mass, relax, fixes, runs, progress)
+
+
+def release(network: SpringNetwork, settings: CompressionSettings, displacement: np.ndarray,
+            progress: Callable[[int], Any] | None = None) -> Compression:
+    """Displace a network at rest and let it go: free motion at fixed box under the regime's thermostat.
+
+    Frame 0 is the displaced network (nodes at rest); every ``steps_per_frame`` steps a frame follows, as in
+    :func:`compress` but with ``fix nve`` instead of the barostat and no deformation (``settings.strain`` is not
+    used). In the linear regime a displacement along a Hessian eigenmode of eigenvalue ``lambda`` rings at
+    ``sqrt(lambda / mass - 1 / (4 damping**2))`` and decays at the rate ``1 / (2 damping)``.
+
+    Parameters
+    ----------
+    network : SpringNetwork
+        The network at rest (its rest lengths are kept).
+    settings : CompressionSettings
+        Timestep, frames, steps per frame, mass, temperature, damping and seed.
+    displacement : ndarray, shape (N, 2)
+        Added to the node positions at frame 0.
+    progress : callable, optional
+        As in :func:`compress`.
+    """
+    displaced = replace(network, positions=network.positions + displacement)
+    fixes, runs = release_commands(settings)
+    return _record(displaced, settings.mass, ["run 0"], fixes, runs, progress)
+
+
+def _record(network: SpringNetwork, mass: float, setup: list[str], fixes: list[str], runs: list[str], progress) -> Compression:
+    """Place a network, run ``setup`` (ending in frame 0), then ``fixes`` and one run per further frame, recording each."""
     with new_lammps() as lmp:
         version = int(lmp.version())
-        n = len(place_network(lmp, network, mass=s.mass).positions)
-        _lammps(lmp, relax)
+        n = len(place_network(lmp, network, mass=mass).positions)
+        _lammps(lmp, setup)
         frames = [_frame(lmp, n, 0)]
         if progress is not None:
             progress(1)

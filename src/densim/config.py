@@ -81,7 +81,8 @@ def check_settings(instance, prefix: str) -> None:
             continue
         value = getattr(instance, field.name)
         check_value(value, field.metadata["schema"], f"{prefix}.{field.name}")
-        if schema_node(field.metadata["schema"]).get("type") == "number" and not isinstance(value, float):
+        types = schema_node(field.metadata["schema"]).get("type")
+        if "number" in (types if isinstance(types, list) else [types]) and isinstance(value, int) and not isinstance(value, bool):
             object.__setattr__(instance, field.name, float(value))
 
 
