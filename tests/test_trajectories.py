@@ -77,7 +77,8 @@ def test_difficulty_is_recorded_per_trajectory_and_pooled_per_dataset(dataset):
     from densim.observables import DIFFICULTY_DESCRIPTIONS, difficulty
 
     table = summary(dataset)
-    for name in DIFFICULTY_DESCRIPTIONS:
+    assert np.isnan(table.loc[0, "noise_over_signal"])  # these files have no athermal twin
+    for name in difficulty([(dataset[0]["positions"].values, dataset[0]["box"].values[:, 0])]):
         values = [float(ds[name]) for ds in dataset]
         assert all(np.isfinite(values)) and dataset[0][name].attrs["description"] == DIFFICULTY_DESCRIPTIONS[name]
         assert float(dataset[0][name]) == difficulty([(dataset[0]["positions"].values, dataset[0]["box"].values[:, 0])])[name]
@@ -92,3 +93,20 @@ def test_unstable_timestep_names_the_network(jammed):
 def test_network_dataset_roundtrip_keeps_float64(jammed):
     ds = network_to_dataset(jammed, {}, {})
     assert ds["positions"].dtype == np.float64
+
+
+def test_thermal_noise_is_measured_against_the_athermal_twin_and_scales_as_the_square_root_of_temperature():
+    from densim.trajectories import athermal_twin
+
+    config = DatasetConfig.from_dict("d", {"generator": "bond_pru_opt", "networks": 2, "packing": {"nodes": 40}})
+    generated = generate_network(config, 0)
+    network_ds = network_dataset(config, 0, generated, {})
+    noise = {}
+    for temperature in (0.0, 1e-12, 1e-10):
+        settings = CompressionSettings(frames=21, temperature=temperature)
+        run = simulate(generated.network, settings, "d/0000")
+        ds = trajectory_dataset(network_ds, settings, run, {}, athermal_twin(generated.network, settings, run, "d/0000"))
+        noise[temperature] = float(ds["noise_over_signal"])
+    assert noise[0.0] == 0.0 < noise[1e-12]
+    # thermal displacements scale as sqrt(T)
+    assert noise[1e-10] / noise[1e-12] == pytest.approx(10.0, rel=0.2)

@@ -70,15 +70,16 @@ def cmd_trajectories_simulate(args) -> None:
 
     from densim.io import read_network, write_dataset
     from densim.provenance import provenance_attrs
-    from densim.trajectories import compression_settings, simulate, trajectory_dataset
+    from densim.trajectories import athermal_twin, compression_settings, simulate, trajectory_dataset
 
     settings = compression_settings(_load_mapping(args.settings))
     network, network_ds = read_network(args.network)
     name = f"{network_ds.attrs['dataset']}/{network_ds.attrs['network']}"
     with tqdm(total=settings.frames, desc=f"compress {name}", unit="frame", mininterval=2.0, file=sys.stderr) as bar:
         run = simulate(network, settings, name, progress=lambda done: bar.update(done - bar.n))
+    athermal = athermal_twin(network, settings, run, name)
     attrs = provenance_attrs({"trajectories": settings.__dict__, "network_config": json.loads(network_ds.attrs["config"])}, inputs=[args.network])
-    write_dataset(trajectory_dataset(network_ds, settings, run, attrs), args.output)
+    write_dataset(trajectory_dataset(network_ds, settings, run, attrs, athermal), args.output)
     logging.getLogger("densim").info("wrote %s (%d frames)", args.output, settings.frames)
 
 

@@ -122,6 +122,7 @@ DIFFICULTY_DESCRIPTIONS = {
     "linear_floor_r2": "R^2 of the best linear map (shared by all nodes) from the last 2 residual velocities to the residual acceleration",
     "affine_acceleration_share": "share of the squared acceleration explained by the imposed affine compression",
     "acceleration_over_velocity": "rms residual acceleration over rms residual velocity (frame to frame)",
+    "noise_over_signal": "rms frame-to-frame change of the thermal part of the motion (against the same run at temperature 0) over rms residual velocity",
 }
 
 
@@ -158,6 +159,24 @@ def difficulty(runs: list[tuple[np.ndarray, np.ndarray]], history: int = 2) -> d
         "affine_acceleration_share": float(sums[0] / sums[1]),
         "acceleration_over_velocity": float(np.sqrt((sums[2] / sums[4]) / (sums[3] / sums[5]))),
     }
+
+
+def noise_over_signal(positions: np.ndarray, athermal_positions: np.ndarray, box_x: np.ndarray) -> float:
+    """Thermal noise over signal of a trajectory, against its athermal twin (same run at temperature 0).
+
+    The thermal part of the motion is ``x - x_athermal``, exactly (the drive is deterministic); its
+    frame-to-frame change is compared with the residual velocity:
+    ``rms(Δ(x - x_athermal)) / rms(r)``.
+
+    Parameters
+    ----------
+    positions, athermal_positions : ndarray, shape (T, N, 2)
+    box_x : ndarray, shape (T,)
+    """
+    x = np.moveaxis(positions, 0, 1)
+    noise = velocities(x - np.moveaxis(athermal_positions, 0, 1))
+    signal = residual_velocities(x, box_x, float(box_x[0]) / 2)
+    return float(np.sqrt(np.mean(noise**2) / np.mean(signal**2)))
 
 
 def poisson_ratio_from_box(box: np.ndarray) -> np.ndarray:

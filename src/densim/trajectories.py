@@ -8,7 +8,7 @@ and the LAMMPS version.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ from densim.config import typed_config
 from densim.elasticity import hessian
 from densim.compression import CompressionSettings, SimulationError, compress
 from densim.network import SpringNetwork
-from densim.observables import DIFFICULTY_DESCRIPTIONS, box_strain, difficulty, poisson_ratio_from_box, poisson_ratio_from_positions, poisson_ratio_from_slope, r_squared
+from densim.observables import DIFFICULTY_DESCRIPTIONS, box_strain, difficulty, noise_over_signal, poisson_ratio_from_box, poisson_ratio_from_positions, poisson_ratio_from_slope, r_squared
 
 
 def compression_settings(section: dict) -> CompressionSettings:
@@ -50,8 +50,19 @@ def simulate(network: SpringNetwork, settings: CompressionSettings, name: str, p
         raise SimulationError(f"network {name}: {err}") from err
 
 
-def trajectory_dataset(network_ds: xr.Dataset, settings: CompressionSettings, run, attrs: dict) -> xr.Dataset:
-    """The trajectory file's contents from the network Dataset and a LAMMPS compression ``run``."""
+def athermal_twin(network: SpringNetwork, settings: CompressionSettings, run, name: str):
+    """The same compression at temperature 0 (``run`` itself when it is athermal): what the thermal noise is
+    measured against (:func:`densim.observables.noise_over_signal`)."""
+    if settings.temperature == 0:
+        return run
+    return simulate(network, replace(settings, temperature=0.0), name)
+
+
+def trajectory_dataset(network_ds: xr.Dataset, settings: CompressionSettings, run, attrs: dict, athermal=None) -> xr.Dataset:
+    """The trajectory file's contents from the network Dataset and a LAMMPS compression ``run``.
+
+    With the ``athermal`` twin of the run (:func:`athermal_twin`), the file also records ``noise_over_signal``.
+    """
     frames = run.positions.shape[0]
     time = np.arange(frames) * settings.steps_per_frame * settings.timestep
     keep = ["bonds", "rest_length", "stiffness", "diameter", "bulk_modulus", "shear_modulus", "isotropic_poisson_ratio", "uniaxial_poisson_ratio", "stiffness_matrix"]
@@ -71,6 +82,9 @@ def trajectory_dataset(network_ds: xr.Dataset, settings: CompressionSettings, ru
             ),
             **{name: ((), value, {"description": DIFFICULTY_DESCRIPTIONS[name]})
                for name, value in difficulty([(run.positions, run.box[:, 0])]).items()},
+            **({} if athermal is None else {"noise_over_signal": (
+                (), noise_over_signal(run.positions, athermal.positions, run.box[:, 0]),
+                {"description": DIFFICULTY_DESCRIPTIONS["noise_over_signal"]})}),
             "poisson_ratio_slope": (
                 ("time",),
                 poisson_ratio_from_slope(run.positions, run.strain, run.box[0]),
@@ -109,7 +123,8 @@ def summary(trajectories: list[xr.Dataset], small_strain: float = 0.005) -> pd.D
     (zero-stress route) and of slope nu with box nu over all strained frames (R^2, largest difference), agreement
     of the small-strain compression nu with linear response (C_xxyy/C_yyyy for this protocol, and the isotropic
     (B - G)/(B + G)), and the dataset's difficulty pooled over its trajectories (:func:`densim.observables.difficulty`:
-    linear floor R^2, affine share of the acceleration, rms residual acceleration over rms residual velocity).
+    linear floor R^2, affine share of the acceleration, rms residual acceleration over rms residual velocity) with
+    the mean thermal noise over signal (NaN unless every file records it).
     """
     rows = []
     by_dataset: dict[str, list[xr.Dataset]] = {}
@@ -140,6 +155,7 @@ def summary(trajectories: list[xr.Dataset], small_strain: float = 0.005) -> pd.D
                 "compression_vs_isotropic_r2": r_squared(isotropic, compression),
                 "compression_vs_isotropic_max_diff": float(np.max(np.abs(isotropic - compression))),
                 **difficulty([(ds["positions"].values, ds["box"].values[:, 0]) for ds in group]),
+                "noise_over_signal": float(np.mean([ds["noise_over_signal"] for ds in group])) if all("noise_over_signal" in ds for ds in group) else np.nan,
             }
         )
     return pd.DataFrame(rows)
