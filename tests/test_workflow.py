@@ -140,3 +140,14 @@ def test_a_changed_hyperparameter_retrains_that_model_from_step_0(smoke, tmp_pat
         assert json.loads((folder / "history.json").read_text())["step"] == [1, 2, 3, 4]
         log = (workdir / f"logs/train/{dataset}/spatial/h2/seed0.log").read_text()
         assert "from another run" in log and "hyperparameters" in log and "training from step 0" in log
+
+
+def test_a_training_setting_that_statistics_do_not_use_reruns_training_only(smoke, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(smoke, workdir, symlinks=True)
+    (workdir / "longer.yaml").write_text("training:\n  steps: 6\n")
+    result = snakemake(workdir, "-n", "--cores", "2", "--configfile", "workflow/presets/smoke.yaml", "longer.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    stats = (result.stdout + result.stderr).split("Job stats:")[1].split("\n\n")[0]
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", stats, flags=re.MULTILINE))
+    assert jobs == {"all": "1", "train": "16", "total": "17"}, stats  # 4 models on 4 datasets; statistics stay

@@ -174,12 +174,12 @@ def _split_graphs(split: dict, split_path: Path, parts: tuple[str, ...], traject
 def cmd_train_statistics(args) -> None:
     from densim.io import read_json, write_statistics
     from densim.provenance import provenance_attrs
-    from densim.training import compute_statistics, training_config
+    from densim.training import STATISTICS_KEYS, compute_statistics, training_config
 
     config = training_config(_load_mapping(args.spec).get("training", {}))
     split = read_json(args.split, required=("train", "validation", "test"))
     graphs, read = _split_graphs(split, args.split, ("train",), _by_reference(args.trajectories, "--trajectories"), None)
-    section = {key: getattr(config, key) for key in ("horizon", "residual")}
+    section = {key: getattr(config, key) for key in STATISTICS_KEYS}
     attrs = {"dataset": args.dataset, "networks": len(split["train"]), **provenance_attrs(section, inputs=[args.split, *read])}
     write_statistics(compute_statistics(graphs["train"], config), args.output, attrs)
     logging.getLogger("densim").info("wrote %s (train split of %d networks)", args.output, len(split["train"]))

@@ -72,6 +72,10 @@ def training_config(section: dict) -> TrainingConfig:
     return typed_config(TrainingConfig, section, "training")
 
 
+#: The ``training`` keys that shape the normalisation statistics (the rest shapes only the models).
+STATISTICS_KEYS = ("horizon", "residual")
+
+
 def compute_statistics(trajectories: list[TrajectoryGraph], config: TrainingConfig) -> Statistics:
     """Mean and std of (residual) velocities, accelerations and edge features over the training horizon."""
     per_trajectory = [residual_velocities(t.positions[:, : config.horizon], t.box[: config.horizon, 0], t.centre_x, config.residual)

@@ -10,7 +10,7 @@ from densim.models import MODELS
 from densim.networks import DatasetConfig
 from densim.splits import SplitFractions
 from densim.trajectories import compression_settings
-from densim.training import check_models, training_config
+from densim.training import STATISTICS_KEYS, check_models, training_config
 
 
 def _config_key(error):
@@ -87,11 +87,11 @@ def member_datasets(dataset):
 
 
 def training_spec_json(wildcards):
-    """The training section, plus the model's own hyperparameters for a model's job (so editing one model's
-    section retrains that model only)."""
-    spec = {"training": config["training"]}
-    if hasattr(wildcards, "model"):
-        spec["models"] = {wildcards.model: config["models"].get(wildcards.model, {})}
+    """For a model's job, the training section plus that model's hyperparameters (so editing one model's section
+    retrains that model only); for statistics, only the keys they depend on."""
+    if not hasattr(wildcards, "model"):
+        return json.dumps({"training": {key: config["training"][key] for key in STATISTICS_KEYS}}, sort_keys=True)
+    spec = {"training": config["training"], "models": {wildcards.model: config["models"].get(wildcards.model, {})}}
     return json.dumps(spec, sort_keys=True)
 
 
