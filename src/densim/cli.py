@@ -95,9 +95,9 @@ def cmd_trajectories_summary(args) -> None:
 
 
 def cmd_splits_make(args) -> None:
+    from densim.config import typed_config
     from densim.io import write_json
     from densim.provenance import provenance_attrs
-    from densim.config import typed_config
     from densim.splits import SplitFractions, split_networks
 
     import pandas as pd
@@ -157,11 +157,11 @@ def _split_graphs(split: dict, split_path: Path, parts: tuple[str, ...], traject
     from densim.io import read_dataset, read_spectra
     from densim.rollout import trajectory_graph
 
+    sources = {"--trajectories": trajectories, **({"--spectra": spectra} if spectra is not None else {})}
     graphs, read = {}, []
     for part in parts:
         graphs[part] = []
         for ref in split[part]:
-            sources = {"--trajectories": trajectories, **({"--spectra": spectra} if spectra is not None else {})}
             for option, files in sources.items():
                 if ref not in files:
                     raise SystemExit(f"densim: {split_path} names network {ref}, but no {option} file is {ref}.nc")

@@ -56,6 +56,12 @@ def _plain(value):
     return list(value) if isinstance(value, tuple) else value
 
 
+def error_key(error: jsonschema.ValidationError, prefix: str = "") -> str:
+    """Dotted path of the config key a schema error is about (``datasets.noi_pru.nu_range[0]``)."""
+    path = prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+    return path.lstrip(".") or "(top level)"
+
+
 def check_value(value, path: str, key: str) -> None:
     """Check one value against the schema of ``path``; a failure names ``key`` and the cause.
 
@@ -63,8 +69,7 @@ def check_value(value, path: str, key: str) -> None:
     """
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema_node(path)).iter_errors(_plain(value)))
     if error is not None:
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-        raise ConfigError(f"{key}{where}: {error.message}")
+        raise ConfigError(f"{error_key(error, key)}: {error.message}")
     numbers = value if isinstance(value, (list, tuple)) else [value]
     if any(isinstance(x, float) and not math.isfinite(x) for x in numbers):
         raise ConfigError(f"{key}: {value!r} is not a finite number")

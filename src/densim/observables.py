@@ -117,6 +117,13 @@ def linear_floor_r2(velocity_histories: list[np.ndarray], history: int) -> float
     return float(1.0 - np.sum(residual**2) / np.sum((y - y.mean(axis=0)) ** 2))
 
 
+def _stored_residual_velocities(positions: np.ndarray, box_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (T, N, 2) as stored in trajectory files, moved to (N, T, 2), and their residual velocities
+    (the box is centred on ``box_x[0] / 2``, as LAMMPS' ``remap x`` keeps it)."""
+    x = np.moveaxis(positions, 0, 1)
+    return x, residual_velocities(x, box_x, float(box_x[0]) / 2)
+
+
 #: What each difficulty metric (:func:`difficulty`) measures, for file attributes.
 DIFFICULTY_DESCRIPTIONS = {
     "linear_floor_r2": "R^2 of the best linear map (shared by all nodes) from the last 2 residual velocities to the residual acceleration",
@@ -148,8 +155,7 @@ def difficulty(runs: list[tuple[np.ndarray, np.ndarray]], history: int = 2) -> d
     """
     residuals, sums = [], np.zeros(6)  # Σ|a - a_r|^2, Σ|a|^2, Σ|a_r|^2, Σ|r|^2, and the entries of a_r and r
     for positions, box_x in runs:
-        x = np.moveaxis(positions, 0, 1)  # (N, T, 2)
-        residual = residual_velocities(x, box_x, float(box_x[0]) / 2)
+        x, residual = _stored_residual_velocities(positions, box_x)
         a_full, a_residual = np.diff(velocities(x), axis=1), np.diff(residual, axis=1)
         sums += [np.sum((a_full - a_residual) ** 2), np.sum(a_full**2), np.sum(a_residual**2), np.sum(residual**2),
                  a_residual.size, residual.size]
@@ -173,9 +179,8 @@ def noise_over_signal(positions: np.ndarray, athermal_positions: np.ndarray, box
     positions, athermal_positions : ndarray, shape (T, N, 2)
     box_x : ndarray, shape (T,)
     """
-    x = np.moveaxis(positions, 0, 1)
+    x, signal = _stored_residual_velocities(positions, box_x)
     noise = velocities(x - np.moveaxis(athermal_positions, 0, 1))
-    signal = residual_velocities(x, box_x, float(box_x[0]) / 2)
     return float(np.sqrt(np.mean(noise**2) / np.mean(signal**2)))
 
 

@@ -29,8 +29,8 @@ from tqdm import tqdm
 from densim.config import ConfigError, check_settings, setting, typed_config
 from densim.io import read_checkpoint, write_checkpoint, write_json
 from densim.models import parameters_digest
-from densim.provenance import config_hash
 from densim.observables import residual_velocities
+from densim.provenance import config_hash
 from densim.rollout import TrajectoryGraph, rollouts
 from densim.simulator import Simulator, Statistics, edge_features
 

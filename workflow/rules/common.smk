@@ -5,18 +5,12 @@ import jsonschema
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from densim.config import SCHEMA_PATH, ConfigError
+from densim.config import SCHEMA_PATH, ConfigError, error_key
 from densim.models import MODELS
 from densim.networks import DatasetConfig
 from densim.splits import SplitFractions
 from densim.trajectories import compression_settings
 from densim.training import STATISTICS_KEYS, check_models, training_config
-
-
-def _config_key(error):
-    """Dotted path of the config key a schema error is about."""
-    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
-    return path or "(top level)"
 
 
 try:
@@ -25,7 +19,7 @@ except WorkflowError as err:
     cause = err.__cause__ or err.__context__
     if not isinstance(cause, jsonschema.ValidationError):
         raise
-    raise WorkflowError(f"invalid config key {_config_key(cause)}: {cause.message}") from None
+    raise WorkflowError(f"invalid config key {error_key(cause)}: {cause.message}") from None
 
 # Every registered model unless the config names some.
 config["experiments"].setdefault("models", list(MODELS))

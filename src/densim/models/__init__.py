@@ -107,13 +107,16 @@ def build_simulator(model: str, history: int, statistics: Statistics, *, seed: i
     UnknownModelError, TypeError, ValueError
         For an unknown model key, an unknown hyperparameter or a bad value, naming it.
     """
-    if model not in MODELS:
-        raise UnknownModelError(f"unknown model {model!r}; known models: {', '.join(MODELS)}")
-    family = MODELS[model].simulator
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        network = build_model(model, **family.widths(history), **(hyperparameters or {}))
+        family, network = _family_and_network(model, history, hyperparameters or {})
     return family(network, history, statistics, residual=residual, noise_std=noise_std)
+
+
+def _family_and_network(model: str, history: int, hyperparameters: dict) -> tuple[type[Simulator], nn.Module]:
+    """A model's simulator family and its network, at the widths the family gives for ``history``."""
+    family = MODELS[model].simulator if model in MODELS else Simulator  # build_model names an unknown key
+    return family, build_model(model, **family.widths(history), **hyperparameters)
 
 
 def check_model(model: str, hyperparameters: dict, history: int = 1) -> None:
@@ -124,8 +127,7 @@ def check_model(model: str, hyperparameters: dict, history: int = 1) -> None:
     UnknownModelError, TypeError, ValueError
         Naming the model key, the hyperparameter or the width at fault.
     """
-    family = MODELS[model].simulator if model in MODELS else Simulator
-    build_model(model, **family.widths(history), **hyperparameters)
+    _family_and_network(model, history, hyperparameters)
 
 
 def load_simulator(path: str | Path, device: str | torch.device = "cpu") -> tuple[Simulator, dict]:
