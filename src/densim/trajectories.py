@@ -44,6 +44,10 @@ def simulate(network: SpringNetwork, settings: CompressionSettings, name: str, p
             f"network {name}: timestep {settings.timestep} is unstable for its stiffest mode "
             f"(timestep * sqrt(lambda_max / mass) = {stability:.2f}, must stay below 2); lower trajectories.timestep"
         )
+    return _compress_named(network, settings, name, progress)
+
+
+def _compress_named(network: SpringNetwork, settings: CompressionSettings, name: str, progress=None):
     try:
         return compress(network, settings, progress=progress)
     except SimulationError as err:
@@ -52,10 +56,11 @@ def simulate(network: SpringNetwork, settings: CompressionSettings, name: str, p
 
 def athermal_twin(network: SpringNetwork, settings: CompressionSettings, run, name: str):
     """The same compression at temperature 0 (``run`` itself when it is athermal): what the thermal noise is
-    measured against (:func:`densim.observables.noise_over_signal`)."""
+    measured against (:func:`densim.observables.noise_over_signal`). The run it twins has passed
+    :func:`simulate`'s timestep check, which the temperature does not change."""
     if settings.temperature == 0:
         return run
-    return simulate(network, replace(settings, temperature=0.0), name)
+    return _compress_named(network, replace(settings, temperature=0.0), name)
 
 
 def trajectory_dataset(network_ds: xr.Dataset, settings: CompressionSettings, run, attrs: dict, athermal=None) -> xr.Dataset:
