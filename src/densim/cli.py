@@ -210,6 +210,33 @@ def cmd_train_fit(args) -> None:
     logging.getLogger("densim").info("best validation rollout error %.4g", min(history["validation_rollout_error"]))
 
 
+def cmd_evaluate(args) -> None:
+    from densim.evaluation import evaluate, evaluation_config
+    from densim.io import read_json, write_dataset
+    from densim.models import load_simulator
+    from densim.provenance import provenance_attrs
+
+    config = evaluation_config(_load_mapping(args.spec))
+    simulator, checkpoint = load_simulator(args.checkpoint)
+    run = checkpoint["run"]
+    for key, expected in (("model", args.model), ("history", args.history)):
+        if expected is not None and run[key] != expected:
+            raise SystemExit(f"densim: {args.checkpoint}: a checkpoint of {key} {run[key]!r}, expected {expected!r}")
+    split = read_json(args.split, required=("train", "validation", "test"))
+    if not split["test"]:
+        raise SystemExit(f"densim: {args.split}: the test part is empty")
+    graphs, read = _split_graphs(split, args.split, ("test",), _by_reference(args.trajectories, "--trajectories"),
+                                 _by_reference(args.spectra, "--spectra"))
+    attrs = {"dataset": args.dataset, "model": run["model"], "seed": run["seed"], "run_hash": checkpoint["hash"],
+             **provenance_attrs({"evaluation": config.__dict__}, inputs=[args.checkpoint, args.split, *read])}
+    ds = evaluate(simulator, graphs["test"], config, attrs=attrs)
+    write_dataset(ds, args.output)
+    at = ds.sel(step=ds.attrs["table_step"])
+    logging.getLogger("densim").info("wrote %s: %d test rollouts of %d steps; at step %d: L2 %.4g, relative MSE %.4g, Poisson R^2 %.4g, %d blown up",
+                                     args.output, ds.sizes["trajectory"], ds.sizes["step"], ds.attrs["table_step"], float(at["l2"].mean()),
+                                     float(at["relative_mse"]), float(at["poisson_r2"]), int(at["blown_up_count"]))
+
+
 def cmd_provenance(args) -> None:
     from densim.io import read_provenance
 
@@ -325,6 +352,23 @@ def build_parser() -> argparse.ArgumentParser:
                      help="spectra files .../{dataset}/{network}.nc, one for every train and validation network (only these are read)")
     fit.add_argument("-o", "--output", required=True, type=Path, help="output folder (last.pt, best.pt, history.json)")
     fit.set_defaults(func=cmd_train_fit)
+
+    ev = stages.add_parser("evaluate", help="roll a trained simulator out on its test split and score every step",
+                           description="Roll a checkpoint's simulator out on every test trajectory of a split (all together, one "
+                           "batched step at a time) from its first h + 1 frames to its last frame, and write the metrics per "
+                           "trajectory and step (positional L2 and RMS error, MSE relative to the frozen baseline, Poisson "
+                           "ratio, error by Laplacian eigenmode, blow-up flags) and across trajectories (Poisson R^2 and bias) "
+                           "as netCDF. Definitions: densim.evaluation, and the file's attributes.")
+    ev.add_argument("checkpoint", type=Path, help="checkpoint of densim train fit (best.pt)")
+    ev.add_argument("--dataset", required=True)
+    ev.add_argument("--split", required=True, type=Path, help="split JSON of the dataset and seed")
+    ev.add_argument("--trajectories", required=True, nargs="+", type=Path, metavar="FILE", help="trajectory files .../{dataset}/{network}.nc of every test network")
+    ev.add_argument("--spectra", required=True, nargs="+", type=Path, metavar="FILE", help="spectra files .../{dataset}/{network}.nc of every test network")
+    ev.add_argument("--model", help="refuse a checkpoint of another model")
+    ev.add_argument("--history", type=int, help="refuse a checkpoint of another history")
+    ev.add_argument("--spec", default="{}", help="JSON mapping with keys of the `evaluation` config section (table_step, blowup_l2)")
+    ev.add_argument("-o", "--output", required=True, type=Path, help="evaluation netCDF file to write")
+    ev.set_defaults(func=cmd_evaluate)
 
     prov = stages.add_parser("provenance", help="show how an output file was made", description="Print the provenance attributes of a densim output.")
     prov.add_argument("file", type=Path)

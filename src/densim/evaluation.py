@@ -1,0 +1,252 @@
+"""Rollout evaluation: autoregressive rollouts of test trajectories scored per trajectory and step.
+
+Steps are counted from the last input frame: step ``s`` predicts frame ``h + s`` of a trajectory whose first
+``h + 1`` frames (``h`` the history) were given. For each test trajectory and step:
+
+- ``l2``: mean over nodes of the Euclidean distance between predicted and true positions, in small-particle
+  diameters (the study's :math:`L_2[\\sigma]`), :math:`\\frac1N \\sum_i \\lVert \\hat x_i - x_i \\rVert`;
+- ``rms``: its root-mean-square companion, :math:`\\sqrt{\\frac1N \\sum_i \\lVert \\hat x_i - x_i \\rVert^2}`;
+- ``mse`` and ``frozen_mse``: mean squared distance of the prediction, and of the frozen baseline (the last input
+  frame held), from the truth; their ratio is the MSE relative to the frozen baseline;
+- ``poisson_ratio``: from the predicted positions (the zero-stress estimator of
+  :func:`densim.observables.poisson_ratio_from_positions`), and ``poisson_ratio_true`` from the simulated box;
+- ``mode_energy``: the squared error projected on each of the first ``k`` Laplacian eigenvectors of the network
+  (lowest eigenvalues first), and ``slow_share``, the share of the squared error in their span (the rest is on
+  the fast modes);
+- ``blown_up``: the rollout is non-finite or its ``l2`` exceeds a threshold, at this step or before. Blown-up
+  rollouts stay in the file; their non-finite metrics are NaN.
+
+Across test trajectories, per step (over the rollouts that are finite at that step, with ``blown_up_count``
+beside them): ``relative_mse`` as a ratio of means (the frozen baseline scores exactly 1), ``poisson_r2`` (R^2 of
+the predicted against the true Poisson ratio, the truth as reference) and ``poisson_bias`` (mean signed error).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import xarray as xr
+
+from densim.config import check_settings, setting, typed_config
+from densim.observables import poisson_ratio_from_box, poisson_ratio_from_positions, r_squared
+from densim.rollout import TrajectoryGraph, rollout, rollouts
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """Evaluation settings (the ``evaluation`` config section; defaults and bounds from the schema)."""
+
+    table_step: int = setting("evaluation.table_step")
+    blowup_l2: float = setting("evaluation.blowup_l2")
+
+    def __post_init__(self):
+        check_settings(self, "evaluation")
+
+
+def evaluation_config(section: dict) -> EvaluationConfig:
+    return typed_config(EvaluationConfig, section, "evaluation")
+
+
+#: The definitions written into every evaluation file, by variable.
+DEFINITIONS = {
+    "l2": "mean over nodes of the Euclidean distance between predicted and true positions (small-particle diameters)",
+    "rms": "root mean square over nodes of the Euclidean distance between predicted and true positions (small-particle diameters)",
+    "mse": "mean over nodes of the squared distance between predicted and true positions",
+    "frozen_mse": "mean over nodes of the squared distance between the last input frame (held) and the true positions",
+    "relative_mse": "sum over finite rollouts of mse over the same sum of frozen_mse (a ratio of means: the frozen baseline scores 1)",
+    "poisson_ratio": "Poisson ratio from the predicted positions (transverse box at zero transverse stress)",
+    "poisson_ratio_true": "Poisson ratio of the simulation, from its box",
+    "poisson_r2": "R^2 of poisson_ratio against poisson_ratio_true over the finite rollouts (1 - SSE / SST, SST about the mean truth)",
+    "poisson_bias": "mean over the finite rollouts of poisson_ratio - poisson_ratio_true",
+    "mode_energy": "squared positional error projected on each Laplacian eigenvector of the network (lowest eigenvalues first)",
+    "slow_share": "share of the squared positional error in the span of the first k Laplacian eigenvectors (the rest is on fast modes)",
+    "blown_up": "the rollout is non-finite, or its l2 exceeds blowup_l2, at this step or before",
+    "blown_up_count": "test rollouts blown up at this step",
+    "predicted_positions": "predicted node positions at the table step and the last step (NaN beyond a network's node count)",
+}
+
+
+def positional_errors(predicted: torch.Tensor, truth: torch.Tensor) -> dict[str, np.ndarray]:
+    """Per-frame positional errors of a rollout.
+
+    Parameters
+    ----------
+    predicted, truth : Tensor, shape (N, S, 2)
+
+    Returns
+    -------
+    dict of ndarray, shape (S,)
+        ``l2`` (mean distance), ``rms`` (root mean squared distance) and ``mse`` (mean squared distance).
+    """
+    squared = ((predicted - truth) ** 2).sum(-1)  # (N, S)
+    return {"l2": squared.sqrt().mean(0).cpu().numpy(), "rms": squared.mean(0).sqrt().cpu().numpy(), "mse": squared.mean(0).cpu().numpy()}
+
+
+def mode_energies(error: torch.Tensor, eigenvectors: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Squared error on each eigenmode, and the share of the squared error in their span.
+
+    Parameters
+    ----------
+    error : Tensor, shape (N, S, 2)
+        Predicted minus true positions.
+    eigenvectors : Tensor, shape (N, k)
+        Orthonormal columns (the symmetric normalised Laplacian's eigenvectors); all-zero columns (padding of
+        networks with fewer than ``k`` nodes) give NaN.
+
+    Returns
+    -------
+    energy : ndarray, shape (S, k)
+        ``sum_xy (u_m . e_xy)^2`` per frame and mode.
+    slow_share : ndarray, shape (S,)
+        ``sum_m energy_m / sum_i |e_i|^2``.
+    """
+    vectors = eigenvectors.to(error.dtype)
+    coefficients = torch.einsum("nk,nsc->skc", vectors, error)  # (S, k, 2)
+    energy = (coefficients**2).sum(-1)
+    total = (error**2).sum((0, 2))
+    share = energy.sum(-1) / total
+    energy = energy.cpu().numpy()
+    energy[:, (vectors**2).sum(0).cpu().numpy() < 0.5] = np.nan
+    return energy, share.cpu().numpy()
+
+
+def _flag_blown_up(l2: np.ndarray, blowup_l2: float) -> np.ndarray:
+    """Steps at or after the first non-finite or too large ``l2`` (shape (S,))."""
+    bad = ~np.isfinite(l2) | (np.nan_to_num(l2, nan=np.inf) > blowup_l2)
+    return np.maximum.accumulate(bad)
+
+
+def score_trajectory(predicted: torch.Tensor, trajectory: TrajectoryGraph, history: int, blowup_l2: float) -> dict[str, np.ndarray]:
+    """Metrics of one rollout at every step (see the module docstring).
+
+    Parameters
+    ----------
+    predicted : Tensor, shape (N, T, 2)
+        A rollout whose first ``history + 1`` frames are ground truth.
+    trajectory : TrajectoryGraph
+    history : int
+    blowup_l2 : float
+
+    Returns
+    -------
+    dict of ndarray
+        Per step (shape (S,), ``S = T - history - 1``): l2, rms, mse, frozen_mse, poisson_ratio,
+        poisson_ratio_true, slow_share, blown_up; ``mode_energy`` of shape (S, k) when the graph has eigenvectors.
+    """
+    frames = predicted.shape[1]
+    truth = trajectory.positions[:, :frames].to(predicted)
+    steps = slice(history + 1, frames)
+    scores = positional_errors(predicted[:, steps], truth[:, steps])
+    scores["frozen_mse"] = positional_errors(truth[:, history : history + 1].expand_as(truth[:, steps]), truth[:, steps])["mse"]
+    box = trajectory.box[:frames].cpu().numpy()
+    rest_length = trajectory.graph.rest_length[: len(trajectory.bonds)]
+    nu = poisson_ratio_from_positions(predicted.permute(1, 0, 2).cpu().numpy(), box[:, 0], box[0], trajectory.bonds.cpu().numpy(),
+                                      rest_length.cpu().numpy(), trajectory.stiffness.cpu().numpy())
+    scores["poisson_ratio"] = nu[steps]
+    scores["poisson_ratio_true"] = poisson_ratio_from_box(box)[steps]
+    if "eigvecs" in trajectory.graph:
+        scores["mode_energy"], scores["slow_share"] = mode_energies(predicted[:, steps] - truth[:, steps], trajectory.graph.eigvecs)
+    scores["blown_up"] = _flag_blown_up(scores["l2"], blowup_l2)
+    return scores
+
+
+def across_trajectories(scores: list[dict[str, np.ndarray]], steps: int) -> dict[str, np.ndarray]:
+    """Per-step metrics across test trajectories, over the rollouts finite at each step.
+
+    Parameters
+    ----------
+    scores : list of dict
+        :func:`score_trajectory` of each test trajectory.
+    steps : int
+        Steps of the evaluation (rollouts shorter than that count as missing beyond their end).
+
+    Returns
+    -------
+    dict of ndarray, shape (steps,)
+        relative_mse, poisson_r2, poisson_bias, blown_up_count.
+    """
+    mse, frozen, nu, nu_true, blown = (_stack([s[name] for s in scores], steps) for name in ("mse", "frozen_mse", "poisson_ratio", "poisson_ratio_true", "blown_up"))
+    finite = np.isfinite(mse)
+    relative = np.where(finite, mse, 0).sum(0) / np.where(finite, frozen, 0).sum(0)
+    return {
+        "relative_mse": relative,
+        "poisson_r2": np.array([r_squared(nu_true[:, s], nu[:, s]) if np.isfinite(nu[:, s]).sum() > 1 else np.nan for s in range(steps)]),
+        "poisson_bias": np.array([np.nanmean(nu[:, s] - nu_true[:, s]) if np.isfinite(nu[:, s]).any() else np.nan for s in range(steps)]),
+        "blown_up_count": np.nan_to_num(blown, nan=0).sum(0).astype(np.int64),
+    }
+
+
+def _stack(arrays: list[np.ndarray], steps: int) -> np.ndarray:
+    """Per-trajectory arrays of leading length <= ``steps``, NaN-padded to one array (trajectory, steps, ...)."""
+    out = np.full((len(arrays), steps, *arrays[0].shape[1:]), np.nan)
+    for i, array in enumerate(arrays):
+        out[i, : len(array)] = array
+    return out
+
+
+def table_step(steps: int, requested: int) -> int:
+    """The step tables report: ``requested``, or the last step of shorter rollouts."""
+    return min(requested, steps)
+
+
+def evaluate(simulator, trajectories: list[TrajectoryGraph], config: EvaluationConfig = EvaluationConfig(), batched: bool = True,
+             attrs: dict | None = None) -> xr.Dataset:
+    """Roll a simulator out on test trajectories to their last frames and score every step.
+
+    Parameters
+    ----------
+    simulator : densim.simulator.Simulator
+    trajectories : list of TrajectoryGraph
+        The test trajectories, with eigenvectors for the error by eigenmode.
+    config : EvaluationConfig
+        ``table_step``: the step whose predicted positions are kept (with the last step's), and that tables
+        report (the last step when rollouts are shorter); ``blowup_l2``: the ``l2`` (small-particle diameters)
+        beyond which a rollout counts as blown up.
+    batched : bool
+        Advance all trajectories together, one batched network call per step (:func:`densim.rollout.rollouts`),
+        or one trajectory at a time (the same numbers; for benchmarks).
+    attrs : dict, optional
+        File attributes (provenance) to add.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dimensions ``trajectory``, ``step`` (1, 2, ...), ``mode``, ``kept_step``, ``node``, ``xy``; variables as in
+        :data:`DEFINITIONS`.
+    """
+    if not trajectories:
+        raise ValueError("no test trajectories to evaluate")
+    history = simulator.history
+    simulator.eval()
+    predicted = rollouts(simulator, trajectories) if batched else [rollout(simulator, t) for t in trajectories]
+    scores = [score_trajectory(p, t, history, config.blowup_l2) for p, t in zip(predicted, trajectories)]
+    steps = max(t.frames for t in trajectories) - history - 1
+    if steps < 1:
+        raise ValueError(f"trajectories of {steps + history + 1} frames leave no step to roll out after a history of {history}")
+    kept = sorted({table_step(steps, config.table_step), steps})
+    nodes = max(int(t.positions.shape[0]) for t in trajectories)
+    positions = np.full((len(trajectories), len(kept), nodes, 2), np.nan)
+    for i, p in enumerate(predicted):
+        for j, step in enumerate(kept):
+            if history + step < p.shape[1]:
+                positions[i, j, : p.shape[0]] = p[:, history + step].cpu().numpy()
+    per_step = ("trajectory", "step")
+    data_vars = {name: (per_step, _stack([s[name] for s in scores], steps)) for name in
+                 ("l2", "rms", "mse", "frozen_mse", "poisson_ratio", "poisson_ratio_true", "slow_share")
+                 if name in scores[0]}
+    data_vars["blown_up"] = (per_step, np.nan_to_num(_stack([s["blown_up"] for s in scores], steps), nan=0).astype(bool))
+    if "mode_energy" in scores[0]:
+        data_vars["mode_energy"] = (("trajectory", "step", "mode"), _stack([s["mode_energy"] for s in scores], steps))
+    data_vars.update({name: ("step", value) for name, value in across_trajectories(scores, steps).items()})
+    data_vars["predicted_positions"] = (("trajectory", "kept_step", "node", "xy"), positions)
+    data_vars["nodes"] = ("trajectory", np.array([t.positions.shape[0] for t in trajectories]))
+    ds = xr.Dataset(
+        {name: (dims, value, {"description": DEFINITIONS[name]} if name in DEFINITIONS else {}) for name, (dims, value) in data_vars.items()},
+        coords={"trajectory": [t.name for t in trajectories], "step": np.arange(1, steps + 1), "kept_step": kept, "xy": ["x", "y"]},
+        attrs={"densim_kind": "evaluation", "history": history, "table_step": kept[0], "blowup_l2": config.blowup_l2,
+               "definitions": "; ".join(f"{k}: {v}" for k, v in DEFINITIONS.items()), **(attrs or {})},
+    )
+    if "mode" in ds.dims:
+        ds = ds.assign_coords(mode=np.arange(ds.sizes["mode"]))
+    return ds
