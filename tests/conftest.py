@@ -9,7 +9,7 @@ import pytest
 from densim.packing import contact_network, jammed_packing
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW = ("Snakefile", "config.yaml", "workflow", "envs")
+WORKFLOW = ("Snakefile", "config.yaml", "workflow", "envs", "notebooks")
 
 
 def copy_checkout(dest: Path, items=WORKFLOW) -> Path:
@@ -33,3 +33,28 @@ def jammed(packing):
     """A rigid, stress-free contact network of a 64-disk jammed packing."""
     network, _ = contact_network(packing)
     return network
+
+
+def tiny_graphs(indices=range(4)):
+    """Tiny BOND-PRU-OPT networks (40 disks) compressed in LAMMPS for 16 frames, as graphs with 8 eigenpairs each."""
+    from densim.compression import CompressionSettings
+    from densim.networks import DatasetConfig, generate_network, network_dataset
+    from densim.rollout import trajectory_graph
+    from densim.spectra import spectra_dataset
+    from densim.trajectories import simulate, trajectory_dataset
+
+    config = DatasetConfig.from_dict("tiny", {"generator": "bond_pru_opt", "networks": 4, "nu_range": [-0.3, 0.3], "packing": {"nodes": 40}})
+    settings = CompressionSettings(frames=16, steps_per_frame=100)
+    result = []
+    for index in indices:
+        generated = generate_network(config, index)
+        network_ds = network_dataset(config, index, generated, {})
+        trajectory = trajectory_dataset(network_ds, settings, simulate(generated.network, settings, f"tiny/{index}"), {})
+        result.append(trajectory_graph(trajectory, spectra_dataset(network_ds, k=8, dense_below=300, sigma=-1e-3)))
+    return result
+
+
+@pytest.fixture(scope="session")
+def graphs():
+    """The four tiny graphs of :func:`tiny_graphs` (three to train on, one to validate)."""
+    return tiny_graphs()

@@ -10,27 +10,16 @@ import pytest
 import torch
 
 from densim.compression import CompressionSettings
+from densim.evaluation import evaluate
 from densim.io import read_checkpoint
 from densim.models import build_simulator, load_simulator
 from densim.networks import DatasetConfig, generate_network, network_dataset
 from densim.provenance import config_hash
-from densim.rollout import relative_mse, rollout, rollouts, trajectory_graph
+from densim.rollout import rollout, rollouts
 from densim.spectra import spectra_dataset
 from densim.training import TrainingConfig, TrainingError, _windows, compute_statistics, describe_run, train
 from densim.trajectories import simulate, trajectory_dataset
-
-
-@pytest.fixture(scope="module")
-def graphs():
-    config = DatasetConfig.from_dict("tiny", {"generator": "bond_pru_opt", "networks": 4, "nu_range": [-0.3, 0.3], "packing": {"nodes": 40}})
-    settings = CompressionSettings(frames=16, steps_per_frame=100)
-    result = []
-    for index in range(config.networks):
-        generated = generate_network(config, index)
-        network_ds = network_dataset(config, index, generated, {})
-        trajectory = trajectory_dataset(network_ds, settings, simulate(generated.network, settings, f"tiny/{index}"), {})
-        result.append(trajectory_graph(trajectory, spectra_dataset(network_ds, k=8, dense_below=300, sigma=-1e-3)))
-    return result
+from tests.conftest import tiny_graphs
 
 
 def make_simulator(graphs, config, model="spatial", seed=0, **hyperparameters):
@@ -63,12 +52,7 @@ def test_training_runs_and_reloaded_checkpoint_reproduces_its_metric(graphs, tmp
 
 def rebuild_validation():
     """The validation graph of the fixture, rebuilt deterministically in another process."""
-    config = DatasetConfig.from_dict("tiny", {"generator": "bond_pru_opt", "networks": 4, "nu_range": [-0.3, 0.3], "packing": {"nodes": 40}})
-    settings = CompressionSettings(frames=16, steps_per_frame=100)
-    generated = generate_network(config, 3)
-    network_ds = network_dataset(config, 3, generated, {})
-    trajectory = trajectory_dataset(network_ds, settings, simulate(generated.network, settings, "tiny/3"), {})
-    return [trajectory_graph(trajectory, spectra_dataset(network_ds, k=8, dense_below=300, sigma=-1e-3))]
+    return tiny_graphs([3])
 
 
 def test_resume_continues_from_the_last_checkpoint_of_the_same_run(graphs, tmp_path, caplog):
@@ -154,8 +138,9 @@ def test_frozen_baseline_scores_relative_mse_exactly_one(graphs, tmp_path):
     for graph in graphs:
         predicted = rollout(reloaded, graph)
         assert torch.equal(predicted[:, 3:], graph.positions[:, 2:3].expand(-1, graph.frames - 3, -1))
-        ratio = relative_mse(predicted, graph.positions, history=2)
-        assert ratio.shape == (graph.frames - 3,) and torch.all(ratio == 1.0)
+    scores = evaluate(reloaded, graphs)
+    assert scores.sizes["step"] == graphs[0].frames - 3
+    assert (scores["relative_mse"] == 1.0).all() and (scores["mse"] == scores["frozen_mse"]).all()
 
 
 def test_linear_floor_is_the_least_squares_optimum_and_beats_frozen(graphs, tmp_path):
@@ -171,8 +156,7 @@ def test_linear_floor_is_the_least_squares_optimum_and_beats_frozen(graphs, tmp_
             for parameter in moved.network.parameters():
                 parameter.add_(1e-2 * torch.randn_like(parameter))
             assert moved.loss(graphs[:3], windows).item() > fitted
-    for graph in graphs[3:]:
-        assert relative_mse(rollout(sim, graph), graph.positions, 2).mean() < 1.0
+    assert evaluate(sim, graphs[3:])["relative_mse"].mean() < 1.0
 
 
 def test_multi_step_loss_is_the_mean_one_step_loss_along_the_simulators_own_rollout(graphs):

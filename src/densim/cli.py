@@ -83,14 +83,26 @@ def cmd_trajectories_simulate(args) -> None:
     logging.getLogger("densim").info("wrote %s (%d frames)", args.output, settings.frames)
 
 
+def _union(text: str) -> tuple[str, list[str]]:
+    """``NAME=A,B,C`` -> ("NAME", ["A", "B", "C"])."""
+    name, _, members = text.partition("=")
+    if not name or not members:
+        raise SystemExit(f"densim: --union {text!r}: expected NAME=DATASET,DATASET,...")
+    return name, members.split(",")
+
+
 def cmd_trajectories_summary(args) -> None:
     from densim.io import read_dataset, write_table
     from densim.provenance import provenance_attrs
     from densim.trajectories import summary
 
-    table = summary([read_dataset(path, "trajectory") for path in args.trajectories], args.small_strain)
+    unions = dict(_union(text) for text in args.union)
+    try:
+        table = summary([read_dataset(path, "trajectory") for path in args.trajectories], args.small_strain, unions)
+    except ValueError as err:
+        raise SystemExit(f"densim: {err}") from err
     if args.output:
-        write_table(table, args.output, provenance_attrs({"small_strain": args.small_strain}, inputs=args.trajectories))
+        write_table(table, args.output, provenance_attrs({"small_strain": args.small_strain, "unions": unions}, inputs=args.trajectories))
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
 
 
@@ -237,6 +249,14 @@ def cmd_evaluate(args) -> None:
                                      float(at["relative_mse"]), float(at["poisson_r2"]), int(at["blown_up_count"]))
 
 
+def cmd_figures(args) -> None:
+    from densim.figures import render_notebook
+
+    parameters = _load_mapping(args.parameters)
+    render_notebook(args.notebook, args.output, parameters)
+    logging.getLogger("densim").info("executed %s -> %s", args.notebook, args.output)
+
+
 def cmd_provenance(args) -> None:
     from densim.io import read_provenance
 
@@ -293,6 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
     summ = actions.add_parser("summary", help="per-dataset summary of trajectories", description="Tabulate trajectory files by dataset.")
     summ.add_argument("trajectories", nargs="+", type=Path)
     summ.add_argument("--small-strain", type=float, default=0.005, help="axial strain up to which compression nu is fitted (default 0.005)")
+    summ.add_argument("--union", action="append", default=[], metavar="NAME=A,B,...", help="also a row for the union of these datasets (repeatable)")
     summ.add_argument("-o", "--output", type=Path, help="also write the table as CSV")
     summ.set_defaults(func=cmd_trajectories_summary)
 
@@ -369,6 +390,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--spec", default="{}", help="JSON mapping with keys of the `evaluation` config section (table_step, blowup_l2)")
     ev.add_argument("-o", "--output", required=True, type=Path, help="evaluation netCDF file to write")
     ev.set_defaults(func=cmd_evaluate)
+
+    fig = stages.add_parser("figures", help="render a figure or table notebook with papermill",
+                            description="Execute a parameterised notebook of notebooks/ (papermill) and keep the executed copy; "
+                            "the notebook writes its figures (PDF and PNG) or tables (CSV, Markdown, LaTeX), each with a "
+                            "provenance sidecar.",
+                            epilog="Example: densim figures notebooks/rollout_accuracy.ipynb --parameters "
+                            "'{\"evaluations\": [\"results/eval/node_opt/spatial/h2/seed0.nc\"], \"figure\": \"demo/rollout_accuracy\"}' "
+                            "-o demo/rollout_accuracy.ipynb")
+    fig.add_argument("notebook", type=Path, help="notebook to execute (notebooks/*.ipynb)")
+    fig.add_argument("--parameters", default="{}", help="JSON or YAML mapping of the notebook's parameters, inline or a file")
+    fig.add_argument("-o", "--output", required=True, type=Path, help="executed notebook to write")
+    fig.set_defaults(func=cmd_figures)
 
     prov = stages.add_parser("provenance", help="show how an output file was made", description="Print the provenance attributes of a densim output.")
     prov.add_argument("file", type=Path)

@@ -101,26 +101,3 @@ def rollouts(simulator, trajectories: list[TrajectoryGraph], steps: int | None =
 def rollout(simulator, trajectory: TrajectoryGraph, steps: int | None = None) -> torch.Tensor:
     """One trajectory's rollout (see :func:`rollouts`), shape (N, T, 2)."""
     return rollouts(simulator, [trajectory], steps)[0]
-
-
-def relative_mse(predicted: torch.Tensor, truth: torch.Tensor, history: int) -> torch.Tensor:
-    """Mean squared positional error of each predicted frame over that of the frozen baseline.
-
-    The frozen baseline holds the last input frame (``truth[:, history]``), so the ``frozen`` model scores
-    exactly 1 at every step.
-
-    Parameters
-    ----------
-    predicted, truth : Tensor, shape (N, T, 2)
-        A rollout (its first ``history + 1`` frames are ground truth) and the ground truth.
-    history : int
-
-    Returns
-    -------
-    Tensor, shape (T - history - 1,)
-    """
-    truth = truth[:, : predicted.shape[1]]
-    held = truth[:, history : history + 1]
-    error = ((predicted - truth) ** 2).sum(-1).mean(0)
-    reference = ((held - truth) ** 2).sum(-1).mean(0)
-    return (error / reference)[history + 1 :]

@@ -251,13 +251,13 @@ def _fit_closed_form(simulator: Simulator, train_set, validation_set, config: Tr
     return history
 
 
-def check_models(models: list[str], hyperparameters: dict, histories: list[int]) -> None:
+def check_models(models: list[str], hyperparameters: dict, histories: list[int], key: str = "experiments.models") -> None:
     """Build every model of an experiment once at each history, so a bad key or value fails before any job.
 
     Raises
     ------
     ConfigError
-        Naming ``experiments.models`` for an unknown model, ``models.<key>`` for a bad hyperparameter.
+        Naming ``key`` for an unknown model, ``models.<model>`` for a bad hyperparameter.
     """
     from densim.models import UnknownModelError, check_model
 
@@ -266,6 +266,6 @@ def check_models(models: list[str], hyperparameters: dict, histories: list[int])
             try:
                 check_model(model, hyperparameters.get(model, {}), history)
             except UnknownModelError as err:
-                raise ConfigError(f"experiments.models: {err}") from None
+                raise ConfigError(f"{key}: {err}") from None
             except (TypeError, ValueError) as err:
                 raise ConfigError(f"models.{model}: {err}") from None

@@ -121,7 +121,7 @@ def small_strain_poisson_ratio(box: np.ndarray, max_strain: float) -> float:
     return float(-(ex @ ey) / (ex @ ex))
 
 
-def summary(trajectories: list[xr.Dataset], small_strain: float = 0.005) -> pd.DataFrame:
+def summary(trajectories: list[xr.Dataset], small_strain: float = 0.005, unions: dict[str, list[str]] | None = None) -> pd.DataFrame:
     """Per-dataset summary of trajectory files.
 
     Columns: dataset, networks, frames, final strain, range of the final box nu, agreement of positions nu
@@ -129,12 +129,18 @@ def summary(trajectories: list[xr.Dataset], small_strain: float = 0.005) -> pd.D
     of the small-strain compression nu with linear response (C_xxyy/C_yyyy for this protocol, and the isotropic
     (B - G)/(B + G)), and the dataset's difficulty pooled over its trajectories (:func:`densim.observables.difficulty`:
     linear floor R^2, affine share of the acceleration, rms residual acceleration over rms residual velocity) with
-    the mean thermal noise over signal (NaN unless every file records it).
+    the mean thermal noise over signal (NaN unless every file records it). Each union of ``unions`` (name ->
+    member datasets) gets a row over its members' trajectories.
     """
     rows = []
     by_dataset: dict[str, list[xr.Dataset]] = {}
     for ds in trajectories:
         by_dataset.setdefault(ds.attrs["dataset"], []).append(ds)
+    for union, members in (unions or {}).items():
+        missing = [member for member in members if member not in by_dataset]
+        if missing:
+            raise ValueError(f"union {union}: no trajectories of {missing}")
+        by_dataset[union] = [ds for member in members for ds in by_dataset[member]]
     for dataset, group in sorted(by_dataset.items()):
         box_nu = np.concatenate([ds["poisson_ratio_box"].values[1:] for ds in group])
         pos_nu = np.concatenate([ds["poisson_ratio_positions"].values[1:] for ds in group])

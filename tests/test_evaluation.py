@@ -1,0 +1,123 @@
+"""Rollout evaluation: each metric against a hand computation, and the rollouts it scores."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from densim.evaluation import EvaluationConfig, across_trajectories, evaluate, mode_energies, positional_errors, score_trajectory
+from densim.io import read_dataset, write_dataset
+from densim.models import build_simulator
+from densim.simulator import FrozenSimulator
+from densim.training import TrainingConfig, compute_statistics
+
+
+def test_positional_errors_by_hand():
+    # node 0 is off by (3, 4) then (0, 1); node 1 by (0, 0) then (1, 0)
+    truth = torch.zeros(2, 2, 2, dtype=torch.float64)
+    predicted = torch.tensor([[[3.0, 4.0], [0.0, 1.0]], [[0.0, 0.0], [1.0, 0.0]]], dtype=torch.float64)
+    errors = positional_errors(predicted, truth)
+    np.testing.assert_allclose(errors["l2"], [(5 + 0) / 2, (1 + 1) / 2])
+    np.testing.assert_allclose(errors["rms"], [math.sqrt(25 / 2), 1.0])
+    np.testing.assert_allclose(errors["mse"], [25 / 2, 1.0])
+
+
+def test_mode_energies_by_hand():
+    # three nodes; the first two modes are orthonormal, the third is padding (all zero)
+    vectors = torch.tensor([[1, 1, 0], [1, -1, 0], [0, 0, 0]], dtype=torch.float64) / torch.tensor([math.sqrt(2), math.sqrt(2), 1])
+    error = torch.tensor([[[1.0, 0.0]], [[0.0, 0.0]], [[0.0, 2.0]]], dtype=torch.float64)  # (N=3, S=1, 2)
+    energy, share = mode_energies(error, vectors)
+    # u0 . e_x = 1/sqrt2, u0 . e_y = 0 -> 1/2; u1 likewise 1/2; |e|^2 = 1 + 4
+    np.testing.assert_allclose(energy[0, :2], [0.5, 0.5])
+    assert np.isnan(energy[0, 2])
+    np.testing.assert_allclose(share, [1.0 / 5.0])
+
+
+def test_poisson_r2_of_the_truth_against_itself_is_one_and_bias_and_relative_mse_by_hand():
+    truth = np.array([[0.1, 0.2], [-0.3, 0.0], [0.4, 0.5]])
+    scores = [{"mse": np.array([1.0, 2.0]), "frozen_mse": np.array([4.0, 4.0]), "poisson_ratio": nu, "poisson_ratio_true": nu,
+               "blown_up": np.array([False, False])} for nu in truth]
+    summary = across_trajectories(scores, 2)
+    np.testing.assert_array_equal(summary["poisson_r2"], [1.0, 1.0])
+    np.testing.assert_array_equal(summary["poisson_bias"], [0.0, 0.0])
+    np.testing.assert_allclose(summary["relative_mse"], [3 / 12, 6 / 12])
+    # shift every prediction by 0.1: bias 0.1, R^2 = 1 - n 0.01 / SST
+    for score in scores:
+        score["poisson_ratio"] = score["poisson_ratio_true"] + 0.1
+    shifted = across_trajectories(scores, 2)
+    np.testing.assert_allclose(shifted["poisson_bias"], [0.1, 0.1])
+    sst = ((truth - truth.mean(0)) ** 2).sum(0)
+    np.testing.assert_allclose(shifted["poisson_r2"], 1 - 3 * 0.01 / sst)
+
+
+def test_the_frozen_baseline_scores_relative_mse_one_at_every_step(graphs):
+    simulator = build_simulator("frozen", 2, compute_statistics(graphs[:3], TrainingConfig(horizon=12)), seed=0)
+    scores = evaluate(simulator, graphs)
+    assert scores.sizes["step"] == graphs[0].frames - 3
+    np.testing.assert_array_equal(scores["relative_mse"], 1.0)
+    np.testing.assert_array_equal(scores["mse"], scores["frozen_mse"])
+
+
+class Exploding(FrozenSimulator):
+    """Holds the last frame, but pushes trajectory 0 off by 10 diameters from the 4th step on and makes
+    trajectory 1 non-finite from the 6th."""
+
+    def step(self, trajectories, states, lasts):
+        held, outputs = super().step(trajectories, states, lasts)
+        step = lasts[0] - self.history + 1
+        for i, trajectory in enumerate(trajectories):
+            if trajectory.name == "tiny/0000" and step == 4:
+                held[i] = held[i] + 10.0
+            if trajectory.name == "tiny/0001" and step == 6:
+                held[i] = held[i] * float("nan")
+        return held, outputs
+
+
+def test_a_blown_up_rollout_is_flagged_and_kept_not_dropped(graphs, tmp_path):
+    simulator = build_simulator("frozen", 2, compute_statistics(graphs[:3], TrainingConfig(horizon=12)), seed=0)
+    simulator.__class__ = Exploding  # the frozen baseline, with the faults above
+    path = write_dataset(evaluate(simulator, graphs, EvaluationConfig(table_step=5)), tmp_path / "eval.nc")
+    scores = read_dataset(path, "evaluation")
+    assert list(scores["trajectory"].values) == ["tiny/0000", "tiny/0001", "tiny/0002", "tiny/0003"]
+    blown = scores["blown_up"].values
+    np.testing.assert_array_equal(blown[0], scores["step"].values >= 4)  # finite but 10 diameters off
+    np.testing.assert_array_equal(blown[1], scores["step"].values >= 6)  # non-finite
+    assert not blown[2:].any()
+    assert np.isnan(scores["l2"].values[1, 5:]).all() and np.isfinite(scores["l2"].values[1, :5]).all()
+    assert scores["l2"].values[0, 3] > 10  # the raw number is kept
+    np.testing.assert_array_equal(scores["blown_up_count"], blown.sum(0))
+    # across trajectories: the non-finite rollout leaves the ratio of means, the others stay in it
+    finite = np.isfinite(scores["mse"].values)
+    expected = np.where(finite, scores["mse"], 0).sum(0) / np.where(finite, scores["frozen_mse"], 0).sum(0)
+    np.testing.assert_allclose(scores["relative_mse"], expected)
+    # predicted positions at the table step and the last step are kept, NaN where the rollout is
+    assert list(scores["kept_step"].values) == [5, scores.sizes["step"]]
+    assert np.isnan(scores["predicted_positions"].values[1, 1]).all()
+
+
+def test_batched_evaluation_equals_one_trajectory_at_a_time(graphs):
+    config = TrainingConfig(horizon=12)
+    simulator = build_simulator("nlsf_norm", 2, compute_statistics(graphs[:3], config), seed=0, hyperparameters={"num_modes": 8})
+    together, alone = evaluate(simulator, graphs), evaluate(simulator, graphs, batched=False)
+    for name in ("l2", "rms", "poisson_ratio", "slow_share", "mode_energy", "predicted_positions"):
+        np.testing.assert_allclose(together[name], alone[name], rtol=1e-6, atol=1e-10, err_msg=name)
+
+
+def test_scores_on_the_truth_itself(graphs):
+    """A perfect rollout: zero error, the estimator's Poisson ratio, and R^2 near 1 across trajectories."""
+    graph = graphs[0]
+    scores = score_trajectory(graph.positions, graph, 2, 1.0)
+    np.testing.assert_array_equal(scores["l2"], 0.0)
+    np.testing.assert_allclose(scores["poisson_ratio"], scores["poisson_ratio_true"], atol=5e-3)
+    assert not scores["blown_up"].any()
+
+
+def test_unknown_or_bad_evaluation_settings_name_the_key():
+    from densim.config import ConfigError
+    from densim.evaluation import evaluation_config
+
+    with pytest.raises(ConfigError, match="evaluation.table_step"):
+        evaluation_config({"table_step": 0})
+    with pytest.raises(ConfigError, match="evaluation.steps: unknown key"):
+        evaluation_config({"steps": 3})
