@@ -7,12 +7,17 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/networks.smk"
 include: "workflow/rules/trajectories.smk"
 include: "workflow/rules/spectra.smk"
 include: "workflow/rules/splits.smk"
 include: "workflow/rules/training.smk"
+include: "workflow/rules/evaluation.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:

@@ -36,10 +36,10 @@ from densim.trajectories import simulate
 HISTORY = 2
 
 
-def compressed_graph(nodes: int, k: int, seed: int):
-    """A jammed network of ``nodes`` disks compressed for a few frames, as a training/rollout graph."""
+def compressed_graph(nodes: int, k: int, seed: int, settings: CompressionSettings = CompressionSettings(frames=12, steps_per_frame=50, strain=0.005)):
+    """A jammed network of ``nodes`` disks compressed in LAMMPS (a few frames by default), as a training/rollout graph."""
     network, _ = contact_network(jammed_packing(nodes, 0.92, 1.4, np.random.default_rng(seed)))
-    run = simulate(network, CompressionSettings(frames=12, steps_per_frame=50, strain=0.005), f"bench/{nodes}")
+    run = simulate(network, settings, f"bench/{nodes}")
     trajectory = xr.Dataset(
         {
             "positions": (("time", "node", "xy"), run.positions),
@@ -64,6 +64,14 @@ def median_time(func, repeats: int, device: torch.device) -> float:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def model_hyperparameters(key: str, hidden: int, layers: int, k: int) -> dict:
+    """Width and depth of a learned model (none for the baselines), and its modes for spectral ones."""
+    hyperparameters = {} if key in ("frozen", "linear_floor") else {"hidden": hidden, "num_layers": layers}
+    if "num_modes" in getattr(MODELS[key], "block_parameters", dict)():
+        hyperparameters["num_modes"] = k
+    return hyperparameters
 
 
 def time_model(key: str, graph, config: TrainingConfig, hyperparameters: dict, repeats: int, rollout_steps: int, device: torch.device):
@@ -110,9 +118,7 @@ def main() -> None:
         graph = compressed_graph(nodes, args.k, args.seed).to(device)
         print(f"\nN = {graph.positions.shape[0]} nodes, {graph.bonds.shape[0]} bonds (network, trajectory and spectra in {time.perf_counter() - start:.1f} s)")
         for key in args.models:
-            hyperparameters = {} if key in ("frozen", "linear_floor") else {"hidden": args.hidden, "num_layers": args.layers}
-            if "num_modes" in getattr(MODELS[key], "block_parameters", dict)():
-                hyperparameters["num_modes"] = args.k
+            hyperparameters = model_hyperparameters(key, args.hidden, args.layers, args.k)
             train_step, rollout_step = time_model(key, graph, config, hyperparameters, args.repeats, args.rollout_steps, device)
             results[key, nodes] = (train_step, rollout_step)
             train_text = f"{train_step * 1e3:9.2f} ms" if np.isfinite(train_step) else "   closed form"

@@ -1,4 +1,4 @@
-"""The Snakemake workflow: config validation before any job, and the networks stage end to end."""
+"""The Snakemake workflow: config validation before any job, and the whole DAG end to end on the smoke preset."""
 
 import re
 import shutil
@@ -30,6 +30,10 @@ def snakemake(workdir, *args, timeout=900):
         ("datasets:\n  noi_pru:\n    generator: noi_pru\n    nu_range: [-1.5, 0.2]\n", r"datasets.noi_pru.nu_range[0]"),
         ("datasets:\n  noi_pru:\n    generator: noi_pru\n    nu_range: [0.5, 0.2]\n", "datasets.noi_pru.nu_range"),
         ("datasets:\n  noi_pru:\n    generator: noi_pru\n    networks: 0\n", "datasets.noi_pru.networks"),
+        ("experiments:\n  history_ablation:\n    models: [magic]\n", "experiments.history_ablation.models"),
+        ("experiments:\n  history_ablation:\n    datasets: [nowhere]\n", "experiments.history_ablation.datasets"),
+        ("evaluation:\n  table_step: 0\n", "evaluation.table_step"),
+        ("evaluation:\n  blowup: 2\n", "evaluation"),
     ],
 )
 def test_invalid_config_fails_before_any_job_naming_the_key(workdir, override, key):
@@ -43,7 +47,8 @@ def test_invalid_config_fails_before_any_job_naming_the_key(workdir, override, k
 def test_dry_run_lists_the_stage_jobs(workdir):
     result = snakemake(workdir, "-n", "--cores", "all")
     assert result.returncode == 0, result.stderr
-    for rule in ("network", "network_manifest", "trajectory", "trajectory_summary", "spectra", "split", "union_split", "statistics", "train"):
+    for rule in ("network", "network_manifest", "trajectory", "trajectory_summary", "spectra", "split", "union_split", "statistics", "train",
+                 "evaluate", "rollout_accuracy", "history", "modes_and_bias", "tables"):
         assert rule in result.stdout
 
 
@@ -83,6 +88,51 @@ def test_smoke_preset_builds_every_output(smoke):
     # asking again does nothing: every output is up to date
     again = snakemake(workdir, "-n", "--cores", "2", "--configfile", "workflow/presets/smoke.yaml")
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+SMOKE_MODELS = ["spatial", "nlsf", "frozen", "linear_floor"]
+SMOKE_DATASETS = ["node_opt", "bond_pru_opt", "noi_pru", "comb"]
+
+
+def test_smoke_preset_evaluates_every_model_and_renders_tables_figures_and_report(smoke):
+    import json
+
+    import xarray as xr
+
+    for dataset in SMOKE_DATASETS:
+        for model in SMOKE_MODELS:
+            with xr.open_dataset(smoke / f"results/eval/{dataset}/{model}/h2/seed0.nc") as ds:
+                assert ds.attrs["densim_kind"] == "evaluation" and ds.attrs["model"] == model
+                assert ds.sizes["step"] == 11 - 3 and ds.attrs["table_step"] == 8  # 11 frames: 8 steps after h + 1 = 3
+                if model == "frozen":
+                    assert (ds["relative_mse"] == 1.0).all()
+                split = json.loads((smoke / f"results/splits/{dataset}/seed0.json").read_text())
+                assert list(ds["trajectory"].values) == split["test"]
+    assert (smoke / "results/eval/node_opt/spatial/h1/seed0.nc").exists()  # the history ablation
+    for name in ("rollout_accuracy", "history", "modes_and_bias", "tables"):
+        assert (smoke / f"results/notebooks/{name}.ipynb").exists()
+    for figure in ("rollout_accuracy", "history", "modes_and_bias"):
+        for suffix in ("pdf", "png"):
+            path = smoke / f"results/figures/{figure}.{suffix}"
+            assert path.stat().st_size > 1000 and (smoke / f"results/figures/{figure}.{suffix}.provenance.json").exists()
+    table2 = pd.read_csv(smoke / "results/tables/table2_poisson_r2.csv")
+    assert table2.shape[0] >= len(SMOKE_MODELS)
+    for table in ("table1_l2", "table2_poisson_r2", "difficulty"):
+        for suffix in ("csv", "md", "tex"):
+            assert (smoke / f"results/tables/{table}.{suffix}").stat().st_size > 0
+    report = snakemake(smoke, "--report", "results/report.html", "--configfile", "workflow/presets/smoke.yaml")
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert (smoke / "results/report.html").stat().st_size > 10000
+
+
+def test_touching_one_notebook_reruns_only_its_figure(smoke, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(smoke, workdir, symlinks=True)
+    (workdir / "notebooks/rollout_accuracy.ipynb").touch()
+    result = snakemake(workdir, "-n", "--cores", "2", "--configfile", "workflow/presets/smoke.yaml", "results/figures/rollout_accuracy.pdf")
+    assert result.returncode == 0, result.stderr[-3000:]
+    stats = (result.stdout + result.stderr).split("Job stats:")[1].split("\n\n")[0]
+    assert dict(re.findall(r"^(\w+)\s+(\d+)$", stats, flags=re.MULTILINE)) == {"rollout_accuracy": "1", "total": "1"}, stats
 
 
 def test_interrupted_run_resumes_without_redoing_finished_trajectories(workdir):
@@ -131,7 +181,9 @@ def test_a_changed_hyperparameter_retrains_that_model_from_step_0(smoke, tmp_pat
     assert result.returncode == 0, result.stderr[-3000:]
     stats = result.stderr.split("Job stats:")[1].split("\n\n")[0]
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", stats, flags=re.MULTILINE))
-    assert jobs == {"all": "1", "train": "4", "total": "5"}, stats  # spatial on 4 datasets, nothing else
+    # spatial on 4 datasets and at history 1 on node_opt (the ablation), their evaluations and what draws on them
+    assert jobs == {"all": "1", "train": "5", "evaluate": "5", "rollout_accuracy": "1", "history": "1", "modes_and_bias": "1", "tables": "1",
+                    "total": "15"}, stats
     for dataset in ("node_opt", "bond_pru_opt", "noi_pru", "comb"):
         folder = workdir / f"results/models/{dataset}/spatial/h2/seed0"
         checkpoint = read_checkpoint(folder / "best.pt")
@@ -150,4 +202,6 @@ def test_a_training_setting_that_statistics_do_not_use_reruns_training_only(smok
     assert result.returncode == 0, result.stderr[-3000:]
     stats = (result.stdout + result.stderr).split("Job stats:")[1].split("\n\n")[0]
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", stats, flags=re.MULTILINE))
-    assert jobs == {"all": "1", "train": "16", "total": "17"}, stats  # 4 models on 4 datasets; statistics stay
+    # 4 models on 4 datasets and the ablation's spatial h1, their evaluations and the notebooks; statistics stay
+    assert jobs == {"all": "1", "train": "17", "evaluate": "17", "rollout_accuracy": "1", "history": "1", "modes_and_bias": "1", "tables": "1",
+                    "total": "39"}, stats

@@ -10,6 +10,7 @@ data only (tensors, numbers, strings, lists and dicts), read with ``weights_only
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -33,23 +34,39 @@ class DensimFileError(ValueError):
     """A missing, unreadable, truncated or foreign input file."""
 
 
-def _atomic_target(path: Path):
+@contextlib.contextmanager
+def atomic_path(path: str | Path, provenance: dict | None = None, suffix: str = ".tmp"):
+    """A temporary path beside ``path`` to write to; renamed onto ``path`` when the block succeeds.
+
+    The file is complete or absent: a failed or killed write leaves at most a hidden ``.NAME.*.tmp`` file
+    (removed on failure; ``suffix`` may extend it for writers that check it, such as ``.tmp.ipynb``). The file
+    gets the usual permissions (0666 less the umask), not mkstemp's 0600. With ``provenance``, the JSON sidecar
+    ``<path>.provenance.json`` is written just before the rename.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(handle)
-    return Path(tmp)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        if provenance is not None:
+            write_json(provenance, provenance_sidecar(path))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def write_dataset(ds: xr.Dataset, path: str | Path) -> Path:
     """Write a netCDF file atomically."""
-    path = Path(path)
-    tmp = _atomic_target(path)
-    try:
+    with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine=ENGINE)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def read_dataset(path: str | Path, kind: str, variables=()) -> xr.Dataset:
@@ -116,15 +133,9 @@ def read_network(path: str | Path) -> tuple[SpringNetwork, xr.Dataset]:
 
 def write_table(table: pd.DataFrame, path: str | Path, attrs: dict) -> Path:
     """Write a CSV table atomically, with its provenance in ``<path>.provenance.json`` beside it."""
-    path = Path(path)
-    tmp = _atomic_target(path)
-    try:
+    with atomic_path(path, attrs) as tmp:
         table.to_csv(tmp, index=False, float_format="%.10g")
-        write_json(attrs, provenance_sidecar(path))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def provenance_sidecar(path: str | Path) -> Path:
@@ -133,14 +144,9 @@ def provenance_sidecar(path: str | Path) -> Path:
 
 def write_json(obj, path: str | Path) -> Path:
     """Write JSON atomically."""
-    path = Path(path)
-    tmp = _atomic_target(path)
-    try:
+    with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def read_json(path: str | Path, required=()) -> dict:
@@ -209,14 +215,9 @@ def write_checkpoint(checkpoint: dict, path: str | Path) -> Path:
     """Write a checkpoint (a dict of plain data and tensors) atomically, tagged with :data:`CHECKPOINT_FORMAT`."""
     import torch
 
-    path = Path(path)
-    tmp = _atomic_target(path)
-    try:
+    with atomic_path(path) as tmp:
         torch.save({"format": CHECKPOINT_FORMAT, **checkpoint}, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return Path(path)
 
 
 def read_checkpoint(path: str | Path, device="cpu") -> dict:
@@ -288,3 +289,55 @@ def read_spectra_cache_entry(path: Path, expected: dict, num_nodes: int) -> xr.D
         log.warning("spectra cache: %s is damaged (its arrays do not match its content hash), recomputing", path)
         return None
     return entry
+
+
+#: Variables every evaluation file holds (:func:`densim.evaluation.evaluate`) that figures and tables read.
+EVALUATION_VARIABLES = ("l2", "rms", "mse", "poisson_ratio", "poisson_ratio_true", "slow_share", "mode_energy", "blown_up", "nodes",
+                        "relative_mse", "poisson_r2", "poisson_bias", "blown_up_count")
+EVALUATION_ATTRS = ("dataset", "model", "seed", "history", "table_step")
+
+
+def read_evaluation(path: str | Path) -> xr.Dataset:
+    """An evaluation file (kind ``evaluation``) with the variables of :data:`EVALUATION_VARIABLES`.
+
+    Raises
+    ------
+    DensimFileError
+        If the file is missing, unreadable, of another kind, or lacks a variable or one of
+        :data:`EVALUATION_ATTRS`.
+    """
+    ds = read_dataset(path, "evaluation", EVALUATION_VARIABLES)
+    missing = [name for name in EVALUATION_ATTRS if name not in ds.attrs]
+    if missing:
+        raise DensimFileError(f"{path}: missing attributes {missing}")
+    return ds
+
+
+def read_table(path: str | Path, required=()) -> pd.DataFrame:
+    """Read a CSV table written by :func:`write_table`, naming the file if it is missing, malformed or lacks a column."""
+    path = Path(path)
+    if not path.is_file():
+        raise DensimFileError(f"{path}: no such file")
+    try:
+        table = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DensimFileError(f"{path}: not a readable CSV table ({err})") from err
+    missing = [column for column in required if column not in table.columns]
+    if missing:
+        raise DensimFileError(f"{path}: missing columns {missing}")
+    return table
+
+
+def write_figure(fig, path: str | Path, attrs: dict) -> Path:
+    """Save a matplotlib figure atomically (format from the suffix), with its provenance in ``<path>.provenance.json``."""
+    path = Path(path)
+    with atomic_path(path, attrs) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip("."), dpi=200, bbox_inches="tight")
+    return path
+
+
+def write_text(text: str, path: str | Path, attrs: dict) -> Path:
+    """Write a text file (a Markdown or LaTeX table) atomically, with its provenance in ``<path>.provenance.json``."""
+    with atomic_path(path, attrs) as tmp:
+        tmp.write_text(text if text.endswith("\n") else text + "\n")
+    return Path(path)

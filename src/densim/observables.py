@@ -350,9 +350,10 @@ def poisson_ratio_from_positions(positions: np.ndarray, box_x: np.ndarray, box0:
 
 
 def r_squared(truth: np.ndarray, prediction: np.ndarray) -> float:
-    """Coefficient of determination of ``prediction`` against ``truth`` (NaNs dropped pairwise)."""
+    """Coefficient of determination of ``prediction`` against ``truth`` (NaNs dropped pairwise; NaN when the truth
+    does not vary)."""
     keep = np.isfinite(truth) & np.isfinite(prediction)
     truth, prediction = truth[keep], prediction[keep]
     residual = np.sum((truth - prediction) ** 2)
     total = np.sum((truth - truth.mean()) ** 2)
-    return float(1.0 - residual / total)
+    return float(1.0 - residual / total) if total > 0 else float("nan")

@@ -6,6 +6,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from densim.config import SCHEMA_PATH, ConfigError, error_key
+from densim.evaluation import evaluation_config
 from densim.models import MODELS
 from densim.networks import DatasetConfig
 from densim.splits import SplitFractions
@@ -23,6 +24,10 @@ except WorkflowError as err:
 
 # Every registered model unless the config names some.
 config["experiments"].setdefault("models", list(MODELS))
+EXPERIMENTS = config["experiments"]
+ABLATION = EXPERIMENTS["history_ablation"]
+#: Every model some grid trains.
+TRAINED_MODELS = list(dict.fromkeys(EXPERIMENTS["models"] + ABLATION["models"]))
 
 # Datasets made by a generator, and unions of them (made by reference, never regenerated).
 GENERATED_DATASETS = [name for name, section in config["datasets"].items() if "generator" in section]
@@ -45,7 +50,12 @@ try:
             raise ConfigError(f"datasets.{_name}.union: {_unknown} are not generated datasets")
     compression_settings(config["trajectories"])
     training_config(config["training"])
-    check_models(config["experiments"]["models"], config["models"], config["experiments"]["histories"])
+    check_models(EXPERIMENTS["models"], config["models"], EXPERIMENTS["histories"])
+    check_models(ABLATION["models"], config["models"], ABLATION["histories"], key="experiments.history_ablation.models")
+    _unknown = [d for d in ABLATION["datasets"] if d not in config["datasets"]]
+    if _unknown:
+        raise ConfigError(f"experiments.history_ablation.datasets: {_unknown} are not datasets of the datasets section")
+    evaluation_config(config["evaluation"])
     SplitFractions(**config["splits"])
 except (ConfigError, TypeError, KeyError) as err:
     raise WorkflowError(f"invalid config key {err}") from None
@@ -93,6 +103,38 @@ def member_splits(wildcards):
     return expand("results/splits/{dataset}/seed{seed}.json", dataset=config["datasets"][wildcards.union]["union"], seed=wildcards.seed)
 
 
+def union_options():
+    """``--union NAME=A,B`` options of ``densim trajectories summary`` for every union dataset."""
+    return " ".join(f"--union {name}={','.join(config['datasets'][name]['union'])}" for name in UNION_DATASETS)
+
+
+def evaluation_files(datasets, models, histories):
+    """Evaluation files of a grid, for every seed."""
+    return expand("results/eval/{dataset}/{model}/h{history}/seed{seed}.nc", dataset=datasets, model=models, history=histories,
+                  seed=config["seeds"])
+
+
+def main_evaluations():
+    """The main grid: every model x dataset x seed at the configured histories."""
+    return evaluation_files(list(config["datasets"]), EXPERIMENTS["models"], EXPERIMENTS["histories"])
+
+
+def ablation_evaluations():
+    """The history ablation grid (experiments.history_ablation)."""
+    return evaluation_files(ABLATION["datasets"], ABLATION["models"], ABLATION["histories"])
+
+
+def notebook_parameters(notebook, **paths):
+    """JSON parameters of a notebook: the evaluation files it draws from and where its outputs go."""
+    evaluations = ablation_evaluations() if notebook == "history" else main_evaluations()
+    return json.dumps({"evaluations": evaluations, **paths})
+
+
+#: Figures of the notebooks (results/figures/NAME.pdf and .png), and tables of the tables notebook.
+FIGURES = ["rollout_accuracy"] + (["history"] if ABLATION["models"] and ABLATION["datasets"] else []) + ["modes_and_bias"]
+TABLES = ["table1_l2", "table2_poisson_r2", "difficulty"]
+
+
 def all_outputs():
     return [
         *expand("results/networks/{dataset}/manifest.csv", dataset=GENERATED_DATASETS),
@@ -100,11 +142,8 @@ def all_outputs():
         *network_outputs("spectra", GENERATED_DATASETS),
         "results/trajectories/summary.csv",
         *expand("results/splits/{dataset}/seed{seed}.json", dataset=list(config["datasets"]), seed=config["seeds"]),
-        *expand(
-            "results/models/{dataset}/{model}/h{history}/seed{seed}/best.pt",
-            dataset=list(config["datasets"]),
-            model=config["experiments"]["models"],
-            history=config["experiments"]["histories"],
-            seed=config["seeds"],
-        ),
+        *main_evaluations(),
+        *ablation_evaluations(),
+        *expand("results/figures/{figure}.{suffix}", figure=FIGURES, suffix=["pdf", "png"]),
+        *expand("results/tables/{table}.{suffix}", table=TABLES, suffix=["csv", "md", "tex"]),
     ]

@@ -41,9 +41,9 @@ rule train:
         folder=subpath(output.checkpoint, parent=True),
     wildcard_constraints:
         dataset="|".join(config["datasets"]),
-        model="|".join(config["experiments"]["models"]),
+        model="|".join(TRAINED_MODELS),
         history=r"\d+",
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         runtime=240,

@@ -31,6 +31,8 @@ rule trajectory_summary:
         provenance="results/trajectories/summary.csv.provenance.json",
     log:
         "logs/trajectories/summary.log",
+    params:
+        unions=union_options(),
     threads: 1
     resources:
         mem_mb=2000,
@@ -38,4 +40,4 @@ rule trajectory_summary:
     conda:
         "../../envs/densim.yaml"
     shell:
-        "densim trajectories summary {input.trajectories} --output {output.table} > {log} 2>&1"
+        "densim trajectories summary {input.trajectories} {params.unions} --output {output.table} > {log} 2>&1"

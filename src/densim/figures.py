@@ -1,0 +1,561 @@
+"""The figures-and-tables stage: the study's Figs. 2, 3, S3-S5 and Tables 1-2 from evaluation files.
+
+Evaluation files (:mod:`densim.evaluation`) hold metrics per test trajectory and rollout step. This module
+reduces them to tidy frames, one row per (dataset, model, history, seed, step), with means over the finite
+rollouts beside the count of blown-up ones; tables take mean and standard deviation over seeds (``ddof=1``); the
+figures draw the mean over seeds with seaborn. Tables keep raw numbers; figures follow the study's display rule
+(:func:`for_display`): a Poisson :math:`R^2` below 0 is drawn at 0 and a mean :math:`L_2` above 1 is left out.
+
+The parameterised notebooks of ``notebooks/`` call these functions and are executed by :func:`render_notebook`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.lines import Line2D
+
+from densim.io import atomic_path, read_evaluation, write_figure
+from densim.observables import DIFFICULTY_DESCRIPTIONS
+
+#: Display label, colour and dashes of each registered model: black for the spatial model, blues for the linear
+#: spectral models, reds for the nonlinear spectral ones, dashed for their spatio-spectral variants, grey dotted
+#: for the baselines. The order is the order of legends and table rows.
+MODEL_STYLES = {
+    "spatial": ("Spatial", "#000000", ""),
+    "chebnet": ("ChebNet", "#1f5fa8", ""),
+    "spectral_mlp": ("Spectral MLP", "#5fb3e6", ""),
+    "nlsf": ("NLSF", "#f08c1c", ""),
+    "nlsf_norm": ("NLSF (norm)", "#c9182b", ""),
+    "s2_chebnet": ("Spatio-spectral (ChebNet)", "#1f5fa8", (4, 2)),
+    "s2_mlp": ("Spatio-spectral (MLP)", "#5fb3e6", (4, 2)),
+    "s2_nlsf": ("Spatio-spectral (NLSF)", "#f08c1c", (4, 2)),
+    "s2_nlsf_norm": ("Spatio-spectral (NLSF, norm)", "#c9182b", (4, 2)),
+    "frozen": ("Frozen (baseline)", "#8c8c8c", (1, 1.5)),
+    "linear_floor": ("Linear floor (baseline)", "#4d4d4d", (1, 1.5)),
+}
+#: Models that are references, not learned simulators: the parity plot shows the best of the others.
+BASELINES = ("frozen", "linear_floor")
+#: Column order of tables and row order of figures (the study's Table 1); other datasets follow, sorted.
+DATASET_ORDER = ("node_opt", "comb", "bond_pru_opt", "noi_pru")
+#: The display rule of the study's Fig. 3: R^2 below this is drawn at it, mean L2 above that is left out.
+R2_FLOOR = 0.0
+L2_SHOWN_UP_TO = 1.0
+#: Headers of the difficulty table (columns of the trajectory summary, :data:`DIFFICULTY_DESCRIPTIONS`).
+DIFFICULTY_LABELS = {
+    "linear_floor_r2": "linear-floor R²",
+    "affine_acceleration_share": "affine share of acceleration",
+    "acceleration_over_velocity": "acceleration / velocity",
+    "noise_over_signal": "noise / signal",
+}
+#: The attributes naming an evaluation file, the leading columns of every tidy frame.
+KEYS = ["dataset", "model", "history", "seed"]
+
+
+def finite_mean(values: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Mean over the finite entries along ``axis``; NaN where there are none (without a warning).
+
+    Parameters
+    ----------
+    values : ndarray
+    axis : int
+
+    Returns
+    -------
+    ndarray
+        ``values`` reduced along ``axis``.
+
+    Examples
+    --------
+    >>> finite_mean(np.array([[1.0, np.nan], [3.0, np.nan]]))
+    array([ 2., nan])
+    """
+    finite = np.isfinite(values)
+    count = finite.sum(axis)
+    total = np.where(finite, values, 0.0).sum(axis)
+    return np.divide(total, count, out=np.full(count.shape, np.nan), where=count > 0)
+
+
+def _keys(ds) -> dict:
+    """Dataset, model, history and seed of an evaluation file."""
+    return {key: ds.attrs[key] if key in ("dataset", "model") else int(ds.attrs[key]) for key in KEYS}
+
+
+def evaluation_rows(ds) -> pd.DataFrame:
+    """Across-trajectory metrics of one evaluation Dataset, one row per step.
+
+    Means are over the rollouts finite at each step (:func:`finite_mean`); the file's own across-trajectory
+    metrics (relative_mse, poisson_r2, poisson_bias, blown_up_count) are taken as they are. ``slow_mse`` and
+    ``fast_mse`` split the mean squared error [σ²] into its parts on and off the slow (first ``k``) Laplacian
+    modes (``mse * slow_share`` and ``mse * (1 - slow_share)``).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        An evaluation file (:func:`densim.io.read_evaluation`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns dataset, model, history, seed, step, table_step, rollouts (test trajectories), l2, rms,
+        slow_share, slow_mse, fast_mse, relative_mse, poisson_r2, poisson_bias, blown_up_count.
+    """
+    per = {name: ds[name].transpose("trajectory", "step").values for name in ("l2", "rms", "mse", "slow_share")}
+    means = {name: finite_mean(per[name]) for name in ("l2", "rms", "slow_share")}
+    means["slow_mse"] = finite_mean(per["mse"] * per["slow_share"])
+    means["fast_mse"] = finite_mean(per["mse"] * (1.0 - per["slow_share"]))
+    across = {name: ds[name].values for name in ("relative_mse", "poisson_r2", "poisson_bias", "blown_up_count")}
+    return pd.DataFrame({**_keys(ds), "step": ds["step"].values, "table_step": int(ds.attrs["table_step"]),
+                         "rollouts": ds.sizes["trajectory"], **means, **across})
+
+
+def load_evaluations(paths) -> pd.DataFrame:
+    """Tidy across-trajectory metrics of evaluation files (:func:`evaluation_rows` of each, stacked).
+
+    Parameters
+    ----------
+    paths : iterable of path
+        Evaluation files; a missing or foreign one is a :class:`densim.io.DensimFileError` naming it.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (dataset, model, history, seed, step).
+    """
+    paths = list(paths)
+    if not paths:
+        raise ValueError("no evaluation files given")
+    return pd.concat([evaluation_rows(read_evaluation(path)) for path in paths], ignore_index=True)
+
+
+def load_parity(paths, step: int | None = None) -> pd.DataFrame:
+    """Predicted and true Poisson ratio of every test rollout at one step (the parity plot's points).
+
+    Parameters
+    ----------
+    paths : iterable of path
+        Evaluation files.
+    step : int, optional
+        Rollout step; each file's last step by default.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns dataset, model, history, seed, trajectory, step, poisson_ratio, poisson_ratio_true
+        (NaN for a rollout that is not finite).
+    """
+    frames = []
+    for path in paths:
+        ds = read_evaluation(path)
+        at = ds.sel(step=int(ds["step"].values[-1]) if step is None else step)
+        frames.append(pd.DataFrame({**_keys(ds), "trajectory": at["trajectory"].values, "step": int(at["step"]),
+                                    "poisson_ratio": at["poisson_ratio"].values, "poisson_ratio_true": at["poisson_ratio_true"].values}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def load_mode_energy(paths, step: int | None = None) -> pd.DataFrame:
+    """Squared error per node on each Laplacian eigenmode at one step, mean over the finite rollouts.
+
+    Parameters
+    ----------
+    paths : iterable of path
+        Evaluation files.
+    step : int, optional
+        Rollout step; each file's table step by default.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns dataset, model, history, seed, step, mode (0 = lowest eigenvalue), mode_error
+        (``mode_energy / nodes`` [σ²], so that the modes of a file sum to its ``slow_mse``).
+    """
+    frames = []
+    for path in paths:
+        ds = read_evaluation(path)
+        at = ds.sel(step=int(ds.attrs["table_step"]) if step is None else step)
+        energy = at["mode_energy"].transpose("trajectory", "mode").values / at["nodes"].values[:, None]
+        frames.append(pd.DataFrame({**_keys(ds), "step": int(at["step"]), "mode": at["mode"].values, "mode_error": finite_mean(energy)}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def at_step(frame: pd.DataFrame, step: int | str = "table") -> pd.DataFrame:
+    """The rows of one rollout step per file.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        :func:`load_evaluations`.
+    step : int or {"table", "last"}
+        A step number, each file's table step, or each file's last step.
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    if step == "table":
+        chosen = frame["table_step"]
+    elif step == "last":
+        chosen = frame.groupby(KEYS)["step"].transform("max")
+    else:
+        chosen = step
+    return frame[frame["step"] == chosen].reset_index(drop=True)
+
+
+def for_display(frame: pd.DataFrame) -> pd.DataFrame:
+    """The study's display rule: Poisson R^2 below :data:`R2_FLOOR` set to it, l2 above :data:`L2_SHOWN_UP_TO` set to NaN.
+
+    Tables keep the raw numbers; only figures use this.
+    """
+    return frame.assign(poisson_r2=frame["poisson_r2"].clip(lower=R2_FLOOR), l2=frame["l2"].where(frame["l2"] <= L2_SHOWN_UP_TO))
+
+
+def summary_table(frame: pd.DataFrame, metric: str, step: int | str = "table") -> pd.DataFrame:
+    """Mean and standard deviation over seeds of a metric at one step (the study's Tables 1 and 2).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        :func:`load_evaluations`.
+    metric : str
+        A column of ``frame`` (``l2``, ``poisson_r2``, ...).
+    step : int or {"table", "last"}
+        See :func:`at_step`; each file's table step by default.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (dataset, model, history, step): ``mean`` and ``std`` (``ddof=1``; NaN for one seed) of the
+        raw per-seed values (NaN if a seed has no finite rollout left), ``seeds``, ``blown_up`` (rollouts blown
+        up at that step, summed over seeds) and ``rollouts`` (test rollouts, summed over seeds).
+    """
+    grouped = at_step(frame, step).groupby(["dataset", "model", "history", "step"])
+    table = grouped[metric].agg(mean=lambda v: v.mean(skipna=False), std=lambda v: v.std(skipna=False), seeds="size")
+    counts = grouped[["blown_up_count", "rollouts"]].sum().rename(columns={"blown_up_count": "blown_up"})
+    return table.join(counts).reset_index()
+
+
+def dataset_label(name: str) -> str:
+    """The study's name of a dataset (``node_opt`` -> ``NODE-OPT``)."""
+    return name.upper().replace("_", "-")
+
+
+def model_label(key: str) -> str:
+    """The display name of a model (its key if it has no style in :data:`MODEL_STYLES`)."""
+    return MODEL_STYLES[key][0] if key in MODEL_STYLES else key
+
+
+def ordered(names, order) -> list[str]:
+    """Distinct ``names`` in the order of ``order``, the others after them, sorted."""
+    names = set(names)
+    return [name for name in order if name in names] + sorted(names - set(order))
+
+
+def format_table(table: pd.DataFrame, better: str, style: str = "markdown") -> str:
+    """A :func:`summary_table` as Markdown or LaTeX: rows models, columns datasets, cells "mean ± std".
+
+    The best mean of each column is in bold; blown-up rollouts are noted in the cell ("2/16 blown up"). With
+    several histories a row is one (model, history).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        :func:`summary_table`.
+    better : {"lower", "higher"}
+        Which means are best.
+    style : {"markdown", "latex"}
+
+    Returns
+    -------
+    str
+    """
+    if better not in ("lower", "higher"):
+        raise ValueError(f"better must be 'lower' or 'higher', not {better!r}")
+    several = table["history"].nunique() > 1
+    rows = table.assign(model=pd.Categorical(table["model"], ordered(table["model"], MODEL_STYLES))).sort_values(["model", "history"])
+    rows = rows.assign(row=[model_label(m) + (f" (h={h})" if several else "") for m, h in zip(rows["model"], rows["history"])],
+                       cell=[_cell(*values) for values in rows[["mean", "std", "blown_up", "rollouts"]].itertuples(index=False)])
+    order, columns = list(dict.fromkeys(rows["row"])), ordered(rows["dataset"], DATASET_ORDER)
+    cells = rows.pivot(index="row", columns="dataset", values="cell").reindex(index=order, columns=columns).fillna("")
+    means = rows.pivot(index="row", columns="dataset", values="mean").reindex(index=order, columns=columns)
+    best = means.eq(means.min() if better == "lower" else means.max())
+    return _render(cells.rename(columns=dataset_label), best.rename(columns=dataset_label), "Model", style)
+
+
+def _cell(mean: float, std: float, blown_up: int, rollouts: int) -> str:
+    """``mean ± std`` to three and two significant digits, with the blown-up rollouts if any."""
+    text = "—" if np.isnan(mean) else f"{mean:.3g}" if np.isnan(std) else f"{mean:.3g} ± {std:.2g}"
+    return text + (f" ({blown_up}/{rollouts} blown up)" if blown_up else "")
+
+
+def difficulty_table(summary: pd.DataFrame, datasets) -> pd.DataFrame:
+    """Difficulty of each dataset from the trajectory summary (:data:`densim.observables.DIFFICULTY_DESCRIPTIONS`).
+
+    Parameters
+    ----------
+    summary : pandas.DataFrame
+        The trajectory summary table (``densim trajectories summary``), one row per dataset.
+    datasets : iterable of str
+        Datasets to report; one without a summary row (a union the summary left out) gets NaN.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns dataset and the difficulty measures, rows in :data:`DATASET_ORDER`.
+    """
+    table = summary.set_index("dataset")[list(DIFFICULTY_DESCRIPTIONS)]
+    return table.reindex(ordered(datasets, DATASET_ORDER)).rename_axis("dataset").reset_index()
+
+
+def format_difficulty(table: pd.DataFrame, style: str = "markdown") -> str:
+    """A :func:`difficulty_table` as Markdown or LaTeX (three significant digits, missing values empty)."""
+    values = table.set_index("dataset").rename(index=dataset_label, columns=DIFFICULTY_LABELS)
+    cells = values.map(lambda v: "" if np.isnan(v) else f"{v:.3g}")
+    return _render(cells, pd.DataFrame(False, index=cells.index, columns=cells.columns), "Dataset", style)
+
+
+def _render(cells: pd.DataFrame, bold: pd.DataFrame, corner: str, style: str) -> str:
+    """Text cells (with bold ones) as a Markdown pipe table or a LaTeX booktabs tabular."""
+    if style == "markdown":
+        bolded = cells.where(~bold, "**" + cells + "**").rename_axis(corner)
+        return bolded.to_markdown(colalign=("left", *["right"] * cells.shape[1])) + "\n"
+    if style != "latex":
+        raise ValueError(f"unknown table style {style!r}: expected 'markdown' or 'latex'")
+    escaped = cells.map(_latex)
+    escaped = escaped.where(~bold, "\\textbf{" + escaped + "}")
+    lines = [" & ".join([_latex(corner), *map(_latex, cells.columns)]) + r" \\", r"\midrule"]
+    lines += [" & ".join([_latex(label), *row]) + r" \\" for label, row in zip(cells.index, escaped.values.tolist())]
+    return "\n".join([rf"\begin{{tabular}}{{l{'r' * cells.shape[1]}}}", r"\toprule", *lines, r"\bottomrule", r"\end{tabular}"]) + "\n"
+
+
+def _latex(text: str) -> str:
+    """Text with LaTeX's special characters escaped and ±, ², — typeset."""
+    for char, replacement in {"&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "±": r"$\pm$", "²": "$^2$", "—": "--"}.items():
+        text = text.replace(char, replacement)
+    return text
+
+
+def model_styles(models) -> dict[str, tuple[str, str, object]]:
+    """Label, colour and dashes of each model, in legend order; models without a style get a palette colour."""
+    models = ordered(models, MODEL_STYLES)
+    extra = iter(sns.color_palette("Set2", len(models)).as_hex())
+    return {m: MODEL_STYLES[m] if m in MODEL_STYLES else (m, next(extra), "") for m in models}
+
+
+def _lines(ax, data: pd.DataFrame, x: str, y: str, styles: dict, **kwargs) -> None:
+    """One seaborn line per model (the mean over seeds), in the models' colours and dashes."""
+    models = [m for m in styles if m in set(data["model"])]
+    sns.lineplot(data=data, x=x, y=y, hue="model", style="model", hue_order=models, style_order=models,
+                 palette={m: styles[m][1] for m in models}, dashes={m: styles[m][2] for m in models},
+                 legend=False, ax=ax, linewidth=1.4, **kwargs)
+
+
+def _points(ax, data: pd.DataFrame, x: str, y: str, styles: dict) -> None:
+    """Mean over seeds with one-standard-deviation bars per model at each ``x``, the models dodged apart."""
+    models = [m for m in styles if m in set(data["model"])]
+    sns.pointplot(data=data, x=x, y=y, hue="model", hue_order=models, palette={m: styles[m][1] for m in models},
+                  linestyles=[(0, styles[m][2]) if styles[m][2] else "-" for m in models], markersize=4, linewidth=1.4,
+                  errorbar="sd", dodge=0.1 * len(models) ** 0.5 if len(models) > 1 else False, native_scale=True, legend=False, ax=ax)
+
+
+def _legend(fig, styles: dict) -> None:
+    """One legend for every panel, outside them on the right."""
+    handles = [Line2D([], [], color=colour, dashes=dashes or (None, None), linewidth=1.8, label=label)
+               for label, colour, dashes in styles.values()]
+    fig.legend(handles=handles, loc="outside right upper", title="Model", frameon=False)
+
+
+def _one_history(frame: pd.DataFrame, history: int | None) -> tuple[pd.DataFrame, int]:
+    """The rows of one history: ``history``, or the largest in ``frame``."""
+    history = int(frame["history"].max()) if history is None else history
+    return frame[frame["history"] == history], history
+
+
+def _grid(rows: int, columns: int, width: float = 3.6, height: float = 2.8):
+    """A figure and its axes (rows x columns), constrained layout leaving room for the legend."""
+    return plt.subplots(rows, columns, figsize=(columns * width + 2.6, rows * height), squeeze=False, layout="constrained")
+
+
+def plot_rollout_accuracy(frame: pd.DataFrame, parity: pd.DataFrame, history: int | None = None):
+    """The study's Fig. 2: per dataset, mean L2 and Poisson R^2 against rollout step, and a parity plot.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        :func:`load_evaluations`.
+    parity : pandas.DataFrame
+        :func:`load_parity` of the same files (their last step).
+    history : int, optional
+        The history to show; the largest in ``frame`` by default.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Rows datasets; columns mean L2 [σ] (log scale), Poisson R^2 (display rule of :func:`for_display`),
+        and predicted against true Poisson ratio of the learned model (not one of :data:`BASELINES`) with the best
+        mean R^2 at the last step (all seeds' rollouts pooled; the R^2 quoted is mean ± std over seeds).
+    """
+    frame, history = _one_history(frame, history)
+    styles = model_styles(frame["model"])
+    last = at_step(frame, "last")
+    datasets = ordered(frame["dataset"], DATASET_ORDER)
+    fig, axes = _grid(len(datasets), 3)
+    shown = for_display(frame)
+    for (ax_l2, ax_r2, ax_parity), dataset in zip(axes, datasets):
+        _lines(ax_l2, shown[shown["dataset"] == dataset], "step", "l2", styles, errorbar=None)
+        ax_l2.set(yscale="log", xlabel="rollout step", ylabel="mean L2 [σ]")
+        _lines(ax_r2, shown[shown["dataset"] == dataset], "step", "poisson_r2", styles, errorbar=None)
+        ax_r2.set(ylim=(-0.03, 1.03), xlabel="rollout step", ylabel="Poisson R² (R² < 0 at 0)")
+        scores = last[last["dataset"] == dataset].groupby("model")["poisson_r2"]
+        best = _best_model(last[last["dataset"] == dataset])
+        points = parity[(parity["dataset"] == dataset) & (parity["model"] == best) & (parity["history"] == history)]
+        _parity(ax_parity, points, styles[best], scores.get_group(best))
+        for ax in (ax_l2, ax_r2, ax_parity):
+            ax.set_title(dataset_label(dataset), loc="left", fontweight="bold")
+    _legend(fig, styles)
+    fig.suptitle(f"Rollout accuracy (history h = {history}; mean over seeds)")
+    return fig
+
+
+def _best_model(last: pd.DataFrame) -> str:
+    """The learned model (any model if none is learned) with the best mean Poisson R^2 over seeds; by the lowest
+    mean L2 where no R^2 is defined (a single test trajectory, or every rollout blown up)."""
+    means = last.groupby("model")[["poisson_r2", "l2"]].mean()
+    learned = means.drop(list(BASELINES), errors="ignore")
+    candidates = learned if len(learned) else means
+    if candidates["poisson_r2"].notna().any():
+        return candidates["poisson_r2"].idxmax()
+    return candidates["l2"].idxmin() if candidates["l2"].notna().any() else candidates.index[0]
+
+
+def _parity(ax, points: pd.DataFrame, style: tuple, r2: pd.Series) -> None:
+    """Predicted against true Poisson ratio of one model, with the diagonal and its R^2 over seeds."""
+    label, colour, _ = style
+    if not np.isfinite(points[["poisson_ratio_true", "poisson_ratio"]].to_numpy()).any():
+        ax.text(0.5, 0.5, f"{label}: no finite rollout", transform=ax.transAxes, ha="center", va="center")
+        return
+    sns.scatterplot(data=points, x="poisson_ratio_true", y="poisson_ratio", color=colour, s=18, alpha=0.7, linewidth=0, ax=ax)
+    values = points[["poisson_ratio_true", "poisson_ratio"]].to_numpy()
+    low, high = np.nanmin(values), np.nanmax(values)
+    pad = 0.05 * (high - low)
+    ax.plot([low - pad, high + pad], [low - pad, high + pad], color="0.5", linewidth=0.8, zorder=0)
+    ax.set(xlim=(low - pad, high + pad), ylim=(low - pad, high + pad), aspect="equal", xlabel="true ν", ylabel="predicted ν")
+    spread = f" ± {r2.std():.2f}" if len(r2) > 1 else ""
+    ax.text(0.96, 0.04, f"{label}\nstep {int(points['step'].iloc[0])}, R² = {r2.mean():.2f}{spread}", transform=ax.transAxes,
+            ha="right", va="bottom", fontsize="small", bbox={"facecolor": "white", "edgecolor": "0.8", "alpha": 0.85})
+
+
+def plot_history(frame: pd.DataFrame):
+    """The study's Fig. 3: Poisson R^2 (upper row) and mean L2 (lower row) at the table step against history.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        :func:`load_evaluations` of the history ablation.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One column per dataset, one line per model (mean over seeds, bars one standard deviation), with the
+        display rule of :func:`for_display` (R^2 < 0 drawn at 0, L2 > 1 left out).
+    """
+    shown = for_display(at_step(frame))
+    styles = model_styles(shown["model"])
+    datasets = ordered(shown["dataset"], DATASET_ORDER)
+    fig, axes = _grid(2, len(datasets), width=3.4, height=3.0)
+    for (ax_r2, ax_l2), dataset in zip(axes.T, datasets):
+        data = shown[shown["dataset"] == dataset]
+        _points(ax_r2, data, "history", "poisson_r2", styles)
+        ax_r2.set(ylim=(-0.03, 1.03), xlabel="history h", ylabel="Poisson R² (R² < 0 at 0)")
+        ax_r2.set_title(dataset_label(dataset), fontweight="bold")
+        _points(ax_l2, data, "history", "l2", styles)
+        ax_l2.set(yscale="log", xlabel="history h", ylabel="mean L2 [σ] (L2 > 1 left out)")
+        for ax in (ax_r2, ax_l2):
+            ax.set_xticks(sorted(shown["history"].unique()))
+    _legend(fig, styles)
+    fig.suptitle(f"Accuracy against history at rollout step {', '.join(map(str, sorted(shown['step'].unique())))}")
+    return fig
+
+
+def plot_modes_and_bias(frame: pd.DataFrame, modes: pd.DataFrame, history: int | None = None):
+    """The study's Figs. S3-S5: signed Poisson-ratio bias, and the error on slow and fast Laplacian modes.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        :func:`load_evaluations`.
+    modes : pandas.DataFrame
+        :func:`load_mode_energy` of the same files (their table step).
+    history : int, optional
+        The history to show; the largest in ``frame`` by default.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Rows datasets; columns the mean signed error of the predicted Poisson ratio against rollout step, the mean
+        squared error [σ²] on the slow modes (the first ``k`` eigenvectors) and on the fast ones (the rest), and
+        the squared error on each slow mode at the table step (mean over seeds).
+    """
+    frame, history = _one_history(frame, history)
+    modes = modes[modes["history"] == history]
+    styles = model_styles(frame["model"])
+    datasets = ordered(frame["dataset"], DATASET_ORDER)
+    fig, axes = _grid(len(datasets), 4, width=3.3)
+    for (ax_bias, ax_slow, ax_fast, ax_modes), dataset in zip(axes, datasets):
+        data = frame[frame["dataset"] == dataset]
+        ax_bias.axhline(0, color="0.6", linewidth=0.8)
+        _lines(ax_bias, data, "step", "poisson_bias", styles, errorbar=None)
+        ax_bias.set(xlabel="rollout step", ylabel="Poisson bias ⟨ν̂ − ν⟩")
+        _lines(ax_slow, data, "step", "slow_mse", styles, errorbar=None)
+        ax_slow.set(yscale="log", xlabel="rollout step", ylabel="slow-mode error [σ²]")
+        _lines(ax_fast, data, "step", "fast_mse", styles, errorbar=None)
+        ax_fast.set(yscale="log", xlabel="rollout step", ylabel="fast-mode error [σ²]")
+        _lines(ax_modes, modes[modes["dataset"] == dataset], "mode", "mode_error", styles, errorbar=None)
+        ax_modes.set(yscale="log", xlabel="Laplacian mode (slowest first)", ylabel=f"error per mode [σ²], step {int(data['table_step'].iloc[0])}")
+        for ax in (ax_bias, ax_slow, ax_fast, ax_modes):
+            ax.set_title(dataset_label(dataset), loc="left", fontweight="bold")
+    _legend(fig, styles)
+    fig.suptitle(f"Poisson-ratio bias and error by Laplacian mode (history h = {history}; mean over seeds)")
+    return fig
+
+
+def save_figure(fig, stem: str | Path, attrs: dict) -> list[Path]:
+    """Write a figure as ``stem.pdf`` and ``stem.png``, each with its provenance sidecar (:func:`densim.io.write_figure`)."""
+    return [write_figure(fig, f"{stem}{suffix}", attrs) for suffix in (".pdf", ".png")]
+
+
+def render_notebook(notebook: str | Path, executed: str | Path, parameters: dict) -> Path:
+    """Execute a parameterised notebook with papermill and keep the executed copy.
+
+    The copy is written to a temporary file beside ``executed`` and renamed when the run succeeds, so a failed
+    or killed run leaves no executed notebook. Cell output goes to this process's stderr.
+
+    Parameters
+    ----------
+    notebook : path
+        A notebook with a cell tagged ``parameters``.
+    executed : path
+        Where the executed copy goes.
+    parameters : dict
+        Values injected after the ``parameters`` cell.
+
+    Returns
+    -------
+    Path
+        ``executed``.
+
+    Raises
+    ------
+    papermill.PapermillExecutionError
+        If a cell fails (the message holds the cell's traceback).
+    """
+    import papermill
+
+    with atomic_path(executed, suffix=".tmp.ipynb") as tmp:
+        papermill.execute_notebook(str(notebook), str(tmp), parameters=parameters, kernel_name="python3", progress_bar=False,
+                                   stdout_file=sys.stderr, stderr_file=sys.stderr)
+    return Path(executed)

@@ -1,0 +1,30 @@
+# Stage 6: rollouts of every trained simulator on its test split, scored per trajectory and step
+# (densim.evaluation).
+
+
+rule evaluate:
+    input:
+        checkpoint="results/models/{dataset}/{model}/h{history}/seed{seed}/best.pt",
+        split="results/splits/{dataset}/seed{seed}.json",
+        trajectories=lambda w: network_outputs("trajectories", member_datasets(w.dataset)),
+        spectra=lambda w: network_outputs("spectra", member_datasets(w.dataset)),
+    output:
+        "results/eval/{dataset}/{model}/h{history}/seed{seed}.nc",
+    log:
+        "logs/eval/{dataset}/{model}/h{history}/seed{seed}.log",
+    params:
+        spec=json.dumps(config["evaluation"], sort_keys=True),
+    wildcard_constraints:
+        dataset="|".join(config["datasets"]),
+        model="|".join(TRAINED_MODELS),
+        history=r"\d+",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../../envs/densim.yaml"
+    shell:
+        "OMP_NUM_THREADS={threads} densim evaluate {input.checkpoint} --dataset {wildcards.dataset} --model {wildcards.model}"
+        " --history {wildcards.history} --split {input.split} --trajectories {input.trajectories} --spectra {input.spectra}"
+        " --spec {params.spec:q} --output {output} 2> {log}"

@@ -1,0 +1,93 @@
+# Stage 7: figures and tables, rendered from the evaluation files by papermill-executed notebooks
+# (notebooks/, densim.figures); each executed copy is kept in results/notebooks/.
+
+
+rule rollout_accuracy:
+    input:
+        notebook="notebooks/rollout_accuracy.ipynb",
+        evaluations=main_evaluations(),
+    output:
+        executed="results/notebooks/rollout_accuracy.ipynb",
+        pdf="results/figures/rollout_accuracy.pdf",
+        png=report("results/figures/rollout_accuracy.png", caption="../report/rollout_accuracy.rst", category="Figures"),
+    log:
+        "logs/figures/rollout_accuracy.log",
+    params:
+        parameters=notebook_parameters("rollout_accuracy", figure="results/figures/rollout_accuracy"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/densim.yaml"
+    shell:
+        "densim figures {input.notebook} --parameters {params.parameters:q} --output {output.executed} 2> {log}"
+
+
+rule history:
+    input:
+        notebook="notebooks/history.ipynb",
+        evaluations=ablation_evaluations(),
+    output:
+        executed="results/notebooks/history.ipynb",
+        pdf="results/figures/history.pdf",
+        png=report("results/figures/history.png", caption="../report/history.rst", category="Figures"),
+        table=report("results/tables/history.csv", caption="../report/history_table.rst", category="Tables"),
+    log:
+        "logs/figures/history.log",
+    params:
+        parameters=notebook_parameters("history", figure="results/figures/history", table="results/tables/history.csv"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/densim.yaml"
+    shell:
+        "densim figures {input.notebook} --parameters {params.parameters:q} --output {output.executed} 2> {log}"
+
+
+rule modes_and_bias:
+    input:
+        notebook="notebooks/modes_and_bias.ipynb",
+        evaluations=main_evaluations(),
+    output:
+        executed="results/notebooks/modes_and_bias.ipynb",
+        pdf="results/figures/modes_and_bias.pdf",
+        png=report("results/figures/modes_and_bias.png", caption="../report/modes_and_bias.rst", category="Figures"),
+    log:
+        "logs/figures/modes_and_bias.log",
+    params:
+        parameters=notebook_parameters("modes_and_bias", figure="results/figures/modes_and_bias"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/densim.yaml"
+    shell:
+        "densim figures {input.notebook} --parameters {params.parameters:q} --output {output.executed} 2> {log}"
+
+
+rule tables:
+    input:
+        notebook="notebooks/tables.ipynb",
+        evaluations=main_evaluations(),
+        summary="results/trajectories/summary.csv",
+    output:
+        executed="results/notebooks/tables.ipynb",
+        csv=report(expand("results/tables/{table}.csv", table=TABLES), caption="../report/tables.rst", category="Tables"),
+        md=expand("results/tables/{table}.md", table=TABLES),
+        tex=expand("results/tables/{table}.tex", table=TABLES),
+    log:
+        "logs/figures/tables.log",
+    params:
+        parameters=notebook_parameters("tables", summary="results/trajectories/summary.csv", tables="results/tables"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/densim.yaml"
+    shell:
+        "densim figures {input.notebook} --parameters {params.parameters:q} --output {output.executed} 2> {log}"
