@@ -22,11 +22,10 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 
-from bench_models import compressed_graph, model_hyperparameters
+from bench_models import compressed_graph, median_time, model_hyperparameters
 from densim.compression import CompressionSettings
 from densim.config import default
 from densim.evaluation import evaluate
@@ -66,21 +65,12 @@ def test_trajectories(config: dict) -> int:
     return len(split_networks(refs, SplitFractions(**config.get("splits", {})), 0)["test"])
 
 
-def time_once(func, device: torch.device) -> float:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    func()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scales", nargs="+", choices=list(SCALES), default=list(SCALES))
     parser.add_argument("--models", nargs="+", default=["spatial", "chebnet", "nlsf_norm", "s2_nlsf_norm", "linear_floor", "frozen"],
                         help="model keys (default: spatial, chebnet, nlsf_norm, s2_nlsf_norm and the baselines)")
+    parser.add_argument("--repeats", type=int, default=1, help="median of this many timed runs after one warm-up (default 1)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
@@ -104,9 +94,8 @@ def main() -> None:
             hyperparameters = model_hyperparameters(key, section.get("hidden", 32), section.get("num_layers", 2), k)
             simulator = build_simulator(key, history, statistics, seed=0, hyperparameters=hyperparameters).to(device)
             batch = [graph] * tests
-            evaluate(simulator, batch[:1])  # warm-up
-            together = time_once(lambda: evaluate(simulator, batch), device)
-            alone = time_once(lambda: evaluate(simulator, batch, batched=False), device)
+            together = median_time(lambda: evaluate(simulator, batch), args.repeats, device)
+            alone = median_time(lambda: evaluate(simulator, batch, batched=False), args.repeats, device)
             print(f"  {key:<14}{together:>10.2f} s{alone:>14.2f} s{alone / together:>7.1f}x{jobs * together / 3600:>13.2f} h", flush=True)
 
 
