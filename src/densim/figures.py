@@ -24,8 +24,9 @@ from densim.io import atomic_path, read_evaluation, write_figure
 from densim.observables import DIFFICULTY_DESCRIPTIONS
 
 #: Display label, colour and dashes of each registered model: black for the spatial model, blues for the linear
-#: spectral models, reds for the nonlinear spectral ones, dashed for their spatio-spectral variants, grey dotted
-#: for the baselines. The order is the order of legends and table rows.
+#: spectral models, reds for the nonlinear spectral ones, dashed for their spatio-spectral variants, green for the
+#: port-Hamiltonian ones (dashed: time-invariant), grey dotted for the baselines. The order is the order of legends
+#: and table rows.
 MODEL_STYLES = {
     "spatial": ("Spatial", "#000000", ""),
     "chebnet": ("ChebNet", "#1f5fa8", ""),
@@ -36,6 +37,8 @@ MODEL_STYLES = {
     "s2_mlp": ("Spatio-spectral (MLP)", "#5fb3e6", (4, 2)),
     "s2_nlsf": ("Spatio-spectral (NLSF)", "#f08c1c", (4, 2)),
     "s2_nlsf_norm": ("Spatio-spectral (NLSF, norm)", "#c9182b", (4, 2)),
+    "igns": ("IGNS", "#2a9d4b", ""),
+    "igns_ti": ("IGNS-ti", "#2a9d4b", (4, 2)),
     "frozen": ("Frozen (baseline)", "#8c8c8c", (1, 1.5)),
     "linear_floor": ("Linear floor (baseline)", "#4d4d4d", (1, 1.5)),
 }

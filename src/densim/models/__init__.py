@@ -27,6 +27,7 @@ from torch import nn
 
 from densim.models.baselines import Frozen, LinearFloor
 from densim.models.chebnet import ChebNet
+from densim.models.igns import IGNS, IGNSTimeInvariant
 from densim.models.nlsf import NLSF, NormNLSF
 from densim.models.spatial import SpatialGNN
 from densim.models.spatio_spectral import S2ChebNet, S2NLSF, S2NormNLSF, S2SpectralMLP
@@ -43,6 +44,8 @@ MODELS: dict[str, type[nn.Module]] = {
     "s2_mlp": S2SpectralMLP,
     "s2_nlsf": S2NLSF,
     "s2_nlsf_norm": S2NormNLSF,
+    "igns": IGNS,
+    "igns_ti": IGNSTimeInvariant,
     "frozen": Frozen,
     "linear_floor": LinearFloor,
 }

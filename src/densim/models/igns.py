@@ -1,0 +1,251 @@
+r"""Port-Hamiltonian graph simulators: IGNS and IGNS-ti (seed 000), as processors of the acceleration family.
+
+The latent state of each node is :math:`x_i = (q_i, p_i)`, :math:`q_i, p_i \in \mathbb{R}^m`. The learned
+Hamiltonian is a sum of the seed's form over a position and a momentum part,
+
+.. math::
+
+    H(q, p) = \sum_i \mathbf{1}^\top s\Big(W_q q_i + \sum_{j \in \mathcal{N}(i)} V_q q_j + b_q\Big)
+            + \sum_i \mathbf{1}^\top s\Big(W_p p_i + \sum_{j \in \mathcal{N}(i)} V_p p_j + b_p\Big),
+    \qquad s(z) = \log\cosh z,
+
+which is the seed's :math:`H = \sum_i s(W x_i + \sum_j V x_j)` with block-diagonal :math:`W, V`: separable, so
+that the explicit symplectic Euler step below is exactly symplectic. Its gradient is exact for any degrees
+(sums, not the official code's mean):
+
+.. math::
+
+    \nabla_{q_k} H = W_q^\top \tanh(z_k) + V_q^\top \sum_{i \in \mathcal{N}(k)} \tanh(z_i).
+
+One step of size :math:`\varepsilon` (symplectic Euler, then damping and forcing):
+
+.. math::
+
+    q \leftarrow q + \varepsilon \nabla_p H(p), \qquad
+    p \leftarrow p - \varepsilon \nabla_q H(q) - \varepsilon D \odot \nabla_p H(p) + \varepsilon\, r(q, e),
+
+with a learned non-negative damping :math:`D = \mathrm{softplus}(d)` per channel and a forcing
+:math:`r_i = \sum_{j \in \mathcal{N}(i)} \phi(q_i, q_j, e_{ij})` that sees the encoded geometric edge features
+(dx, dy, |r|, 1/l0). IGNS has time-varying weights :math:`W(t), V(t), b(t)` (one set per step); IGNS-ti shares
+one set. A forward pass encodes the node features into :math:`(q, p)`, runs ``warmup`` steps and then
+``num_layers`` steps (information travels ``warmup + num_layers`` hops), and decodes :math:`(q, p)` into the
+normalised acceleration that :class:`densim.simulator.AccelerationSimulator` integrates. The latent state is
+encoded afresh from the ``h + 1`` input frames at every rollout step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from densim.models.blocks import MLP, ACTIVATIONS, GraphInputs, check_choice, check_positive_int
+from densim.simulator import AccelerationSimulator
+
+
+def neighbour_sum(x: Tensor, edge_index: Tensor) -> Tensor:
+    """``sum_{j in N(i)} x_j`` for every node ``i`` (``edge_index[0]`` senders, ``[1]`` receivers), shape of ``x``."""
+    return torch.zeros_like(x).index_add_(0, edge_index[1], x[edge_index[0]])
+
+
+def log_cosh(z: Tensor) -> Tensor:
+    """``log cosh z``, stable for large ``|z|`` (an antiderivative of tanh)."""
+    return z.abs() + F.softplus(-2.0 * z.abs()) - torch.log(torch.tensor(2.0, dtype=z.dtype))
+
+
+def _preactivation(x: Tensor, edge_index: Tensor, w: Tensor, v: Tensor, b: Tensor) -> Tensor:
+    return x @ w.T + neighbour_sum(x, edge_index) @ v.T + b
+
+
+def hamiltonian(x: Tensor, edge_index: Tensor, w: Tensor, v: Tensor, b: Tensor) -> Tensor:
+    r"""One part of the Hamiltonian, :math:`\sum_i \mathbf{1}^\top \log\cosh(W x_i + \sum_{j \in N(i)} V x_j + b)`.
+
+    Parameters
+    ----------
+    x : Tensor, shape [N, m]
+    edge_index : LongTensor, shape [2, E]
+        Both directions of every bond.
+    w, v : Tensor, shape [n, m]
+    b : Tensor, shape [n]
+
+    Returns
+    -------
+    Tensor, scalar
+    """
+    return log_cosh(_preactivation(x, edge_index, w, v, b)).sum()
+
+
+def hamiltonian_gradient(x: Tensor, edge_index: Tensor, w: Tensor, v: Tensor, b: Tensor) -> Tensor:
+    r"""The gradient of :func:`hamiltonian` in closed form, exact for any degrees, shape [N, m].
+
+    .. math::
+
+        \nabla_{x_k} H = W^\top \tanh(z_k) + V^\top \sum_{i \in \mathcal{N}(k)} \tanh(z_i)
+
+    (the graph is undirected, so :math:`\{i : k \in \mathcal{N}(i)\} = \mathcal{N}(k)`).
+    """
+    sigma = torch.tanh(_preactivation(x, edge_index, w, v, b))
+    return sigma @ w + neighbour_sum(sigma, edge_index) @ v
+
+
+class HamiltonianWeights(nn.Module):
+    """``W``, ``V``, ``b`` of one part of the Hamiltonian (width ``m`` to ``n``)."""
+
+    def __init__(self, m: int, n: int) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.empty(n, m))
+        self.v = nn.Parameter(torch.empty(n, m))
+        self.b = nn.Parameter(torch.empty(n))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.w)
+        nn.init.xavier_uniform_(self.v, gain=0.1)  # neighbour sums grow with the degree
+        nn.init.zeros_(self.b)
+
+    def gradient(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        return hamiltonian_gradient(x, edge_index, self.w.to(x.dtype), self.v.to(x.dtype), self.b.to(x.dtype))
+
+    def energy(self, x: Tensor, edge_index: Tensor) -> Tensor:
+        return hamiltonian(x, edge_index, self.w.to(x.dtype), self.v.to(x.dtype), self.b.to(x.dtype))
+
+
+class PortHamiltonianStep(nn.Module):
+    """One step of the latent dynamics (module docstring): symplectic Euler, damping ``D >= 0``, forcing ``r``.
+
+    Parameters
+    ----------
+    m : int
+        Width of ``q`` and of ``p``.
+    step_size : float
+        :math:`\\varepsilon`.
+    damping, forcing : bool
+        Include the damping and the forcing terms.
+    """
+
+    def __init__(self, m: int, step_size: float, damping: bool, forcing: bool, mlp_layers: int, activation: str) -> None:
+        super().__init__()
+        self.step_size = step_size
+        self.position = HamiltonianWeights(m, m)
+        self.momentum = HamiltonianWeights(m, m)
+        self.damping = nn.Parameter(torch.full((m,), -2.0)) if damping else None  # softplus(-2) = 0.13
+        self.forcing = MLP(3 * m, m, m, mlp_layers, activation) if forcing else None
+
+    def energy(self, q: Tensor, p: Tensor, edge_index: Tensor) -> Tensor:
+        """The learned Hamiltonian :math:`H(q, p)`."""
+        return self.position.energy(q, edge_index) + self.momentum.energy(p, edge_index)
+
+    def forward(self, q: Tensor, p: Tensor, edge_index: Tensor, e: Tensor | None) -> tuple[Tensor, Tensor]:
+        velocity = self.momentum.gradient(p, edge_index)  # grad_p H at the old p
+        q = q + self.step_size * velocity
+        p = p - self.step_size * self.position.gradient(q, edge_index)  # grad_q H at the new q
+        if self.damping is not None:
+            p = p - self.step_size * F.softplus(self.damping).to(p.dtype) * velocity
+        if self.forcing is not None:
+            messages = self.forcing(torch.cat([q[edge_index[1]], q[edge_index[0]], e], dim=-1))
+            p = p + self.step_size * torch.zeros_like(p).index_add_(0, edge_index[1], messages)
+        return q, p
+
+
+class IGNS(nn.Module):
+    r"""IGNS: port-Hamiltonian latent dynamics between an encoder and a decoder (module docstring).
+
+    Parameters
+    ----------
+    node_in, edge_in, out : int
+        Feature and output widths (given by the simulator family).
+    hidden : int, optional
+        Width of the latent state :math:`(q, p)`, even; q and p take half each (default 64).
+    num_layers : int, optional
+        Steps after the warmup (default 4).
+    warmup : int, optional
+        Steps before them, l in the seed (default 0).
+    step_size : float, optional
+        :math:`\varepsilon` (default 0.1, the official code's).
+    damping, forcing : bool, optional
+        Learned non-negative damping and the edge-aware forcing (default both ``True``).
+    mlp_layers : int, optional
+        Hidden layers of the encoders, decoder and forcing MLPs (default 2).
+    activation : str, optional
+        Their nonlinearity (default ``"tanh"``).
+
+    Shapes
+    ------
+    input ``x`` [|V|, node_in], ``edge_index`` [2, |E|], ``edge_attr`` [|E|, edge_in]; output [|V|, out].
+    """
+
+    simulator = AccelerationSimulator
+    closed_form = False
+    uses_spectrum = False
+    #: One set of Hamiltonian weights per step (IGNS) or one for all steps (IGNS-ti).
+    time_varying = True
+
+    def __init__(self, node_in: int, edge_in: int, out: int, hidden: int = 64, num_layers: int = 4, warmup: int = 0,
+                 step_size: float = 0.1, damping: bool = True, forcing: bool = True, mlp_layers: int = 2,
+                 activation: str = "tanh") -> None:
+        super().__init__()
+        for name, value in (("node_in", node_in), ("edge_in", edge_in), ("out", out), ("hidden", hidden), ("num_layers", num_layers)):
+            check_positive_int(name, value)
+        if hidden % 2:
+            raise ValueError(f"hidden must be even (q and p take half each), got {hidden}")
+        if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+            raise ValueError(f"warmup must be a non-negative integer, got {warmup!r}")
+        if not step_size > 0:
+            raise ValueError(f"step_size must be positive, got {step_size!r}")
+        for name, value in (("damping", damping), ("forcing", forcing)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be a bool, got {value!r}")
+        check_choice("activation", activation, tuple(ACTIVATIONS))
+        self.node_in, self.edge_in, self.out = node_in, edge_in, out
+        self._hyperparameters = {"hidden": hidden, "num_layers": num_layers, "warmup": warmup, "step_size": step_size,
+                                 "damping": damping, "forcing": forcing, "mlp_layers": mlp_layers, "activation": activation}
+        m = hidden // 2
+        count = warmup + num_layers if self.time_varying else 1
+        self.steps = nn.ModuleList(PortHamiltonianStep(m, step_size, damping, forcing, mlp_layers, activation) for _ in range(count))
+        self.node_encoder = MLP(node_in, hidden, hidden, mlp_layers, activation)
+        self.edge_encoder = MLP(edge_in, m, m, mlp_layers, activation) if forcing else None
+        self.decoder = MLP(hidden, hidden, out, mlp_layers, activation)
+
+    @classmethod
+    def block_parameters(cls) -> dict:
+        """No processor blocks of :class:`~densim.models.blocks.EncodeProcessDecode`: none."""
+        return {}
+
+    @property
+    def uses_edges(self) -> bool:
+        """Edge features enter through the forcing only."""
+        return self._hyperparameters["forcing"]
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        """Every hyperparameter with its value: ``build_model(key, node_in, edge_in, out, **this)`` rebuilds."""
+        return dict(self._hyperparameters)
+
+    def step(self, t: int) -> PortHamiltonianStep:
+        """The step module of time ``t`` (the shared one for IGNS-ti)."""
+        return self.steps[t if self.time_varying else 0]
+
+    def latent(self, graph: Any) -> tuple[Tensor, Tensor, GraphInputs, Tensor | None]:
+        """The encoded state ``(q, p)`` of a graph, its inputs and encoded edges."""
+        inputs = GraphInputs.from_graph(graph, self.node_in, self.edge_in, self.uses_edges, False)
+        q, p = self.node_encoder(inputs.x).chunk(2, dim=-1)
+        e = self.edge_encoder(inputs.edge_attr) if self.edge_encoder is not None else None
+        return q, p, inputs, e
+
+    def forward(self, graph: Any) -> Tensor:
+        q, p, inputs, e = self.latent(graph)
+        for t in range(self._hyperparameters["warmup"] + self._hyperparameters["num_layers"]):
+            q, p = self.step(t)(q, p, inputs.edge_index, e)
+        return self.decoder(torch.cat([q, p], dim=-1))
+
+    def __repr__(self) -> str:
+        settings = {"node_in": self.node_in, "edge_in": self.edge_in, "out": self.out, **self._hyperparameters}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in settings.items())})"
+
+
+class IGNSTimeInvariant(IGNS):
+    """IGNS-ti: IGNS with one set of Hamiltonian, damping and forcing weights for every step."""
+
+    time_varying = False
