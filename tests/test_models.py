@@ -95,7 +95,7 @@ def batch(graphs) -> Batch:
 
 def test_registry_keys():
     assert list(MODELS) == ["spatial", "chebnet", "spectral_mlp", "nlsf", "nlsf_norm",
-                            "s2_chebnet", "s2_mlp", "s2_nlsf", "s2_nlsf_norm", "igns", "igns_ti", "frozen", "linear_floor"]
+                            "s2_chebnet", "s2_mlp", "s2_nlsf", "s2_nlsf_norm", "igns", "igns_ti", "graphcon", "frozen", "linear_floor"]
     assert sorted(LEARNED + BASELINES) == sorted(MODELS)
 
 
@@ -117,7 +117,7 @@ def test_unknown_hyperparameter_is_named():
     ("spatial", {"update_edges": 1}), ("chebnet", {"K": 0}), ("spectral_mlp", {"num_modes": -1}),
     ("nlsf", {"eps": 0.0}), ("nlsf", {"channel_mixing": "dense"}), ("nlsf_norm", {"alpha": 1.5}),
     ("s2_nlsf_norm", {"alpha": 0.0}), ("s2_chebnet", {"K": 2.5}), ("igns", {"hidden": 7}), ("igns", {"warmup": -1}),
-    ("igns_ti", {"step_size": 0.0}), ("igns", {"damping": 1}),
+    ("igns_ti", {"step_size": 0.0}), ("igns", {"damping": 1}), ("graphcon", {"alpha": 0}),
 ])
 def test_bad_hyperparameter_values_are_named(key, setting):
     (name,) = setting

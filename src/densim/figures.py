@@ -25,7 +25,7 @@ from densim.observables import DIFFICULTY_DESCRIPTIONS
 
 #: Display label, colour and dashes of each registered model: black for the spatial model, blues for the linear
 #: spectral models, reds for the nonlinear spectral ones, dashed for their spatio-spectral variants, green for the
-#: port-Hamiltonian ones (dashed: time-invariant), grey dotted for the baselines. The order is the order of legends
+#: port-Hamiltonian ones (dashed: time-invariant), purple for GraphCON, grey dotted for the baselines. The order is the order of legends
 #: and table rows.
 MODEL_STYLES = {
     "spatial": ("Spatial", "#000000", ""),
@@ -39,6 +39,7 @@ MODEL_STYLES = {
     "s2_nlsf_norm": ("Spatio-spectral (NLSF, norm)", "#c9182b", (4, 2)),
     "igns": ("IGNS", "#2a9d4b", ""),
     "igns_ti": ("IGNS-ti", "#2a9d4b", (4, 2)),
+    "graphcon": ("GraphCON", "#8e44ad", ""),
     "frozen": ("Frozen (baseline)", "#8c8c8c", (1, 1.5)),
     "linear_floor": ("Linear floor (baseline)", "#4d4d4d", (1, 1.5)),
 }

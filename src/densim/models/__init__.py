@@ -27,6 +27,7 @@ from torch import nn
 
 from densim.models.baselines import Frozen, LinearFloor
 from densim.models.chebnet import ChebNet
+from densim.models.graphcon import GraphCON
 from densim.models.igns import IGNS, IGNSTimeInvariant
 from densim.models.nlsf import NLSF, NormNLSF
 from densim.models.spatial import SpatialGNN
@@ -46,6 +47,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "s2_nlsf_norm": S2NormNLSF,
     "igns": IGNS,
     "igns_ti": IGNSTimeInvariant,
+    "graphcon": GraphCON,
     "frozen": Frozen,
     "linear_floor": LinearFloor,
 }

@@ -443,3 +443,38 @@ class EncodeProcessDecode(nn.Module):
     def __repr__(self) -> str:
         settings = {"node_in": self.node_in, "edge_in": self.edge_in, "out": self.out, **self.hyperparameters}
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in settings.items())})"
+
+
+class LatentDynamicsNetwork(nn.Module):
+    """Base of the networks that run latent dynamics between an encoder and a decoder (IGNS, GraphCON) rather
+    than :class:`EncodeProcessDecode` blocks: widths checked, hyperparameters kept, ``repr`` that rebuilds.
+
+    Subclasses call ``super().__init__(node_in, edge_in, out, **hyperparameters)`` with every hyperparameter.
+    """
+
+    simulator: ClassVar[type[Simulator]] = AccelerationSimulator
+    closed_form: ClassVar[bool] = False
+    uses_spectrum: ClassVar[bool] = False
+
+    def __init__(self, node_in: int, edge_in: int, out: int, **hyperparameters: Any) -> None:
+        super().__init__()
+        for name, value in (("node_in", node_in), ("edge_in", edge_in), ("out", out), ("hidden", hyperparameters["hidden"]),
+                            ("num_layers", hyperparameters["num_layers"])):
+            check_positive_int(name, value)
+        check_choice("activation", hyperparameters["activation"], tuple(ACTIVATIONS))
+        self.node_in, self.edge_in, self.out = node_in, edge_in, out
+        self._hyperparameters = hyperparameters
+
+    @classmethod
+    def block_parameters(cls) -> dict:
+        """No :class:`EncodeProcessDecode` blocks: none."""
+        return {}
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        """Every hyperparameter with its value: ``build_model(key, node_in, edge_in, out, **this)`` rebuilds."""
+        return dict(self._hyperparameters)
+
+    def __repr__(self) -> str:
+        settings = {"node_in": self.node_in, "edge_in": self.edge_in, "out": self.out, **self._hyperparameters}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in settings.items())})"

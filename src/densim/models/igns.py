@@ -41,8 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from densim.models.blocks import MLP, ACTIVATIONS, GraphInputs, check_choice, check_positive_int
-from densim.simulator import AccelerationSimulator
+from densim.models.blocks import MLP, GraphInputs, LatentDynamicsNetwork
 
 
 def neighbour_sum(x: Tensor, edge_index: Tensor) -> Tensor:
@@ -149,7 +148,7 @@ class PortHamiltonianStep(nn.Module):
         return q, p
 
 
-class IGNS(nn.Module):
+class IGNS(LatentDynamicsNetwork):
     r"""IGNS: port-Hamiltonian latent dynamics between an encoder and a decoder (module docstring).
 
     Parameters
@@ -176,18 +175,14 @@ class IGNS(nn.Module):
     input ``x`` [|V|, node_in], ``edge_index`` [2, |E|], ``edge_attr`` [|E|, edge_in]; output [|V|, out].
     """
 
-    simulator = AccelerationSimulator
-    closed_form = False
-    uses_spectrum = False
     #: One set of Hamiltonian weights per step (IGNS) or one for all steps (IGNS-ti).
     time_varying = True
 
     def __init__(self, node_in: int, edge_in: int, out: int, hidden: int = 64, num_layers: int = 4, warmup: int = 0,
                  step_size: float = 0.1, damping: bool = True, forcing: bool = True, mlp_layers: int = 2,
                  activation: str = "tanh") -> None:
-        super().__init__()
-        for name, value in (("node_in", node_in), ("edge_in", edge_in), ("out", out), ("hidden", hidden), ("num_layers", num_layers)):
-            check_positive_int(name, value)
+        super().__init__(node_in, edge_in, out, hidden=hidden, num_layers=num_layers, warmup=warmup, step_size=step_size,
+                         damping=damping, forcing=forcing, mlp_layers=mlp_layers, activation=activation)
         if hidden % 2:
             raise ValueError(f"hidden must be even (q and p take half each), got {hidden}")
         if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
@@ -197,10 +192,6 @@ class IGNS(nn.Module):
         for name, value in (("damping", damping), ("forcing", forcing)):
             if not isinstance(value, bool):
                 raise ValueError(f"{name} must be a bool, got {value!r}")
-        check_choice("activation", activation, tuple(ACTIVATIONS))
-        self.node_in, self.edge_in, self.out = node_in, edge_in, out
-        self._hyperparameters = {"hidden": hidden, "num_layers": num_layers, "warmup": warmup, "step_size": step_size,
-                                 "damping": damping, "forcing": forcing, "mlp_layers": mlp_layers, "activation": activation}
         m = hidden // 2
         count = warmup + num_layers if self.time_varying else 1
         self.steps = nn.ModuleList(PortHamiltonianStep(m, step_size, damping, forcing, mlp_layers, activation) for _ in range(count))
@@ -208,20 +199,10 @@ class IGNS(nn.Module):
         self.edge_encoder = MLP(edge_in, m, m, mlp_layers, activation) if forcing else None
         self.decoder = MLP(hidden, hidden, out, mlp_layers, activation)
 
-    @classmethod
-    def block_parameters(cls) -> dict:
-        """No processor blocks of :class:`~densim.models.blocks.EncodeProcessDecode`: none."""
-        return {}
-
     @property
     def uses_edges(self) -> bool:
         """Edge features enter through the forcing only."""
         return self._hyperparameters["forcing"]
-
-    @property
-    def hyperparameters(self) -> dict[str, Any]:
-        """Every hyperparameter with its value: ``build_model(key, node_in, edge_in, out, **this)`` rebuilds."""
-        return dict(self._hyperparameters)
 
     def step(self, t: int) -> PortHamiltonianStep:
         """The step module of time ``t`` (the shared one for IGNS-ti)."""
@@ -239,10 +220,6 @@ class IGNS(nn.Module):
         for t in range(self._hyperparameters["warmup"] + self._hyperparameters["num_layers"]):
             q, p = self.step(t)(q, p, inputs.edge_index, e)
         return self.decoder(torch.cat([q, p], dim=-1))
-
-    def __repr__(self) -> str:
-        settings = {"node_in": self.node_in, "edge_in": self.edge_in, "out": self.out, **self._hyperparameters}
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in settings.items())})"
 
 
 class IGNSTimeInvariant(IGNS):
