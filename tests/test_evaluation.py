@@ -34,18 +34,23 @@ def test_mode_energies_by_hand():
     np.testing.assert_allclose(share, [1.0 / 5.0])
 
 
+def stacked(scores):
+    """Per-trajectory scores as (trajectory, step) arrays."""
+    return {name: np.stack([score[name] for score in scores]) for name in scores[0]}
+
+
 def test_poisson_r2_of_the_truth_against_itself_is_one_and_bias_and_relative_mse_by_hand():
     truth = np.array([[0.1, 0.2], [-0.3, 0.0], [0.4, 0.5]])
     scores = [{"mse": np.array([1.0, 2.0]), "frozen_mse": np.array([4.0, 4.0]), "poisson_ratio": nu, "poisson_ratio_true": nu,
                "blown_up": np.array([False, False])} for nu in truth]
-    summary = across_trajectories(scores, 2)
+    summary = across_trajectories(stacked(scores))
     np.testing.assert_array_equal(summary["poisson_r2"], [1.0, 1.0])
     np.testing.assert_array_equal(summary["poisson_bias"], [0.0, 0.0])
     np.testing.assert_allclose(summary["relative_mse"], [3 / 12, 6 / 12])
     # shift every prediction by 0.1: bias 0.1, R^2 = 1 - n 0.01 / SST
     for score in scores:
         score["poisson_ratio"] = score["poisson_ratio_true"] + 0.1
-    shifted = across_trajectories(scores, 2)
+    shifted = across_trajectories(stacked(scores))
     np.testing.assert_allclose(shifted["poisson_bias"], [0.1, 0.1])
     sst = ((truth - truth.mean(0)) ** 2).sum(0)
     np.testing.assert_allclose(shifted["poisson_r2"], 1 - 3 * 0.01 / sst)

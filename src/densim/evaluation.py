@@ -151,29 +151,29 @@ def score_trajectory(predicted: torch.Tensor, trajectory: TrajectoryGraph, histo
     return scores
 
 
-def across_trajectories(scores: list[dict[str, np.ndarray]], steps: int) -> dict[str, np.ndarray]:
+def across_trajectories(per_trajectory: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per-step metrics across test trajectories, over the rollouts finite at each step.
 
     Parameters
     ----------
-    scores : list of dict
-        :func:`score_trajectory` of each test trajectory.
-    steps : int
-        Steps of the evaluation (rollouts shorter than that count as missing beyond their end).
+    per_trajectory : dict of ndarray, shape (trajectory, step)
+        ``mse``, ``frozen_mse``, ``poisson_ratio``, ``poisson_ratio_true`` and ``blown_up`` of every test
+        trajectory (:func:`score_trajectory`, NaN beyond the end of shorter rollouts).
 
     Returns
     -------
-    dict of ndarray, shape (steps,)
+    dict of ndarray, shape (step,)
         relative_mse, poisson_r2, poisson_bias, blown_up_count.
     """
-    mse, frozen, nu, nu_true, blown = (_stack([s[name] for s in scores], steps) for name in ("mse", "frozen_mse", "poisson_ratio", "poisson_ratio_true", "blown_up"))
+    mse, frozen, nu, nu_true, blown = (per_trajectory[name] for name in ("mse", "frozen_mse", "poisson_ratio", "poisson_ratio_true", "blown_up"))
     finite = np.isfinite(mse)
     relative = np.where(finite, mse, 0).sum(0) / np.where(finite, frozen, 0).sum(0)
+    steps = range(mse.shape[1])
     return {
         "relative_mse": relative,
-        "poisson_r2": np.array([r_squared(nu_true[:, s], nu[:, s]) if np.isfinite(nu[:, s]).sum() > 1 else np.nan for s in range(steps)]),
-        "poisson_bias": np.array([np.nanmean(nu[:, s] - nu_true[:, s]) if np.isfinite(nu[:, s]).any() else np.nan for s in range(steps)]),
-        "blown_up_count": np.nan_to_num(blown, nan=0).sum(0).astype(np.int64),
+        "poisson_r2": np.array([r_squared(nu_true[:, s], nu[:, s]) if np.isfinite(nu[:, s]).sum() > 1 else np.nan for s in steps]),
+        "poisson_bias": np.array([np.nanmean(nu[:, s] - nu_true[:, s]) if np.isfinite(nu[:, s]).any() else np.nan for s in steps]),
+        "blown_up_count": blown.sum(0).astype(np.int64),
     }
 
 
@@ -183,11 +183,6 @@ def _stack(arrays: list[np.ndarray], steps: int) -> np.ndarray:
     for i, array in enumerate(arrays):
         out[i, : len(array)] = array
     return out
-
-
-def table_step(steps: int, requested: int) -> int:
-    """The step tables report: ``requested``, or the last step of shorter rollouts."""
-    return min(requested, steps)
 
 
 def evaluate(simulator, trajectories: list[TrajectoryGraph], config: EvaluationConfig = EvaluationConfig(), batched: bool = True,
@@ -224,21 +219,18 @@ def evaluate(simulator, trajectories: list[TrajectoryGraph], config: EvaluationC
     steps = max(t.frames for t in trajectories) - history - 1
     if steps < 1:
         raise ValueError(f"trajectories of {steps + history + 1} frames leave no step to roll out after a history of {history}")
-    kept = sorted({table_step(steps, config.table_step), steps})
+    kept = sorted({min(config.table_step, steps), steps})  # the table step, or the last of shorter rollouts
     nodes = max(int(t.positions.shape[0]) for t in trajectories)
     positions = np.full((len(trajectories), len(kept), nodes, 2), np.nan)
     for i, p in enumerate(predicted):
         for j, step in enumerate(kept):
             if history + step < p.shape[1]:
                 positions[i, j, : p.shape[0]] = p[:, history + step].cpu().numpy()
-    per_step = ("trajectory", "step")
-    data_vars = {name: (per_step, _stack([s[name] for s in scores], steps)) for name in
-                 ("l2", "rms", "mse", "frozen_mse", "poisson_ratio", "poisson_ratio_true", "slow_share")
-                 if name in scores[0]}
-    data_vars["blown_up"] = (per_step, np.nan_to_num(_stack([s["blown_up"] for s in scores], steps), nan=0).astype(bool))
-    if "mode_energy" in scores[0]:
-        data_vars["mode_energy"] = (("trajectory", "step", "mode"), _stack([s["mode_energy"] for s in scores], steps))
-    data_vars.update({name: ("step", value) for name, value in across_trajectories(scores, steps).items()})
+    stacked = {name: _stack([s[name] for s in scores], steps) for name in scores[0]}
+    stacked["blown_up"] = np.nan_to_num(stacked["blown_up"], nan=0).astype(bool)  # padding beyond shorter rollouts
+    data_vars = {name: (("trajectory", "step", "mode") if name == "mode_energy" else ("trajectory", "step"), value)
+                 for name, value in stacked.items()}
+    data_vars.update({name: ("step", value) for name, value in across_trajectories(stacked).items()})
     data_vars["predicted_positions"] = (("trajectory", "kept_step", "node", "xy"), positions)
     data_vars["nodes"] = ("trajectory", np.array([t.positions.shape[0] for t in trajectories]))
     ds = xr.Dataset(
