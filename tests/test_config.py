@@ -30,7 +30,9 @@ BUILDERS = {
 }
 #: Keys the workflow or a command's options read directly (no dataclass), with where their default lives.
 WORKFLOW_KEYS = {"seeds", "experiments.models", "experiments.histories", "experiments.history_ablation.models",
-                 "experiments.history_ablation.histories", "experiments.history_ablation.datasets", "cluster.training_gpus", "datasets.*.union", "models"}
+                 "experiments.history_ablation.histories", "experiments.history_ablation.datasets", "cluster.training_gpus", "datasets.*.union", "models",
+                 "experiments.igns_ablation.models", "experiments.igns_ablation.warmup", "experiments.igns_ablation.loss_steps",
+                 "experiments.igns_ablation.datasets", "training.overrides"}
 #: Keys passed to ``densim spectra`` as options: (subcommand path, option destination).
 SPECTRA_OPTIONS = {"spectra.dense_below": "dense_below", "spectra.sigma": "sigma", "spectra.cache": "cache_dir"}
 
@@ -162,13 +164,14 @@ def test_command_line_defaults_are_the_schema_defaults():
 
 
 def test_a_model_needs_no_schema_entry():
-    """Model keys come from the registry: the schema names none of them (but as the history ablation's default)."""
+    """Model keys come from the registry: the schema names none of them (but as the ablations' defaults)."""
     import copy
 
     from densim.models import MODELS
 
     trimmed = copy.deepcopy(schema())
-    ablation = trimmed["properties"]["experiments"]["properties"]["history_ablation"]["properties"]["models"]
-    assert set(ablation.pop("default")) <= set(MODELS)
+    for grid in ("history_ablation", "igns_ablation"):
+        ablation = trimmed["properties"]["experiments"]["properties"][grid]["properties"]["models"]
+        assert set(ablation.pop("default")) <= set(MODELS)
     text = str(trimmed)
     assert not [key for key in MODELS if f"'{key}'" in text and key not in ("node_opt", "noi_pru")]

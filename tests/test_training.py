@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from densim.compression import CompressionSettings
+from densim.config import ConfigError
 from densim.evaluation import evaluate
 from densim.io import read_checkpoint
 from densim.models import build_simulator, load_simulator
@@ -223,8 +224,9 @@ def test_a_checkpoint_holding_a_pickled_object_is_refused_naming_the_file(tmp_pa
 
 
 @pytest.mark.parametrize(("model", "history", "message"), [
-    ("gcn", 2, "model 'gcn': unknown model 'gcn'; known models: spatial"),
-    ("nlsf", 0, "model 'nlsf': node_in must be a positive integer"),
+    ("gcn", 2, "--model: unknown model 'gcn'; known models: spatial"),
+    ("nlsf", 0, "models.nlsf: node_in must be a positive integer"),
+    ("igns@loss_steps=30", 2, "training.horizon: 20 frames leave no training window for igns@loss_steps=30 at history 2"),
     ("frozen", 2, "statistics.nc: no such file"),
 ])
 def test_train_fit_names_a_bad_model_or_a_missing_file_before_training(tmp_path, model, history, message):
@@ -317,3 +319,54 @@ def test_the_evaluate_command_scores_a_checkpoint_and_refuses_another_model_or_a
     write_json({"train": ["tiny/0000"], "validation": ["tiny/0002"], "test": []}, split)
     empty = subprocess.run([sys.executable, "-m", "densim.cli", *command], capture_output=True, text=True)
     assert empty.returncode != 0 and "split.json: the test part is empty" in empty.stderr
+
+
+def test_pushforward_scores_only_the_last_step_with_gradients_through_it_alone(graphs):
+    sim = make_simulator(graphs, CONFIG)
+    graph, h, steps = graphs[0], 2, 3
+    pushed = sim.loss([graph], [(0, h)], steps, pushforward=True)
+    sim.zero_grad()
+    pushed.backward()
+    gradient = [p.grad.clone() for p in sim.parameters()]
+    with torch.no_grad():  # the state the first steps - 1 steps reach
+        state = rollout(sim, graph, steps=steps - 1)[:, steps - 1 : steps + h]
+    sim.zero_grad()
+    last = h + steps - 1
+    prediction = sim.predict([graph], [state], [last])[0]
+    single = torch.mean((prediction - sim.target(graph, state, last).to(prediction.dtype)) ** 2)
+    single.backward()
+    torch.testing.assert_close(pushed, single, rtol=1e-6, atol=0)
+    for ours, reference in zip(gradient, (p.grad for p in sim.parameters())):
+        torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-12)
+
+
+def test_model_setup_layers_section_model_defaults_overrides_and_variant():
+    from densim.models import model_variant, variant_key
+    from densim.training import check_models, model_setup
+
+    training = {"horizon": 24, "loss_steps": 1, "overrides": {"igns_ti": {"loss_steps": 3, "pushforward": True}}}
+    models = {"igns": {"hidden": 8, "warmup": 1}}
+    assert model_setup("spatial", models, training).training.loss_steps == 1
+    igns = model_setup("igns", models, training)  # IGNS brings the whole-window loss
+    assert igns.training.loss_steps == "window" and igns.training.unrolled_steps(2) == 21 and igns.hyperparameters["warmup"] == 1
+    assert model_setup("igns_ti", models, training).training.loss_steps == 3  # an override beats the model's default
+    variant = model_setup("igns@warmup=5@loss_steps=20", models, training)  # a variant beats both
+    assert (variant.model, variant.hyperparameters, variant.training.loss_steps) == ("igns", {"hidden": 8, "warmup": 5}, 20)
+    assert model_variant(variant_key("igns", {"warmup": 5, "loss_steps": "window"})) == ("igns", {"warmup": 5, "loss_steps": "window"})
+    for key, section, message in [
+        ("igns", {"overrides": {"igns": {"horizon": 30}}}, r"training\.overrides\.igns\.horizon: not a training key of one model"),
+        ("igns", {"overrides": {"igns": {"loss_steps": 0}}}, r"training\.overrides\.igns\.loss_steps"),
+        ("igns@loss_steps=-2", {}, r"igns@loss_steps=-2, setting loss_steps"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            model_setup(key, models, {**training, **section})
+    for key, histories, message in [
+        ("igns@warmup", [2], r"experiments\.models: model variant 'igns@warmup'"),
+        ("nonesuch@warmup=1", [2], r"experiments\.models: unknown model 'nonesuch'"),
+        ("igns@loss_steps=22", [2], r"training\.horizon: 24 frames leave no training window for igns@loss_steps=22 at history 2"),
+        ("igns@warmup=-1", [2], r"model variant igns@warmup=-1: warmup must be a non-negative integer"),
+        ("spatial@colour=1", [2], r"colour"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            check_models([key], models, training, histories)
+    check_models(["igns@loss_steps=21", "igns", "spatial"], models, training, [2])

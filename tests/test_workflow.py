@@ -34,6 +34,11 @@ def snakemake(workdir, *args, timeout=900):
         ("experiments:\n  history_ablation:\n    datasets: [nowhere]\n", "experiments.history_ablation.datasets"),
         ("evaluation:\n  table_step: 0\n", "evaluation.table_step"),
         ("evaluation:\n  blowup: 2\n", "evaluation"),
+        ("experiments:\n  igns_ablation:\n    models: [spatial]\n    datasets: [node_opt]\n", "experiments.igns_ablation.models"),
+        ("experiments:\n  igns_ablation:\n    datasets: [nowhere]\n", "experiments.igns_ablation.datasets"),
+        ("training:\n  overrides:\n    igns:\n      loss_steps: 0\n", "training.overrides.igns.loss_steps"),
+        ("training:\n  overrides:\n    igns:\n      horizon: 30\n", "training.overrides.igns.horizon"),
+        ("training:\n  horizon: 3\n", "training.horizon"),
     ],
 )
 def test_invalid_config_fails_before_any_job_naming_the_key(workdir, override, key):
@@ -109,9 +114,13 @@ def test_smoke_preset_evaluates_every_model_and_renders_tables_figures_and_repor
                 split = json.loads((smoke / f"results/splits/{dataset}/seed0.json").read_text())
                 assert list(ds["trajectory"].values) == split["test"]
     assert (smoke / "results/eval/node_opt/spatial/h1/seed0.nc").exists()  # the history ablation
-    for name in ("rollout_accuracy", "history", "modes_and_bias", "tables"):
+    for variant in ("igns", "igns@warmup=1", "igns@loss_steps=1"):  # the IGNS ablation, one factor at a time
+        with xr.open_dataset(smoke / f"results/eval/node_opt/{variant}/h2/seed0.nc") as ds:
+            assert ds.attrs["model"] == variant
+    assert "igns · warmup = 1" in (smoke / "results/tables/igns_ablation.md").read_text().replace("IGNS", "igns")
+    for name in ("rollout_accuracy", "history", "modes_and_bias", "igns_ablation", "tables"):
         assert (smoke / f"results/notebooks/{name}.ipynb").exists()
-    for figure in ("rollout_accuracy", "history", "modes_and_bias"):
+    for figure in ("rollout_accuracy", "history", "modes_and_bias", "igns_ablation"):
         for suffix in ("pdf", "png"):
             path = smoke / f"results/figures/{figure}.{suffix}"
             assert path.stat().st_size > 1000 and (smoke / f"results/figures/{figure}.{suffix}.provenance.json").exists()

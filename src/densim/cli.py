@@ -199,22 +199,22 @@ def cmd_train_statistics(args) -> None:
 
 def cmd_train_fit(args) -> None:
     from densim.io import read_json, read_statistics
-    from densim.models import build_simulator, check_model
+    from densim.models import build_simulator
     from densim.provenance import provenance_attrs
-    from densim.training import describe_run, train, training_config
+    from densim.training import check_models, describe_run, model_setup, train
 
     spec = _load_mapping(args.spec)
-    config = training_config(spec.get("training", {}))
-    hyperparameters = spec.get("models", {}).get(args.model, {})
-    try:  # a bad model key, hyperparameter or history fails before any file is read
-        check_model(args.model, hyperparameters, args.history)
-    except (KeyError, TypeError, ValueError) as err:
-        raise SystemExit(f"densim: model {args.model!r}: {err}") from err
+    try:  # a bad model key, hyperparameter, history or per-model training setting fails before any file is read
+        check_models([args.model], spec.get("models", {}), spec.get("training", {}), [args.history], key="--model")
+        setup = model_setup(args.model, spec.get("models", {}), spec.get("training", {}))
+    except ValueError as err:
+        raise SystemExit(f"densim: {err}") from err
+    config, hyperparameters = setup.training, setup.hyperparameters
     statistics = read_statistics(args.statistics)
     split = read_json(args.split, required=("train", "validation", "test"))
     graphs, read = _split_graphs(split, args.split, ("train", "validation"), _by_reference(args.trajectories, "--trajectories"),
                                  _by_reference(args.spectra, "--spectra"))
-    simulator = build_simulator(args.model, args.history, statistics, seed=args.seed, hyperparameters=hyperparameters, **config.family)
+    simulator = build_simulator(setup.model, args.history, statistics, seed=args.seed, hyperparameters=hyperparameters, **config.family)
     provenance = {"name": f"{args.dataset}/{args.model}/h{args.history}/seed{args.seed}",
                   **provenance_attrs(spec, inputs=[args.split, args.statistics, *read])}
     run = describe_run(args.model, simulator, args.seed, config, json.loads(provenance["input_hashes"]))
@@ -365,7 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
         action.add_argument("--spec", default="{}", help=spec_help)
     stats.add_argument("-o", "--output", required=True, type=Path, help="statistics netCDF file to write")
     stats.set_defaults(func=cmd_train_statistics)
-    fit.add_argument("--model", required=True, help="model key of densim.models.MODELS, e.g. spatial, nlsf_norm, frozen, linear_floor")
+    fit.add_argument("--model", required=True, help="model key of densim.models.MODELS (e.g. spatial, nlsf_norm, frozen, linear_floor), or a variant "
+                     "MODEL@KEY=VALUE@... changing its hyperparameters or training settings (e.g. igns@warmup=5@loss_steps=1)")
     fit.add_argument("--history", required=True, type=int, help="velocities per node feature")
     fit.add_argument("--seed", required=True, type=int)
     fit.add_argument("--statistics", required=True, type=Path, help="statistics netCDF of the split (densim train statistics)")

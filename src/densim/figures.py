@@ -527,6 +527,111 @@ def plot_modes_and_bias(frame: pd.DataFrame, modes: pd.DataFrame, history: int |
     return fig
 
 
+#: The early rollout step the ablation tables report beside the table step (the seed's warmup claim is about early steps).
+EARLY_STEP = 5
+#: The metrics of an ablation table, at the early step (``*_early``) or the table step.
+ABLATION_METRICS = ("l2_early", "l2", "relative_mse", "poisson_r2")
+
+
+def ablation_frame(frame: pd.DataFrame, grid: list[dict]) -> pd.DataFrame:
+    """Evaluation rows of an ablation's variants, each labelled with its model, factor and value.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        :func:`load_evaluations` of the ablation's files (``model`` is the variant key).
+    grid : list of dict
+        :func:`densim.training.ablation_grid` (``key``, ``model``, ``factor``, ``value``, ``own``); a model at its
+        own setting appears once per factor.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``frame`` with ``variant`` (the key), ``model`` (the registered model), ``factor``, ``value`` (as text) and
+        ``own``.
+    """
+    rows = pd.DataFrame(grid).rename(columns={"key": "variant"}).astype({"value": str})
+    return frame.rename(columns={"model": "variant"}).merge(rows, on="variant")
+
+
+def _value_order(values) -> list[str]:
+    """Factor values in numeric order, words (``window``) after numbers."""
+    return sorted(set(values), key=lambda v: (not v.lstrip("-").isdigit(), int(v) if v.lstrip("-").isdigit() else 0, v))
+
+
+def ablation_table(frame: pd.DataFrame, early_step: int = EARLY_STEP) -> pd.DataFrame:
+    """Mean and standard deviation over seeds of :data:`ABLATION_METRICS` per ablation variant.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        :func:`ablation_frame`.
+    early_step : int
+        The early rollout step of ``l2_early``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (dataset, model, history, factor, value, own): ``<metric>_mean`` and ``<metric>_std``, ``seeds``,
+        ``blown_up`` (at the table step, summed over seeds) and ``rollouts``.
+    """
+    keys = ["dataset", "model", "variant", "history", "seed", "factor", "value", "own"]
+    early = at_step(frame, early_step)[keys + ["l2"]].rename(columns={"l2": "l2_early"})
+    rows = at_step(frame).merge(early, on=keys, how="left")
+    grouped = rows.groupby(["dataset", "model", "history", "factor", "value", "own"])
+    table = grouped[list(ABLATION_METRICS)].agg(["mean", "std"])
+    table.columns = [f"{metric}_{stat}" for metric, stat in table.columns]
+    counts = grouped.agg(seeds=("seed", "size"), blown_up=("blown_up_count", "sum"), rollouts=("rollouts", "sum"))
+    table = table.join(counts).reset_index()
+    order = {value: i for i, value in enumerate(_value_order(table["value"]))}
+    return table.sort_values(["dataset", "model", "factor", "value"], key=lambda c: c.map(order) if c.name == "value" else c,
+                             ignore_index=True)
+
+
+def format_ablation(table: pd.DataFrame, style: str = "markdown") -> str:
+    """An :func:`ablation_table` as Markdown or LaTeX: one row per variant, cells "mean ± std" over seeds."""
+    labels = {"l2_early": f"L2 [σ], step {EARLY_STEP}", "l2": "L2 [σ], table step", "relative_mse": "relative MSE",
+              "poisson_r2": "Poisson R²"}
+    rows = [f"{dataset_label(r.dataset)} · {model_label(r.model)} · {r.factor} = {r.value}{' (own)' if r.own else ''}"
+            + (f" · h={r.history}" if table["history"].nunique() > 1 else "") for r in table.itertuples()]
+    cells = pd.DataFrame({labels[m]: [_cell(mean, std, blown, total) if m == "l2" else _cell(mean, std, 0, total)
+                                      for mean, std, blown, total in table[[f"{m}_mean", f"{m}_std", "blown_up", "rollouts"]].itertuples(index=False)]
+                          for m in ABLATION_METRICS}, index=rows)
+    return _render(cells, pd.DataFrame(False, index=cells.index, columns=cells.columns), "Variant", style)
+
+
+def plot_ablation(frame: pd.DataFrame):
+    """Mean L2 against rollout step for each value of each ablation factor.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        :func:`ablation_frame`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Rows (dataset, model), columns factors; one line per factor value (mean over seeds, the model's own setting
+        in black), log scale, L2 > 1 left out.
+    """
+    shown = for_display(frame)
+    panels = list(shown.groupby(["dataset", "model"]).groups)
+    factors = list(dict.fromkeys(shown["factor"]))
+    fig, axes = _grid(len(panels), len(factors), width=4.0, height=2.9)
+    for row, (dataset, model) in zip(axes, panels):
+        for ax, factor in zip(row, factors):
+            data = shown[(shown["dataset"] == dataset) & (shown["model"] == model) & (shown["factor"] == factor)]
+            values = _value_order(data["value"])
+            own = set(data.loc[data["own"], "value"])
+            colours = dict(zip(values, sns.color_palette("viridis", len(values)).as_hex()))
+            palette = {v: "black" if v in own else colours[v] for v in values}
+            sns.lineplot(data=data, x="step", y="l2", hue="value", hue_order=values, palette=palette, errorbar=None, ax=ax, linewidth=1.4)
+            ax.set(yscale="log", xlabel="rollout step", ylabel="mean L2 [σ]", title=f"{dataset_label(dataset)} · {model_label(model)}")
+            ax.legend(title=f"{factor} (black: own)", fontsize="small", title_fontsize="small", frameon=False)
+    fig.suptitle("Ablation: one factor at a time, the others at the model's own setting")
+    return fig
+
+
 def save_figure(fig, stem: str | Path, attrs: dict) -> list[Path]:
     """Write a figure as ``stem.pdf`` and ``stem.png``, each with its provenance sidecar (:func:`densim.io.write_figure`)."""
     return [write_figure(fig, f"{stem}{suffix}", attrs) for suffix in (".pdf", ".png")]

@@ -158,21 +158,26 @@ class Simulator(nn.Module):
         raise NotImplementedError
 
     def loss(self, trajectories: list[TrajectoryGraph], windows: list[tuple[int, int]], steps: int = 1,
-             generator: torch.Generator | None = None) -> Tensor:
+             generator: torch.Generator | None = None, pushforward: bool = False) -> Tensor:
         """Mean squared error of the outputs against the targets over ``steps`` unrolled steps.
 
         Each window ``(i, t)`` starts from the ground-truth frames ending at frame ``t`` of
-        ``trajectories[i]`` (noisy with a ``generator``); each step's prediction feeds the next step.
+        ``trajectories[i]`` (noisy with a ``generator``); each step's prediction feeds the next step, and the
+        loss is the mean over the steps with gradients through all of them. With ``pushforward`` the first
+        ``steps - 1`` steps run without gradients and only the last one is scored (Brandstetter et al. 2022).
         """
         chosen = [trajectories[i] for i, _ in windows]
         states = [self.initial_state(trajectory, t, generator) for trajectory, (_, t) in zip(chosen, windows)]
         losses = []
         for offset in range(steps):
+            scored = not pushforward or offset == steps - 1
             lasts = [t + offset for _, t in windows]
-            targets = torch.cat([self.target(tr, s, last) for tr, s, last in zip(chosen, states, lasts)])
-            states, outputs = self.step(chosen, states, lasts)
-            prediction = torch.cat(outputs)
-            losses.append(torch.mean((prediction - targets.to(prediction.dtype)) ** 2))
+            with torch.set_grad_enabled(scored and torch.is_grad_enabled()):
+                targets = torch.cat([self.target(tr, s, last) for tr, s, last in zip(chosen, states, lasts)])
+                states, outputs = self.step(chosen, states, lasts)
+            if scored:
+                prediction = torch.cat(outputs)
+                losses.append(torch.mean((prediction - targets.to(prediction.dtype)) ** 2))
         return torch.stack(losses).mean()
 
     def fit(self, trajectories: list[TrajectoryGraph], windows: list[tuple[int, int]]) -> None:

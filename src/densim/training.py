@@ -1,15 +1,19 @@
 """The training stage: one simulator per (dataset, model, history, seed).
 
-Windows of ``history + 1 + loss_steps`` frames come from the first ``horizon`` frames of each training
-trajectory (the rest is kept for rollouts). Normalisation statistics come from the train split only and are a
+Windows of ``history + 1 + K`` frames come from the first ``horizon`` frames of each training trajectory (the
+rest is kept for rollouts), K the unrolled loss steps (``loss_steps``; ``window`` is the whole horizon). Normalisation statistics come from the train split only and are a
 pipeline output of their own (:func:`compute_statistics`). Training uses Adam with an exponential learning-rate
 decay and gradient clipping on the simulator's own loss (:meth:`densim.simulator.Simulator.loss`: with
-``loss_steps`` K > 1 it is unrolled K steps, each step's prediction feeding the next; noise on the inputs is
-the simulator's). It validates by rollout over the validation networks, keeps the best checkpoint, and resumes
+K > 1 it is unrolled K steps, each step's prediction feeding the next, with gradients through the window, or
+through the last step only with ``pushforward``; noise on the inputs is the simulator's). It validates by rollout over the validation networks, keeps the best checkpoint, and resumes
 from the last one, but only from a checkpoint of the same run: every checkpoint carries a description of
 everything that shaped it (model, hyperparameters, history, seed, training settings, hashes of the input files)
 and its hash (:func:`describe_run`). A non-finite loss stops training with a clear message; the checkpoints on
 disk stay the last good ones.
+
+Each model trains with the ``training`` section, its class's own defaults on top (IGNS: the whole-window loss)
+and ``training.overrides.<model>`` on top of those; a model variant ``MODEL@KEY=VALUE`` changes a hyperparameter or
+a training setting of one model (:func:`model_setup`).
 
 Baselines (:attr:`densim.simulator.Simulator.closed_form`) are not trained by gradient descent: they are fitted
 on every training window, then validated and checkpointed the same way.
@@ -19,14 +23,14 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from densim.config import ConfigError, check_settings, setting, typed_config
+from densim.config import ConfigError, check_settings, check_value, setting, typed_config
 from densim.io import read_checkpoint, write_checkpoint, write_json
 from densim.models import parameters_digest
 from densim.observables import residual_velocities
@@ -52,7 +56,8 @@ class TrainingConfig:
     final_learning_rate: float = setting("training.final_learning_rate")
     gradient_clip: float = setting("training.gradient_clip")
     noise_std: float = setting("training.noise_std")
-    loss_steps: int = setting("training.loss_steps")
+    loss_steps: int | str = setting("training.loss_steps")
+    pushforward: bool = setting("training.pushforward")
     residual: bool = setting("training.residual")
     validate_every: int = setting("training.validate_every")
     device: str = setting("training.device")
@@ -62,6 +67,10 @@ class TrainingConfig:
         if self.final_learning_rate > self.learning_rate:
             raise ConfigError("training.final_learning_rate: must be at most training.learning_rate")
 
+    def unrolled_steps(self, history: int) -> int:
+        """Loss steps K at ``history`` (``window``: every step of the horizon after the input frames)."""
+        return self.horizon - history - 1 if self.loss_steps == "window" else self.loss_steps
+
     @property
     def family(self) -> dict:
         """The settings the simulator family takes from this section (see :func:`densim.models.build_simulator`)."""
@@ -69,11 +78,60 @@ class TrainingConfig:
 
 
 def training_config(section: dict) -> TrainingConfig:
-    return typed_config(TrainingConfig, section, "training")
+    """The shared settings of a ``training`` section (its ``overrides`` are checked to name models and applied per
+    model by :func:`model_setup`)."""
+    from densim.models import MODELS
+
+    unknown = [model for model in section.get("overrides", {}) if model not in MODELS]
+    if unknown:
+        raise ConfigError(f"training.overrides.{unknown[0]}: unknown model; known models: {', '.join(MODELS)}")
+    return typed_config(TrainingConfig, {key: value for key, value in section.items() if key != "overrides"}, "training")
 
 
 #: The ``training`` keys that shape the normalisation statistics (the rest shapes only the models).
 STATISTICS_KEYS = ("horizon", "residual")
+
+
+@dataclass(frozen=True)
+class ModelSetup:
+    """What one model key trains: its registered model, hyperparameters and training settings."""
+
+    key: str
+    model: str
+    hyperparameters: dict
+    training: TrainingConfig
+
+
+def model_setup(key: str, models: dict, training: dict) -> ModelSetup:
+    """Resolve a model key or variant (``MODEL@KEY=VALUE@...``) against the ``models`` and ``training`` sections.
+
+    Hyperparameters: ``models.<model>``, then the variant's settings that are not training keys. Training: the
+    ``training`` section, then the model's :func:`~densim.models.training_defaults`, then
+    ``training.overrides.<model>``, then the variant's training keys.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``training.overrides.<model>.<key>`` or the variant for a bad or shared training key.
+    UnknownModelError
+        For an unknown model or a malformed variant.
+    """
+    from densim.models import model_variant, training_defaults
+
+    model, settings = model_variant(key)
+    names = {field.name for field in fields(TrainingConfig)}
+    fixed = set(STATISTICS_KEYS)  # shared with the statistics of the dataset
+    layers = [(f"training.overrides.{model}.", training.get("overrides", {}).get(model, {})),
+              (f"model variant {key}, setting ", {name: value for name, value in settings.items() if name in names})]
+    resolved = {**{name: value for name, value in training.items() if name != "overrides"}, **training_defaults(model)}
+    for where, layer in layers:
+        for name, value in layer.items():
+            if name not in names or name in fixed:
+                raise ConfigError(f"{where}{name}: not a training key of one model (all are but {', '.join(sorted(fixed))} and overrides)")
+            check_value(value, f"training.{name}", f"{where}{name}")
+        resolved.update(layer)
+    hyperparameters = {**models.get(model, {}), **{name: value for name, value in settings.items() if name not in names}}
+    return ModelSetup(key, model, hyperparameters, training_config(resolved))
 
 
 def compute_statistics(trajectories: list[TrajectoryGraph], config: TrainingConfig) -> Statistics:
@@ -212,13 +270,14 @@ def train(simulator: Simulator, train_set: list[TrajectoryGraph], validation_set
         scheduler.load_state_dict(state["scheduler"])
         generator.set_state(state["generator"])
         history, best, start = state["history"], state["best"], state["step"]
-    windows = _windows(train_set, simulator.history, config.horizon, config.loss_steps)
+    loss_steps = config.unrolled_steps(simulator.history)
+    windows = _windows(train_set, simulator.history, config.horizon, loss_steps)
     validation_steps = config.horizon - simulator.history - 1
     simulator.train()
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc=run["model"], mininterval=2.0)
     for step in bar:
         chosen = torch.randperm(len(windows), generator=generator)[: config.batch_size].tolist()
-        loss = simulator.loss(train_set, [windows[i] for i in chosen], config.loss_steps, generator)
+        loss = simulator.loss(train_set, [windows[i] for i in chosen], loss_steps, generator, config.pushforward)
         if not torch.isfinite(loss):
             raise TrainingError(f"non-finite loss at step {step}; the last good checkpoint is kept at {checkpoints.last}")
         optimiser.zero_grad()
@@ -251,21 +310,65 @@ def _fit_closed_form(simulator: Simulator, train_set, validation_set, config: Tr
     return history
 
 
-def check_models(models: list[str], hyperparameters: dict, histories: list[int], key: str = "experiments.models") -> None:
-    """Build every model of an experiment once at each history, so a bad key or value fails before any job.
+def check_models(models: list[str], models_section: dict, training_section: dict, histories: list[int],
+                 key: str = "experiments.models") -> None:
+    """Resolve and build every model of an experiment once at each history, so a bad key or value fails before any job.
 
     Raises
     ------
     ConfigError
-        Naming ``key`` for an unknown model, ``models.<model>`` for a bad hyperparameter.
+        Naming ``key`` for an unknown model or variant, ``models.<model>`` for a bad hyperparameter, the training key
+        at fault for a bad per-model setting, and ``training.horizon`` when a model's loss window does not fit.
     """
     from densim.models import UnknownModelError, check_model
 
     for model in models:
+        try:
+            setup = model_setup(model, models_section, training_section)
+        except UnknownModelError as err:
+            raise ConfigError(f"{key}: {err}") from None
         for history in histories:
             try:
-                check_model(model, hyperparameters.get(model, {}), history)
-            except UnknownModelError as err:
-                raise ConfigError(f"{key}: {err}") from None
+                check_model(setup.model, setup.hyperparameters, history)
             except (TypeError, ValueError) as err:
-                raise ConfigError(f"models.{model}: {err}") from None
+                raise ConfigError(f"models.{model}: {err}" if model == setup.model else f"{key}: model variant {model}: {err}") from None
+            steps, horizon = setup.training.unrolled_steps(history), setup.training.horizon
+            if steps < 1 or history + 1 + steps > horizon:
+                raise ConfigError(f"training.horizon: {horizon} frames leave no training window for {model} at history {history} "
+                                  f"with {steps} loss steps (needs history + 1 + loss steps <= horizon)")
+
+
+def ablation_grid(models: list[str], factors: dict[str, list], models_section: dict, training_section: dict) -> list[dict]:
+    """The variants of a one-factor-at-a-time ablation: each factor's values, the other factors at the model's own.
+
+    Parameters
+    ----------
+    models : list of str
+        Registered model keys.
+    factors : dict
+        Setting name (a hyperparameter such as ``warmup`` or a per-model training key such as ``loss_steps``) ->
+        the values to try.
+    models_section, training_section : dict
+        The ``models`` and ``training`` config sections (what the model's own settings are).
+
+    Returns
+    -------
+    list of dict
+        One row per (model, factor, value) with ``key`` (the variant, or the model itself at its own setting),
+        ``model``, ``factor``, ``value`` and ``own`` (whether it is the model's own setting). Each factor's rows
+        include the model's own setting.
+    """
+    import inspect
+
+    from densim.models import MODELS, variant_key
+
+    rows = []
+    for model in models:
+        setup = model_setup(model, models_section, training_section)
+        defaults = {name: p.default for name, p in inspect.signature(MODELS[model].__init__).parameters.items()}
+        for factor, values in factors.items():
+            own = getattr(setup.training, factor) if hasattr(setup.training, factor) else setup.hyperparameters.get(factor, defaults.get(factor))
+            for value in dict.fromkeys([*values, own]):
+                key = model if value == own else variant_key(model, {factor: value})
+                rows.append({"key": key, "model": model, "factor": factor, "value": value, "own": value == own})
+    return rows

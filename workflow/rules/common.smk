@@ -11,7 +11,8 @@ from densim.models import MODELS
 from densim.networks import DatasetConfig
 from densim.splits import SplitFractions
 from densim.trajectories import compression_settings
-from densim.training import STATISTICS_KEYS, check_models, training_config
+from densim.models import model_variant
+from densim.training import STATISTICS_KEYS, ablation_grid, check_models, training_config
 
 
 try:
@@ -26,8 +27,7 @@ except WorkflowError as err:
 config["experiments"].setdefault("models", list(MODELS))
 EXPERIMENTS = config["experiments"]
 ABLATION = EXPERIMENTS["history_ablation"]
-#: Every model some grid trains.
-TRAINED_MODELS = list(dict.fromkeys(EXPERIMENTS["models"] + ABLATION["models"]))
+IGNS_ABLATION = EXPERIMENTS["igns_ablation"]
 
 # Datasets made by a generator, and unions of them (made by reference, never regenerated).
 GENERATED_DATASETS = [name for name, section in config["datasets"].items() if "generator" in section]
@@ -35,9 +35,10 @@ UNION_DATASETS = [name for name, section in config["datasets"].items() if "union
 
 
 def dataset_spec(dataset):
-    """The resolved spec of a generated dataset: its section plus the shared generation settings."""
+    """The resolved spec of a generated dataset's networks: its section (less the trajectory protocol) plus the shared
+    generation settings."""
     shared = {"seed": config["generation_seed"], "stiffness": config["stiffness"], "packing": config["packing"]}
-    return {**shared, **config["datasets"][dataset]}
+    return {**shared, **{key: value for key, value in config["datasets"][dataset].items() if key != "protocol"}}
 
 
 # Checks that a schema cannot express, before any job runs.
@@ -50,15 +51,24 @@ try:
             raise ConfigError(f"datasets.{_name}.union: {_unknown} are not generated datasets")
     compression_settings(config["trajectories"])
     training_config(config["training"])
-    check_models(EXPERIMENTS["models"], config["models"], EXPERIMENTS["histories"])
-    check_models(ABLATION["models"], config["models"], ABLATION["histories"], key="experiments.history_ablation.models")
-    _unknown = [d for d in ABLATION["datasets"] if d not in config["datasets"]]
-    if _unknown:
-        raise ConfigError(f"experiments.history_ablation.datasets: {_unknown} are not datasets of the datasets section")
+    check_models(EXPERIMENTS["models"], config["models"], config["training"], EXPERIMENTS["histories"])
+    check_models(ABLATION["models"], config["models"], config["training"], ABLATION["histories"], key="experiments.history_ablation.models")
+    #: The IGNS ablation's variants (one row per model, factor and value), empty when it is off.
+    IGNS_GRID = ablation_grid(IGNS_ABLATION["models"], {"warmup": IGNS_ABLATION["warmup"], "loss_steps": IGNS_ABLATION["loss_steps"]},
+                              config["models"], config["training"]) if IGNS_ABLATION["datasets"] else []
+    check_models(list(dict.fromkeys(row["key"] for row in IGNS_GRID)), config["models"], config["training"], EXPERIMENTS["histories"],
+                 key="experiments.igns_ablation.models")
+    for _grid in ("history_ablation", "igns_ablation"):
+        _unknown = [d for d in EXPERIMENTS[_grid]["datasets"] if d not in config["datasets"]]
+        if _unknown:
+            raise ConfigError(f"experiments.{_grid}.datasets: {_unknown} are not datasets of the datasets section")
     evaluation_config(config["evaluation"])
     SplitFractions(**config["splits"])
 except (ConfigError, TypeError, KeyError) as err:
     raise WorkflowError(f"invalid config key {err}") from None
+
+#: Every model or variant some grid trains.
+TRAINED_MODELS = list(dict.fromkeys(EXPERIMENTS["models"] + ABLATION["models"] + [row["key"] for row in IGNS_GRID]))
 
 
 wildcard_constraints:
@@ -95,7 +105,9 @@ def training_spec_json(wildcards):
     retrains that model only); for statistics, only the keys they depend on."""
     if not hasattr(wildcards, "model"):
         return json.dumps({"training": {key: config["training"][key] for key in STATISTICS_KEYS}}, sort_keys=True)
-    spec = {"training": config["training"], "models": {wildcards.model: config["models"].get(wildcards.model, {})}}
+    model = model_variant(wildcards.model)[0]
+    overrides = {model: config["training"]["overrides"][model]} if model in config["training"]["overrides"] else {}
+    spec = {"training": {**config["training"], "overrides": overrides}, "models": {model: config["models"].get(model, {})}}
     return json.dumps(spec, sort_keys=True)
 
 
@@ -124,14 +136,25 @@ def ablation_evaluations():
     return evaluation_files(ABLATION["datasets"], ABLATION["models"], ABLATION["histories"])
 
 
+def igns_ablation_evaluations():
+    """The IGNS ablation grid (experiments.igns_ablation)."""
+    return evaluation_files(IGNS_ABLATION["datasets"], list(dict.fromkeys(row["key"] for row in IGNS_GRID)), EXPERIMENTS["histories"])
+
+
+def notebook_evaluations(notebook):
+    """The evaluation files a notebook draws from."""
+    return {"history": ablation_evaluations, "igns_ablation": igns_ablation_evaluations}.get(notebook, main_evaluations)()
+
+
 def notebook_parameters(notebook, **paths):
     """JSON parameters of a notebook: the evaluation files it draws from and where its outputs go."""
-    evaluations = ablation_evaluations() if notebook == "history" else main_evaluations()
-    return json.dumps({"evaluations": evaluations, **paths})
+    grid = {"grid": IGNS_GRID} if notebook == "igns_ablation" else {}
+    return json.dumps({"evaluations": notebook_evaluations(notebook), **grid, **paths})
 
 
 #: Figures of the notebooks (results/figures/NAME.pdf and .png), and tables of the tables notebook.
-FIGURES = ["rollout_accuracy"] + (["history"] if ABLATION["models"] and ABLATION["datasets"] else []) + ["modes_and_bias"]
+FIGURES = (["rollout_accuracy"] + (["history"] if ABLATION["models"] and ABLATION["datasets"] else []) + ["modes_and_bias"]
+           + (["igns_ablation"] if IGNS_GRID else []))
 TABLES = ["table1_l2", "table2_poisson_r2", "difficulty"]
 
 
@@ -144,6 +167,7 @@ def all_outputs():
         *expand("results/splits/{dataset}/seed{seed}.json", dataset=list(config["datasets"]), seed=config["seeds"]),
         *main_evaluations(),
         *ablation_evaluations(),
+        *igns_ablation_evaluations(),
         *expand("results/figures/{figure}.{suffix}", figure=FIGURES, suffix=["pdf", "png"]),
         *expand("results/tables/{table}.{suffix}", table=TABLES, suffix=["csv", "md", "tex"]),
     ]

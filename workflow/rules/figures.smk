@@ -27,7 +27,7 @@ rule rollout_accuracy:
 rule history:
     input:
         notebook="notebooks/history.ipynb",
-        evaluations=ablation_evaluations(),
+        evaluations=notebook_evaluations("history"),
     output:
         executed="results/notebooks/history.ipynb",
         pdf="results/figures/history.pdf",
@@ -37,6 +37,30 @@ rule history:
         "logs/figures/history.log",
     params:
         parameters=notebook_parameters("history", figure="results/figures/history", table="results/tables/history.csv"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/densim.yaml"
+    shell:
+        "densim figures {input.notebook} --parameters {params.parameters:q} --output {output.executed} 2> {log}"
+
+
+rule igns_ablation:
+    input:
+        notebook="notebooks/igns_ablation.ipynb",
+        evaluations=notebook_evaluations("igns_ablation"),
+    output:
+        executed="results/notebooks/igns_ablation.ipynb",
+        pdf="results/figures/igns_ablation.pdf",
+        png=report("results/figures/igns_ablation.png", caption="../report/igns_ablation.rst", category="Figures"),
+        table=report("results/tables/igns_ablation.csv", caption="../report/igns_ablation_table.rst", category="Tables"),
+        md="results/tables/igns_ablation.md",
+    log:
+        "logs/figures/igns_ablation.log",
+    params:
+        parameters=notebook_parameters("igns_ablation", figure="results/figures/igns_ablation", table="results/tables/igns_ablation"),
     threads: 1
     resources:
         mem_mb=2000,

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 from torch import nn
 
 from densim.models.baselines import Frozen, LinearFloor
@@ -58,6 +59,48 @@ class UnknownModelError(KeyError):
 
     def __str__(self) -> str:  # KeyError would print the repr of the message
         return str(self.args[0])
+
+
+#: Separates a model key from the settings of a variant: ``igns@warmup=5@loss_steps=20``.
+VARIANT_SEPARATOR = "@"
+
+
+def model_variant(key: str) -> tuple[str, dict[str, Any]]:
+    """The registered model and the settings of a model variant key ``MODEL@KEY=VALUE@...``.
+
+    A variant is a registered model with some hyperparameters or per-model training settings changed (values are
+    read as YAML scalars); a plain model key is a variant without settings.
+
+    Examples
+    --------
+    >>> model_variant("igns@warmup=5@loss_steps=window")
+    ('igns', {'warmup': 5, 'loss_steps': 'window'})
+
+    Raises
+    ------
+    UnknownModelError
+        For an unknown model or a setting that is not ``KEY=VALUE``.
+    """
+    base, *parts = key.split(VARIANT_SEPARATOR)
+    if base not in MODELS:
+        raise UnknownModelError(f"unknown model {base!r}; known models: {', '.join(MODELS)}")
+    settings = {}
+    for part in parts:
+        name, equals, value = part.partition("=")
+        if not (equals and name and value):
+            raise UnknownModelError(f"model variant {key!r}: {part!r} is not KEY=VALUE")
+        settings[name] = yaml.safe_load(value)
+    return base, settings
+
+
+def variant_key(model: str, settings: dict[str, Any]) -> str:
+    """The key of a variant of ``model`` (the inverse of :func:`model_variant`; settings in sorted order)."""
+    return VARIANT_SEPARATOR.join([model, *(f"{name}={value}" for name, value in sorted(settings.items()))])
+
+
+def training_defaults(model: str) -> dict[str, Any]:
+    """The training settings a registered model brings (its class's ``training_defaults``; IGNS: the multi-step loss)."""
+    return dict(getattr(MODELS[model], "training_defaults", {}))
 
 
 def build_model(key: str, node_in: int, edge_in: int, out: int, **hyperparameters: Any) -> nn.Module:
@@ -146,7 +189,7 @@ def load_simulator(path: str | Path, device: str | torch.device = "cpu") -> tupl
 
     checkpoint = read_checkpoint(path, device)
     run = checkpoint["run"]
-    simulator = build_simulator(run["model"], run["history"], Statistics.from_state_dict(checkpoint["simulator"]), seed=run["seed"],
+    simulator = build_simulator(model_variant(run["model"])[0], run["history"], Statistics.from_state_dict(checkpoint["simulator"]), seed=run["seed"],
                                 hyperparameters=run["hyperparameters"], **run["family"])
     simulator.load_state_dict(checkpoint["simulator"])
     return simulator.to(device), checkpoint
@@ -161,4 +204,5 @@ def parameters_digest(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
-__all__ = ["MODELS", "UnknownModelError", "build_model", "build_simulator", "check_model", "load_simulator", "parameters_digest"]
+__all__ = ["MODELS", "VARIANT_SEPARATOR", "UnknownModelError", "build_model", "build_simulator", "check_model", "load_simulator",
+           "model_variant", "parameters_digest", "training_defaults", "variant_key"]

@@ -177,6 +177,8 @@ class IGNS(LatentDynamicsNetwork):
 
     #: One set of Hamiltonian weights per step (IGNS) or one for all steps (IGNS-ti).
     time_varying = True
+    #: The seed's multi-step loss: MSE over the whole training window with gradients through it.
+    training_defaults = {"loss_steps": "window"}
 
     def __init__(self, node_in: int, edge_in: int, out: int, hidden: int = 64, num_layers: int = 4, warmup: int = 0,
                  step_size: float = 0.1, damping: bool = True, forcing: bool = True, mlp_layers: int = 2,
