@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 
 from densim.cli import build_parser
-from densim.compression import CompressionSettings
+from densim.compression import CompressionSettings, ImpactSettings
 from densim.config import ConfigError, schema, schema_node, typed_config
 from densim.elasticity import POISSON_DEFINITIONS
 from densim.evaluation import EvaluationConfig
@@ -23,6 +23,7 @@ BUILDERS = {
     EvaluationConfig: EvaluationConfig,
     SplitFractions: SplitFractions,
     CompressionSettings: CompressionSettings,
+    ImpactSettings: ImpactSettings,
     PackingConfig: PackingConfig,
     NodeOptConfig: NodeOptConfig,
     NoiPruConfig: NoiPruConfig,
@@ -30,7 +31,7 @@ BUILDERS = {
 }
 #: Keys the workflow or a command's options read directly (no dataclass), with where their default lives.
 WORKFLOW_KEYS = {"seeds", "experiments.models", "experiments.histories", "experiments.history_ablation.models",
-                 "experiments.history_ablation.histories", "experiments.history_ablation.datasets", "cluster.training_gpus", "datasets.*.union", "models",
+                 "experiments.history_ablation.histories", "experiments.history_ablation.datasets", "cluster.training_gpus", "datasets.*.union", "datasets.*.protocol", "models",
                  "experiments.igns_ablation.models", "experiments.igns_ablation.warmup", "experiments.igns_ablation.loss_steps",
                  "experiments.igns_ablation.datasets", "training.overrides"}
 #: Keys passed to ``densim spectra`` as options: (subcommand path, option destination).

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from densim import __version__
-from densim.config import ConfigError, default
+from densim.config import ConfigError, default, schema_node
 
 
 def _load_mapping(text: str) -> dict:
@@ -70,17 +70,25 @@ def cmd_trajectories_simulate(args) -> None:
 
     from densim.io import read_network, write_dataset
     from densim.provenance import provenance_attrs
-    from densim.trajectories import athermal_twin, compression_settings, simulate, trajectory_dataset
+    from densim.trajectories import athermal_twin, compression_settings, impact_settings, simulate, trajectory_dataset
 
-    settings = compression_settings(_load_mapping(args.settings))
+    section = _load_mapping(args.settings)
+    settings = compression_settings(section)
+    # the impact subsection is checked whatever the protocol, so a typo in it never waits for an impact dataset
+    kick = impact_settings(section)
+    if args.protocol == "compression":
+        kick = None
+    trajectories = settings.__dict__ if kick is None else {**settings.__dict__, "impact": kick.__dict__}
     network, network_ds = read_network(args.network)
     name = f"{network_ds.attrs['dataset']}/{network_ds.attrs['network']}"
-    with tqdm(total=settings.frames, desc=f"compress {name}", unit="frame", mininterval=2.0, file=sys.stderr) as bar:
-        run = simulate(network, settings, name, progress=lambda done: bar.update(done - bar.n))
-    athermal = athermal_twin(network, settings, run, name)
-    attrs = provenance_attrs({"trajectories": settings.__dict__, "network_config": json.loads(network_ds.attrs["config"])}, inputs=[args.network])
-    write_dataset(trajectory_dataset(network_ds, settings, run, attrs, athermal), args.output)
-    logging.getLogger("densim").info("wrote %s (%d frames)", args.output, settings.frames)
+    with tqdm(total=settings.frames, desc=f"{args.protocol} {name}", unit="frame", mininterval=2.0, file=sys.stderr) as bar:
+        run = simulate(network, settings, name, progress=lambda done: bar.update(done - bar.n), kick=kick)
+    athermal = athermal_twin(network, settings, run, name, kick=kick)
+    attrs = provenance_attrs({"trajectories": trajectories, "network_config": json.loads(network_ds.attrs["config"])}, inputs=[args.network])
+    ds = trajectory_dataset(network_ds, settings, run, attrs, athermal, kick=kick)
+    write_dataset(ds, args.output)
+    arrival = "" if kick is None else f", front arrival at frame {float(ds['arrival_frame']):.2f}"
+    logging.getLogger("densim").info("wrote %s (%s, %d frames%s)", args.output, args.protocol, settings.frames, arrival)
 
 
 def _union(text: str) -> tuple[str, list[str]]:
@@ -300,14 +308,21 @@ def build_parser() -> argparse.ArgumentParser:
     actions = traj.add_subparsers(dest="action", required=True, metavar="ACTION")
     sim = actions.add_parser(
         "simulate",
-        help="compress one network in LAMMPS",
-        description="Compress a network along x in LAMMPS (transverse box at zero stress) and write the trajectory.",
+        help="compress one network in LAMMPS, or kick it (impact)",
+        description="Run one network through a trajectory protocol in LAMMPS and write the trajectory. compression: "
+        "compress along x (transverse box at zero stress). impact: kick a strip of the network at rest outwards along x "
+        "and follow the pulse at fixed box with weak damping; the file records the far strip's displacement and the "
+        "front's arrival frame.",
         epilog="settings: a JSON or YAML mapping, inline or a file, with keys of the `trajectories` config section "
-        "(strain, frames, steps_per_frame, timestep, mass, temperature, damping, pressure_damping, seed); "
-        "missing keys take their defaults. Example: '{\"frames\": 21, \"strain\": 0.01}'",
+        "(strain, frames, steps_per_frame, timestep, mass, temperature, damping, pressure_damping, seed, ...) and its "
+        "`impact` subsection (speed, strip, damping, steps_per_frame, far, arrival_fraction), which the impact protocol "
+        "uses instead of the section's damping and steps_per_frame; missing keys take their defaults. Examples: "
+        "'{\"frames\": 21, \"strain\": 0.01}'; --protocol impact --settings '{\"frames\": 41, \"impact\": {\"speed\": 0.002}}'",
     )
     sim.add_argument("network", type=Path, help="network netCDF file")
-    sim.add_argument("--settings", default="{}", help="compression settings (see below)")
+    sim.add_argument("--settings", default="{}", help="the `trajectories` config section (see below)")
+    sim.add_argument("--protocol", choices=schema_node("datasets.*.protocol")["enum"], default=default("datasets.*.protocol"),
+                     help="compression along x, or impact (a localised kick at fixed box); default %(default)s")
     sim.add_argument("-o", "--output", required=True, type=Path, help="trajectory netCDF file to write")
     sim.set_defaults(func=cmd_trajectories_simulate)
     summ = actions.add_parser("summary", help="per-dataset summary of trajectories", description="Tabulate trajectory files by dataset.")

@@ -1,9 +1,12 @@
-"""The compression protocol: quasi-static uniaxial compression of a spring network in LAMMPS.
+"""The trajectory protocols of a spring network in LAMMPS: compression, release and impact.
 
 :func:`compress` places a :class:`~densim.network.SpringNetwork` in an in-memory LAMMPS instance
 (:mod:`densim.lammps`), relaxes its box to zero stress and compresses it along x at a constant engineering
 rate while the transverse box follows zero stress, recording a frame every ``steps_per_frame`` steps.
-:func:`compression_commands` holds the protocol's LAMMPS commands, so an input deck can run it too.
+:func:`release` lets a displaced network ring at fixed box; :func:`impact` kicks a strip of nodes outwards at
+fixed box, so that a longitudinal pulse crosses the network. :func:`compression_commands`,
+:func:`release_commands` and :func:`impact_commands` hold the protocols' LAMMPS commands, so an input deck can
+run them too.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ import numpy as np
 
 from densim.config import ConfigError, check_settings, setting
 from densim.lammps import format_float, gather_xy, new_lammps, place_network
-from densim.network import SpringNetwork
+from densim.network import SpringNetwork, minimum_image
 
-__all__ = ["REGIMES", "Compression", "CompressionSettings", "SimulationError", "compress", "compression_commands", "release",
-           "release_commands"]
+__all__ = ["KICK_CENTRE", "REGIMES", "Compression", "CompressionSettings", "ImpactSettings", "SimulationError", "compress",
+           "compression_commands", "impact", "impact_commands", "impact_md_settings", "impact_strips", "kick_velocities",
+           "release", "release_commands"]
 
 
 class SimulationError(RuntimeError):
@@ -149,6 +153,51 @@ class CompressionSettings:
         return -self.strain / (self.total_steps * self.timestep)
 
 
+#: Where the kicked strip is centred, as a fraction of ``Lx``; the far strip is centred half a box away.
+KICK_CENTRE = 0.25
+
+
+@dataclass(frozen=True)
+class ImpactSettings:
+    """The kick of the impact protocol (the ``trajectories.impact`` config section).
+
+    The network starts at rest in its box; the nodes of a strip across the box (all y) get an outward velocity
+    along x, ``+speed`` right of the strip's centre line and ``-speed`` left of it, less the strip's mean
+    velocity. The box stays fixed and the network evolves under ``fix nve`` with weak Langevin damping, so a
+    longitudinal pulse runs out of the strip both ways and meets itself on the far side of the periodic box.
+
+    Attributes
+    ----------
+    speed : float
+        Kick speed (small-particle diameters per time unit). A longitudinal pulse strains the network by
+        about its particle velocity over the sound speed (~1 in natural units), so the default 1e-3 stays in
+        the linear regime (strains below 1e-3) and far above the thermal motion of the default temperature.
+    strip : float
+        Width of the kicked strip as a fraction of ``Lx``, centred on ``x = KICK_CENTRE * Lx``.
+    damping : float
+        Damping time ``mass / gamma`` of ``fix langevin`` during the impact run: low damping, so the pulse
+        crosses the box many times before it decays (energy decays at the rate ``1 / damping``).
+    steps_per_frame : int
+        MD steps between frames (the timestep is ``trajectories.timestep``; 20 steps of 0.05 is one ``t0``).
+    far : float
+        Width, as a fraction of ``Lx``, of the far strip, centred half a box from the kicked one, whose mean
+        displacement times the front's arrival (:func:`densim.observables.far_displacement`).
+    arrival_fraction : float
+        The front has arrived when the far strip's mean displacement reaches this fraction of its largest
+        value over the reference trajectory (:func:`densim.observables.front_arrival`).
+    """
+
+    speed: float = setting("trajectories.impact.speed")
+    strip: float = setting("trajectories.impact.strip")
+    damping: float = setting("trajectories.impact.damping")
+    steps_per_frame: int = setting("trajectories.impact.steps_per_frame")
+    far: float = setting("trajectories.impact.far")
+    arrival_fraction: float = setting("trajectories.impact.arrival_fraction")
+
+    def __post_init__(self) -> None:
+        check_settings(self, "trajectories.impact")
+
+
 @dataclass(frozen=True)
 class Compression:
     """Frames of a compression run.
@@ -166,6 +215,8 @@ class Compression:
         Engineering axial strain ``Lx / Lx0 - 1`` (negative in compression).
     potential_energy : ndarray, shape (frames,)
         Elastic energy of the network (LJ energy units).
+    kinetic_energy : ndarray, shape (frames,)
+        ``(mass / 2) sum |v|**2`` of the nodes' velocities at the frame's step (LJ energy units).
     lammps_version : int
         LAMMPS version, e.g. 20250722.
     """
@@ -174,6 +225,7 @@ class Compression:
     box: np.ndarray
     strain: np.ndarray
     potential_energy: np.ndarray
+    kinetic_energy: np.ndarray
     lammps_version: int
 
 
@@ -260,6 +312,146 @@ def release_commands(settings: CompressionSettings) -> tuple[list[str], list[str
     return fixes, runs
 
 
+def impact_md_settings(settings: CompressionSettings, kick: ImpactSettings) -> CompressionSettings:
+    """The MD settings an impact run uses: ``settings`` with the kick's damping and steps per frame.
+
+    Its ``strain`` and barostat settings are not used (the box stays fixed).
+    """
+    return replace(settings, damping=kick.damping, steps_per_frame=kick.steps_per_frame)
+
+
+def impact_strips(positions: np.ndarray, box: np.ndarray, kick: ImpactSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes of the kicked strip and of the far strip of an impact.
+
+    The kicked strip is ``|x - KICK_CENTRE * Lx| < strip * Lx / 2``, the far strip
+    ``|x - (KICK_CENTRE + 1/2) * Lx| < far * Lx / 2``, with x distances under the minimum image.
+
+    Parameters
+    ----------
+    positions : ndarray, shape (N, 2)
+        Node positions (wrapped or not).
+    box : ndarray, shape (2,)
+        Box lengths ``(Lx, Ly)``.
+    kick : ImpactSettings
+
+    Returns
+    -------
+    kicked, far : ndarray of bool, shape (N,)
+
+    Raises
+    ------
+    ValueError
+        If either strip holds no node.
+    """
+    lx = float(box[0])
+    x = np.asarray(positions, dtype=np.float64)[:, 0]
+    kicked = np.abs(minimum_image(x - KICK_CENTRE * lx, lx)) < 0.5 * kick.strip * lx
+    far = np.abs(minimum_image(x - (KICK_CENTRE + 0.5) * lx, lx)) < 0.5 * kick.far * lx
+    for name, mask in (("strip", kicked), ("far", far)):
+        if not mask.any():
+            raise ValueError(f"trajectories.impact.{name}: no node lies in the strip ({name} * Lx = {getattr(kick, name) * lx:.4g} wide)")
+    return kicked, far
+
+
+def kick_velocities(positions: np.ndarray, box: np.ndarray, kick: ImpactSettings) -> np.ndarray:
+    """x velocity of every node right after the kick, shape (N,).
+
+    ``speed * sign(x - KICK_CENTRE * Lx)`` (minimum image) inside the kicked strip (:func:`impact_strips`),
+    less the strip's mean, so the total momentum is zero to rounding and nodes outside the strip stay at
+    rest (subtracting the mean over all nodes would set the far strip drifting); 0 elsewhere.
+    """
+    kicked, _ = impact_strips(positions, box, kick)
+    lx = float(box[0])
+    x = np.asarray(positions, dtype=np.float64)[:, 0]
+    velocity = np.zeros(len(x))
+    velocity[kicked] = kick.speed * np.sign(minimum_image(x[kicked] - KICK_CENTRE * lx, lx))
+    velocity[kicked] -= velocity[kicked].mean()
+    return velocity
+
+
+def impact_commands(settings: CompressionSettings, kick: ImpactSettings, velocity_x: np.ndarray) -> tuple[list[str], list[str], list[str]]:
+    """LAMMPS commands of the impact protocol, for a network already built.
+
+    Parameters
+    ----------
+    settings : CompressionSettings
+        Timestep, frames, mass, temperature and seed.
+    kick : ImpactSettings
+        Damping and steps per frame of the run.
+    velocity_x : ndarray, shape (N,)
+        x velocity of each node (:func:`kick_velocities`), row ``i`` for atom id ``i + 1``.
+
+    Returns
+    -------
+    setup : list of str
+        One ``set atom`` per kicked node (velocities given exactly, as round-tripping decimals), then
+        ``run 0`` (frame 0: the network at rest positions, moving).
+    fixes : list of str
+        Timestep, ``fix nve``, the Langevin thermostat with the kick's damping, ``fix enforce2d``
+        (:func:`release_commands`): no barostat, no deformation.
+    runs : list of str
+        One ``run`` of ``kick.steps_per_frame`` steps per frame after frame 0.
+    """
+    setup = [f"set atom {i + 1} vx {format_float(v)}" for i, v in enumerate(velocity_x.tolist()) if v != 0.0]
+    fixes, runs = release_commands(impact_md_settings(settings, kick))
+    return [*setup, "run 0"], fixes, runs
+
+
+def impact(network: SpringNetwork, settings: CompressionSettings, kick: ImpactSettings,
+           progress: Callable[[int], Any] | None = None) -> Compression:
+    """Kick a strip of a network at rest outwards and follow the pulse at fixed box.
+
+    Frame 0 is the network at its rest positions (wrapped into the box), with the velocities of
+    :func:`kick_velocities` (the kinetic energy of the kick); then ``settings.frames - 1`` frames follow,
+    ``kick.steps_per_frame`` steps of ``settings.timestep`` apart, under ``fix nve`` and ``fix langevin``
+    (``settings.temperature`` and ``seed``, ``kick.damping``, ``zero yes``). The box never changes: the
+    returned strain is 0 throughout, and so is the total momentum.
+
+    Parameters
+    ----------
+    network : SpringNetwork
+        The network at rest (stress free).
+    settings : CompressionSettings
+        Timestep, frames, mass, temperature and seed (the strain, damping, steps per frame and barostat
+        settings are not used).
+    kick : ImpactSettings
+    progress : callable, optional
+        As in :func:`compress`.
+
+    Returns
+    -------
+    Compression
+        Positions, the constant box, zero strain, potential and kinetic energy per frame.
+
+    Raises
+    ------
+    ValueError
+        On a malformed network, or a strip with no node.
+    SimulationError
+        As in :func:`compress`. The timestep is not checked here: :func:`densim.trajectories.simulate` does.
+
+    Notes
+    -----
+    On a triangular lattice the front (10 % of the largest displacement of a thin strip) runs at the
+    longitudinal sound speed ``c_L = sqrt(C_xxxx / rho)``, ``rho = N * mass / (Lx * Ly)``, to 2.5 %. On the
+    128-node jammed networks (box ~12.7 wide) the pulse is too short to feel the non-affine relaxation: its
+    front runs at about the affine speed ``sqrt(C_xxxx^affine / rho)`` (measured on three NODE-OPT networks:
+    1.05-1.16 against affine 1.08-1.15 and relaxed ``c_L`` 0.56-0.70), so arrival times hardly depend on the
+    Poisson ratio. At the defaults the front reaches the far strip at frame 3.2-3.7 on 10 default NODE-OPT
+    networks (relaxed ``c_L`` 0.58-0.94).
+
+    Examples
+    --------
+    >>> from densim.network import triangular_lattice
+    >>> run = impact(triangular_lattice(16, 4), CompressionSettings(frames=3), ImpactSettings())
+    >>> bool((run.box == run.box[0]).all()), round(float(run.kinetic_energy[0]) / 1e-6, 3)  # 12 nodes at 1e-3
+    (True, 6.0)
+    """
+    velocity_x = kick_velocities(network.positions, network.box, kick)
+    setup, fixes, runs = impact_commands(settings, kick, velocity_x)
+    return _record(network, settings.mass, setup, fixes, runs, progress)
+
+
 def _lammps(lmp: Any, commands: Sequence[str]) -> None:
     """Run LAMMPS commands, turning LAMMPS errors into :class:`SimulationError`."""
     try:
@@ -268,8 +460,8 @@ def _lammps(lmp: Any, commands: Sequence[str]) -> None:
         raise SimulationError(f"LAMMPS error: {err}") from err
 
 
-def _read_frame(lmp: Any, n: int, frame: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Wrapped positions and image flags (by id), box lengths and potential energy of the current step."""
+def _read_frame(lmp: Any, n: int, frame: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, np.ndarray]:
+    """Wrapped positions and image flags (by id), box lengths, potential energy and velocities of the current step."""
     natoms = int(lmp.get_natoms())
     if natoms != n:
         raise SimulationError(f"frame {frame}: {n - natoms} of {n} atoms lost")
@@ -278,24 +470,25 @@ def _read_frame(lmp: Any, n: int, frame: int) -> tuple[np.ndarray, np.ndarray, n
     wrapped = gather_xy(lmp, "x")
     # count 3 makes LAMMPS unpack the bit-packed image flags into (ix, iy, iz).
     images = np.ctypeslib.as_array(lmp.gather_atoms("image", 0, 3)).reshape(n, 3)[:, :2]
-    return wrapped, images, lengths, float(lmp.get_thermo("pe"))
+    return wrapped, images, lengths, float(lmp.get_thermo("pe")), gather_xy(lmp, "v")
 
 
-def _frame(lmp: Any, n: int, frame: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """Unwrapped positions (by id), box lengths and potential energy, checked."""
+def _frame(lmp: Any, n: int, frame: int, mass: float) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Unwrapped positions (by id), box lengths, potential and kinetic energy, checked."""
     try:
-        wrapped, images, lengths, energy = _read_frame(lmp, n, frame)
+        wrapped, images, lengths, energy, velocities = _read_frame(lmp, n, frame)
     except SimulationError:
         raise
     except Exception as err:
         raise SimulationError(f"frame {frame}: LAMMPS error: {err}") from err
     # An atom that crossed the boundary i times sits i current box lengths away.
     unwrapped = wrapped + images * lengths
-    if not math.isfinite(energy):
-        raise SimulationError(f"frame {frame}: non-finite potential energy ({energy})")
+    kinetic = 0.5 * mass * float(np.sum(velocities**2))
+    if not (math.isfinite(energy) and math.isfinite(kinetic)):
+        raise SimulationError(f"frame {frame}: non-finite energy (potential {energy}, kinetic {kinetic})")
     if not (np.isfinite(unwrapped).all() and np.isfinite(lengths).all() and (lengths > 0).all()):
         raise SimulationError(f"frame {frame}: non-finite positions or box")
-    return unwrapped, lengths, energy
+    return unwrapped, lengths, energy, kinetic
 
 
 def compress(
@@ -413,14 +606,14 @@ def _record(network: SpringNetwork, mass: float, setup: list[str], fixes: list[s
         version = int(lmp.version())
         n = len(place_network(lmp, network, mass=mass).positions)
         _lammps(lmp, setup)
-        frames = [_frame(lmp, n, 0)]
+        frames = [_frame(lmp, n, 0, mass)]
         if progress is not None:
             progress(1)
         _lammps(lmp, fixes)
         for frame, run in enumerate(runs, start=1):
             _lammps(lmp, [run])
-            frames.append(_frame(lmp, n, frame))
+            frames.append(_frame(lmp, n, frame, mass))
             if progress is not None:
                 progress(frame + 1)
-    positions, box, energy = (np.array(column) for column in zip(*frames))
-    return Compression(positions, box, box[:, 0] / box[0, 0] - 1.0, energy, version)
+    positions, box, potential, kinetic = (np.array(column) for column in zip(*frames))
+    return Compression(positions, box, box[:, 0] / box[0, 0] - 1.0, potential, kinetic, version)

@@ -1,4 +1,4 @@
-"""Observables of compression trajectories, on plain arrays (xarray wrappers live with the stages).
+"""Observables of compression and impact trajectories, on plain arrays (xarray wrappers live with the stages).
 
 The Poisson ratio of a frame is ``nu = -eps_yy / eps_xx`` for axial compression along x. The axial strain is
 the imposed one; the transverse strain is measured three ways:
@@ -16,6 +16,9 @@ the imposed one; the transverse strain is measured three ways:
   displacement field of a disordered network, which is periodic yet correlates with position over one box:
   on pruned 128-node networks single networks are off by up to 0.45 in nu and the box-vs-slope R^2 over a
   dataset is 0.92 to 0.99. It is kept as a comparison.
+
+Impact trajectories (:func:`densim.compression.impact`) are at fixed box; their observable is the arrival of
+the pulse front on the far side of the box: :func:`far_displacement` and :func:`front_arrival`.
 """
 
 from __future__ import annotations
@@ -357,3 +360,57 @@ def r_squared(truth: np.ndarray, prediction: np.ndarray) -> float:
     residual = np.sum((truth - prediction) ** 2)
     total = np.sum((truth - truth.mean()) ** 2)
     return float(1.0 - residual / total) if total > 0 else float("nan")
+
+
+def far_displacement(positions, far):
+    """Mean displacement magnitude from frame 0 of the far-strip nodes, per frame (numpy or torch).
+
+    ``d_t = mean_{i in far} |x_i(t) - x_i(0)|``.
+
+    Parameters
+    ----------
+    positions : array, shape (..., T, N, 2)
+        Unwrapped node positions, frames first as stored in trajectory files; frame 0 is the reference.
+    far : bool array, shape (N,)
+        The far strip (:func:`densim.compression.impact_strips`).
+
+    Returns
+    -------
+    array, shape (..., T)
+    """
+    delta = positions[..., :, far, :] - positions[..., :1, far, :]
+    return ((delta**2).sum(-1) ** 0.5).mean(-1)
+
+
+def front_arrival(displacement, threshold: float) -> float:
+    """Fractional frame index at which a displacement series first reaches ``threshold``.
+
+    Linear interpolation between the last frame below the threshold and the first at or above it: for
+    ``d[t-1] < threshold <= d[t]`` the arrival is ``t - 1 + (threshold - d[t-1]) / (d[t] - d[t-1])``. The
+    reference trajectory's threshold is ``arrival_fraction * max(d)``; a prediction is timed against the same
+    threshold.
+
+    Parameters
+    ----------
+    displacement : array_like, shape (T,)
+        E.g. :func:`far_displacement` of a trajectory or a rollout (NaN frames never count as reached).
+    threshold : float
+
+    Returns
+    -------
+    float
+        In ``[0, T - 1]``; NaN if the series never reaches the threshold.
+
+    Examples
+    --------
+    >>> front_arrival([0.0, 0.0, 1.0, 2.0], 0.25)
+    1.25
+    """
+    d = np.asarray(displacement, dtype=np.float64)
+    reached = np.flatnonzero(d >= threshold)
+    if len(reached) == 0:
+        return float("nan")
+    t = int(reached[0])
+    if t == 0 or not np.isfinite(d[t - 1]):
+        return float(t)
+    return float(t - 1 + (threshold - d[t - 1]) / (d[t] - d[t - 1]))
