@@ -222,3 +222,31 @@ def test_the_command_keeps_compression_files_and_names_a_bad_impact_key(network_
         main(["trajectories", "simulate", str(network_file), "--protocol", "impact", "-o", str(tmp_path / "x.nc"),
               "--settings", '{"impact": {"sped": 0.002}}'])
     assert not (tmp_path / "x.nc").exists()
+
+
+def test_impact_rollouts_are_scored_on_the_wave_front_at_fixed_box(network_file, tmp_path):
+    """The truth scores an arrival error of 0; the frozen baseline never sees the front arrive (censored at the last
+    frame); no Poisson ratio is defined; rollouts keep the fixed box."""
+    import torch
+
+    from densim.evaluation import evaluate, score_trajectory
+    from densim.models import build_simulator
+    from densim.rollout import estimated_box, trajectory_graph
+    from densim.training import TrainingConfig, compute_statistics
+
+    output = tmp_path / "0000.nc"
+    main(["trajectories", "simulate", str(network_file), "--protocol", "impact", "-o", str(output), "--settings", '{"frames": 21}'])
+    ds = read_dataset(output, "trajectory")
+    graph = trajectory_graph(ds, None)
+    assert graph.protocol == "impact" and graph.far.sum() > 0
+    assert torch.equal(estimated_box(graph, graph.positions[:, 5] + 0.01, graph.box[5, 0]), graph.box[0])
+    truth = score_trajectory(graph.positions, graph, 2, 1.0)
+    assert float(truth["arrival_frame"]) == pytest.approx(float(ds["arrival_frame"])) == pytest.approx(float(truth["arrival_frame_true"]))
+    assert np.isnan(truth["poisson_ratio"]).all() and np.isnan(truth["poisson_ratio_true"]).all()
+    assert 2 < float(ds["arrival_frame"]) < 20  # the front arrives after the input frames, within the run
+    frozen = build_simulator("frozen", 2, compute_statistics([graph], TrainingConfig(horizon=10)), seed=0)
+    scored = evaluate(frozen, [graph])
+    assert scored.attrs["protocol"] == "impact"
+    assert float(scored["arrival_frame"][0]) == 20.0  # censored: the held frame never moves
+    assert float(scored["arrival_error"]) == pytest.approx(20.0 - float(ds["arrival_frame"]))
+    assert np.isnan(scored["poisson_r2"]).all()

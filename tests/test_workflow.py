@@ -96,7 +96,7 @@ def test_smoke_preset_builds_every_output(smoke):
 
 
 SMOKE_MODELS = ["spatial", "nlsf", "frozen", "linear_floor"]
-SMOKE_DATASETS = ["node_opt", "bond_pru_opt", "noi_pru", "comb"]
+SMOKE_DATASETS = ["node_opt", "bond_pru_opt", "noi_pru", "comb", "impact"]
 
 
 def test_smoke_preset_evaluates_every_model_and_renders_tables_figures_and_report(smoke):

@@ -19,6 +19,11 @@ Steps are counted from the last input frame: step ``s`` predicts frame ``h + s``
 Across test trajectories, per step (over the rollouts that are finite at that step, with ``blown_up_count``
 beside them): ``relative_mse`` as a ratio of means (the frozen baseline scores exactly 1), ``poisson_r2`` (R^2 of
 the predicted against the true Poisson ratio, the truth as reference) and ``poisson_bias`` (mean signed error).
+
+Impact trajectories (:func:`densim.compression.impact`: fixed box, no Poisson ratio) are scored on the wave front
+instead: ``far_displacement`` per step (predicted and true), the frame at which the front reaches the far strip
+(``arrival_frame``, predicted and true, against the reference's threshold) and, across trajectories,
+``arrival_error`` (mean absolute error in frames) and ``arrival_bias``; their Poisson ratio variables are NaN.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import torch
 import xarray as xr
 
 from densim.config import check_settings, setting, typed_config
-from densim.observables import poisson_ratio_from_box, poisson_ratio_from_positions, r_squared
+from densim.observables import far_displacement, front_arrival, poisson_ratio_from_box, poisson_ratio_from_positions, r_squared
 from densim.rollout import TrajectoryGraph, rollout, rollouts
 
 @dataclass(frozen=True)
@@ -64,6 +69,13 @@ DEFINITIONS = {
     "blown_up": "the rollout is non-finite, or its l2 exceeds blowup_l2, at this step or before",
     "blown_up_count": "test rollouts blown up at this step",
     "predicted_positions": "predicted node positions at the table step and the last step (NaN beyond a network's node count)",
+    "far_displacement": "impact: mean displacement from frame 0 of the far-strip nodes, predicted (NaN for compressions)",
+    "far_displacement_true": "impact: the same of the simulation",
+    "arrival_frame": "impact: frame (interpolated) at which the predicted far_displacement first reaches the simulation's "
+                     "arrival threshold; the last frame when it never does (censored)",
+    "arrival_frame_true": "impact: the same of the simulation",
+    "arrival_error": "impact: mean over test trajectories of |arrival_frame - arrival_frame_true| (frames; NaN for compressions)",
+    "arrival_bias": "impact: mean over test trajectories of arrival_frame - arrival_frame_true (frames)",
 }
 
 
@@ -132,19 +144,31 @@ def score_trajectory(predicted: torch.Tensor, trajectory: TrajectoryGraph, histo
     -------
     dict of ndarray
         Per step (shape (S,), ``S = T - history - 1``): l2, rms, mse, frozen_mse, poisson_ratio,
-        poisson_ratio_true, slow_share, blown_up; ``mode_energy`` of shape (S, k) when the graph has eigenvectors.
+        poisson_ratio_true, far_displacement, far_displacement_true, slow_share, blown_up; ``mode_energy`` of shape
+        (S, k) when the graph has eigenvectors; scalars arrival_frame and arrival_frame_true.
     """
     frames = predicted.shape[1]
     truth = trajectory.positions[:, :frames].to(predicted)
     steps = slice(history + 1, frames)
     scores = positional_errors(predicted[:, steps], truth[:, steps])
     scores["frozen_mse"] = positional_errors(truth[:, history : history + 1].expand_as(truth[:, steps]), truth[:, steps])["mse"]
-    box = trajectory.box[:frames].cpu().numpy()
-    rest_length = trajectory.graph.rest_length[: len(trajectory.bonds)]
-    nu = poisson_ratio_from_positions(predicted.permute(1, 0, 2).cpu().numpy(), box[:, 0], box[0], trajectory.bonds.cpu().numpy(),
-                                      rest_length.cpu().numpy(), trajectory.stiffness.cpu().numpy())
-    scores["poisson_ratio"] = nu[steps]
-    scores["poisson_ratio_true"] = poisson_ratio_from_box(box)[steps]
+    missing = np.full(frames - history - 1, np.nan)
+    if trajectory.protocol == "impact":
+        scores["poisson_ratio"], scores["poisson_ratio_true"] = missing, missing.copy()
+        for suffix, positions in (("", predicted), ("_true", truth)):
+            displacement = far_displacement(positions.permute(1, 0, 2), trajectory.far).cpu().numpy()
+            arrival = front_arrival(displacement, trajectory.arrival_threshold)
+            scores[f"far_displacement{suffix}"] = displacement[steps]
+            scores[f"arrival_frame{suffix}"] = np.array(frames - 1.0 if np.isnan(arrival) else arrival)
+    else:
+        box = trajectory.box[:frames].cpu().numpy()
+        rest_length = trajectory.graph.rest_length[: len(trajectory.bonds)]
+        nu = poisson_ratio_from_positions(predicted.permute(1, 0, 2).cpu().numpy(), box[:, 0], box[0], trajectory.bonds.cpu().numpy(),
+                                          rest_length.cpu().numpy(), trajectory.stiffness.cpu().numpy())
+        scores["poisson_ratio"] = nu[steps]
+        scores["poisson_ratio_true"] = poisson_ratio_from_box(box)[steps]
+        scores["far_displacement"], scores["far_displacement_true"] = missing.copy(), missing.copy()
+        scores["arrival_frame"], scores["arrival_frame_true"] = np.array(np.nan), np.array(np.nan)
     if "eigvecs" in trajectory.graph:
         scores["mode_energy"], scores["slow_share"] = mode_energies(predicted[:, steps] - truth[:, steps], trajectory.graph.eigvecs)
     scores["blown_up"] = _flag_blown_up(scores["l2"], blowup_l2)
@@ -162,8 +186,9 @@ def across_trajectories(per_trajectory: dict[str, np.ndarray]) -> dict[str, np.n
 
     Returns
     -------
-    dict of ndarray, shape (step,)
-        relative_mse, poisson_r2, poisson_bias, blown_up_count.
+    dict of ndarray
+        relative_mse, poisson_r2, poisson_bias, blown_up_count (shape (step,)); arrival_error and arrival_bias
+        (scalars, NaN without arrival frames).
     """
     mse, frozen, nu, nu_true, blown = (per_trajectory[name] for name in ("mse", "frozen_mse", "poisson_ratio", "poisson_ratio_true", "blown_up"))
     finite = np.isfinite(mse)
@@ -174,7 +199,16 @@ def across_trajectories(per_trajectory: dict[str, np.ndarray]) -> dict[str, np.n
         "poisson_r2": np.array([r_squared(nu_true[:, s], nu[:, s]) if np.isfinite(nu[:, s]).sum() > 1 else np.nan for s in steps]),
         "poisson_bias": np.array([np.nanmean(nu[:, s] - nu_true[:, s]) if np.isfinite(nu[:, s]).any() else np.nan for s in steps]),
         "blown_up_count": blown.sum(0).astype(np.int64),
+        **_arrival(per_trajectory.get("arrival_frame", np.array([])), per_trajectory.get("arrival_frame_true", np.array([]))),
     }
+
+
+def _arrival(predicted: np.ndarray, true: np.ndarray) -> dict[str, np.ndarray]:
+    """Mean absolute and signed error of arrival frames over the trajectories that have a true arrival."""
+    error = (predicted - true)[np.isfinite(true)]
+    if not error.size:
+        return {"arrival_error": np.array(np.nan), "arrival_bias": np.array(np.nan)}
+    return {"arrival_error": np.abs(error).mean(), "arrival_bias": error.mean()}
 
 
 def _stack(arrays: list[np.ndarray], steps: int) -> np.ndarray:
@@ -212,6 +246,9 @@ def evaluate(simulator, trajectories: list[TrajectoryGraph], config: EvaluationC
     """
     if not trajectories:
         raise ValueError("no test trajectories to evaluate")
+    protocols = sorted({t.protocol for t in trajectories})
+    if len(protocols) > 1:
+        raise ValueError(f"test trajectories of several protocols ({', '.join(protocols)}) cannot be scored together")
     history = simulator.history
     simulator.eval()
     predicted = rollouts(simulator, trajectories) if batched else [rollout(simulator, t) for t in trajectories]
@@ -226,17 +263,18 @@ def evaluate(simulator, trajectories: list[TrajectoryGraph], config: EvaluationC
         for j, step in enumerate(kept):
             if history + step < p.shape[1]:
                 positions[i, j, : p.shape[0]] = p[:, history + step].cpu().numpy()
-    stacked = {name: _stack([s[name] for s in scores], steps) for name in scores[0]}
+    stacked = {name: np.stack([s[name] for s in scores]) if scores[0][name].ndim == 0 else _stack([s[name] for s in scores], steps)
+               for name in scores[0]}
     stacked["blown_up"] = np.nan_to_num(stacked["blown_up"], nan=0).astype(bool)  # padding beyond shorter rollouts
-    data_vars = {name: (("trajectory", "step", "mode") if name == "mode_energy" else ("trajectory", "step"), value)
-                 for name, value in stacked.items()}
-    data_vars.update({name: ("step", value) for name, value in across_trajectories(stacked).items()})
+    dims = {0: (), 1: ("trajectory",), 2: ("trajectory", "step"), 3: ("trajectory", "step", "mode")}
+    data_vars = {name: (dims[value.ndim], value) for name, value in stacked.items()}
+    data_vars.update({name: (("step",) if np.ndim(value) else (), value) for name, value in across_trajectories(stacked).items()})
     data_vars["predicted_positions"] = (("trajectory", "kept_step", "node", "xy"), positions)
     data_vars["nodes"] = ("trajectory", np.array([t.positions.shape[0] for t in trajectories]))
     ds = xr.Dataset(
         {name: (dims, value, {"description": DEFINITIONS[name]} if name in DEFINITIONS else {}) for name, (dims, value) in data_vars.items()},
         coords={"trajectory": [t.name for t in trajectories], "step": np.arange(1, steps + 1), "kept_step": kept, "xy": ["x", "y"]},
-        attrs={"densim_kind": "evaluation", "history": history, "table_step": kept[0], "blowup_l2": config.blowup_l2,
+        attrs={"densim_kind": "evaluation", "protocol": protocols[0], "history": history, "table_step": kept[0], "blowup_l2": config.blowup_l2,
                "definitions": "; ".join(f"{k}: {v}" for k, v in DEFINITIONS.items()), **(attrs or {})},
     )
     if "mode" in ds.dims:

@@ -106,16 +106,18 @@ def evaluation_rows(ds) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns dataset, model, history, seed, step, table_step, rollouts (test trajectories), l2, rms,
-        slow_share, slow_mse, fast_mse, relative_mse, poisson_r2, poisson_bias, blown_up_count.
+        Columns dataset, model, history, seed, protocol, step, table_step, rollouts (test trajectories), l2, rms,
+        slow_share, slow_mse, fast_mse, relative_mse, poisson_r2, poisson_bias, blown_up_count, and the impact
+        metrics of the whole rollout arrival_error and arrival_bias (the same at every step; NaN for compressions).
     """
     per = {name: ds[name].transpose("trajectory", "step").values for name in ("l2", "rms", "mse", "slow_share")}
     means = {name: finite_mean(per[name]) for name in ("l2", "rms", "slow_share")}
     means["slow_mse"] = finite_mean(per["mse"] * per["slow_share"])
     means["fast_mse"] = finite_mean(per["mse"] * (1.0 - per["slow_share"]))
     across = {name: ds[name].values for name in ("relative_mse", "poisson_r2", "poisson_bias", "blown_up_count")}
-    return pd.DataFrame({**_keys(ds), "step": ds["step"].values, "table_step": int(ds.attrs["table_step"]),
-                         "rollouts": ds.sizes["trajectory"], **means, **across})
+    arrival = {name: float(ds[name]) if name in ds else np.nan for name in ("arrival_error", "arrival_bias")}
+    return pd.DataFrame({**_keys(ds), "protocol": ds.attrs.get("protocol", "compression"), "step": ds["step"].values,
+                         "table_step": int(ds.attrs["table_step"]), "rollouts": ds.sizes["trajectory"], **means, **across, **arrival})
 
 
 def load_evaluations(paths) -> pd.DataFrame:
@@ -151,14 +153,16 @@ def load_parity(paths, step: int | None = None) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Columns dataset, model, history, seed, trajectory, step, poisson_ratio, poisson_ratio_true
-        (NaN for a rollout that is not finite).
+        (NaN for a rollout that is not finite), arrival_frame and arrival_frame_true (impact; NaN otherwise).
     """
     frames = []
     for path in paths:
         ds = read_evaluation(path)
         at = ds.sel(step=int(ds["step"].values[-1]) if step is None else step)
+        arrival = {name: at[name].values if name in at else np.nan for name in ("arrival_frame", "arrival_frame_true")}
         frames.append(pd.DataFrame({**_keys(ds), "trajectory": at["trajectory"].values, "step": int(at["step"]),
-                                    "poisson_ratio": at["poisson_ratio"].values, "poisson_ratio_true": at["poisson_ratio_true"].values}))
+                                    "poisson_ratio": at["poisson_ratio"].values, "poisson_ratio_true": at["poisson_ratio_true"].values,
+                                    **arrival}))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -243,6 +247,20 @@ def summary_table(frame: pd.DataFrame, metric: str, step: int | str = "table") -
     return table.join(counts).reset_index()
 
 
+#: Table 2's metric of each trajectory protocol: the Poisson ratio R^2 at the table step for compressions; for
+#: impacts (fixed box, no Poisson ratio) the mean absolute error of the wave front's arrival frame at the far strip.
+HEADLINE_METRICS = {"compression": "poisson_r2", "impact": "arrival_error"}
+#: Metrics that stand in for Table 2's in some columns: which means are best, and the note on the column.
+STAND_IN_METRICS = {"arrival_error": ("lower", "arrival error [frames]")}
+
+
+def headline_table(frame: pd.DataFrame, step: int | str = "table") -> pd.DataFrame:
+    """Table 2: :func:`summary_table` of each dataset's :data:`HEADLINE_METRICS` metric, named in a ``metric`` column."""
+    parts = [summary_table(rows, HEADLINE_METRICS[protocol], step).assign(metric=HEADLINE_METRICS[protocol])
+             for protocol, rows in frame.groupby("protocol")]
+    return pd.concat(parts, ignore_index=True)
+
+
 def dataset_label(name: str) -> str:
     """The study's name of a dataset (``node_opt`` -> ``NODE-OPT``)."""
     return name.upper().replace("_", "-")
@@ -268,7 +286,8 @@ def format_table(table: pd.DataFrame, better: str, style: str = "markdown") -> s
     Parameters
     ----------
     table : pandas.DataFrame
-        :func:`summary_table`.
+        :func:`summary_table`, or :func:`headline_table` (a column whose metric is in :data:`STAND_IN_METRICS`
+        has that metric's direction and a note in its header).
     better : {"lower", "higher"}
         Which means are best.
     style : {"markdown", "latex"}
@@ -286,8 +305,11 @@ def format_table(table: pd.DataFrame, better: str, style: str = "markdown") -> s
     order, columns = list(dict.fromkeys(rows["row"])), ordered(rows["dataset"], DATASET_ORDER)
     cells = rows.pivot(index="row", columns="dataset", values="cell").reindex(index=order, columns=columns).fillna("")
     means = rows.pivot(index="row", columns="dataset", values="mean").reindex(index=order, columns=columns)
-    best = means.eq(means.min() if better == "lower" else means.max())
-    return _render(cells.rename(columns=dataset_label), best.rename(columns=dataset_label), "Model", style)
+    stand_in = rows.groupby("dataset")["metric"].first().map(STAND_IN_METRICS).dropna() if "metric" in rows else pd.Series(dtype=object)
+    lower = pd.Series({d: stand_in[d][0] == "lower" if d in stand_in else better == "lower" for d in columns}, dtype=bool)
+    best = means.eq(means.min().where(lower, means.max()))
+    labels = {d: f"{dataset_label(d)} ({stand_in[d][1]})" if d in stand_in else dataset_label(d) for d in columns}
+    return _render(cells.rename(columns=labels), best.rename(columns=labels), "Model", style)
 
 
 def _cell(mean: float, std: float, blown_up: int, rollouts: int) -> str:
@@ -414,10 +436,17 @@ def plot_rollout_accuracy(frame: pd.DataFrame, parity: pd.DataFrame, history: in
         ax_l2.set(yscale="log", xlabel="rollout step", ylabel="mean L2 [σ]")
         _lines(ax_r2, shown[shown["dataset"] == dataset], "step", "poisson_r2", styles, errorbar=None)
         ax_r2.set(ylim=(-0.03, 1.03), xlabel="rollout step", ylabel="Poisson R² (R² < 0 at 0)")
-        scores = last[last["dataset"] == dataset].groupby("model")["poisson_r2"]
         best = _best_model(last[last["dataset"] == dataset])
         points = parity[(parity["dataset"] == dataset) & (parity["model"] == best) & (parity["history"] == history)]
-        _parity(ax_parity, points, styles[best], scores.get_group(best))
+        if (last.loc[last["dataset"] == dataset, "protocol"] == "impact").all():
+            ax_r2.text(0.5, 0.5, "fixed box: no Poisson ratio\n(arrival error in Table 2)", transform=ax_r2.transAxes, ha="center", va="center")
+            errors = last[(last["dataset"] == dataset) & (last["model"] == best)]["arrival_error"]
+            _parity(ax_parity, points, styles[best], "arrival_frame", "front arrival [frame]", f"error = {errors.mean():.2f}"
+                    + (f" ± {errors.std():.2f}" if len(errors) > 1 else "") + " frames")
+        else:
+            r2 = last[(last["dataset"] == dataset) & (last["model"] == best)]["poisson_r2"]
+            _parity(ax_parity, points, styles[best], "poisson_ratio", "ν", f"step {int(points['step'].iloc[0])}, R² = {r2.mean():.2f}"
+                    + (f" ± {r2.std():.2f}" if len(r2) > 1 else ""))
         for ax in (ax_l2, ax_r2, ax_parity):
             ax.set_title(dataset_label(dataset), loc="left", fontweight="bold")
     _legend(fig, styles)
@@ -436,20 +465,20 @@ def _best_model(last: pd.DataFrame) -> str:
     return candidates["l2"].idxmin() if candidates["l2"].notna().any() else candidates.index[0]
 
 
-def _parity(ax, points: pd.DataFrame, style: tuple, r2: pd.Series) -> None:
-    """Predicted against true Poisson ratio of one model, with the diagonal and its R^2 over seeds."""
+def _parity(ax, points: pd.DataFrame, style: tuple, quantity: str, symbol: str, score: str) -> None:
+    """Predicted (``quantity``) against true (``quantity_true``) values of one model, with the diagonal and a score."""
     label, colour, _ = style
-    if not np.isfinite(points[["poisson_ratio_true", "poisson_ratio"]].to_numpy()).any():
+    columns = [f"{quantity}_true", quantity]
+    if not np.isfinite(points[columns].to_numpy(dtype=float)).any():
         ax.text(0.5, 0.5, f"{label}: no finite rollout", transform=ax.transAxes, ha="center", va="center")
         return
-    sns.scatterplot(data=points, x="poisson_ratio_true", y="poisson_ratio", color=colour, s=18, alpha=0.7, linewidth=0, ax=ax)
-    values = points[["poisson_ratio_true", "poisson_ratio"]].to_numpy()
+    sns.scatterplot(data=points, x=columns[0], y=columns[1], color=colour, s=18, alpha=0.7, linewidth=0, ax=ax)
+    values = points[columns].to_numpy(dtype=float)
     low, high = np.nanmin(values), np.nanmax(values)
-    pad = 0.05 * (high - low)
+    pad = 0.05 * (high - low) or 0.05
     ax.plot([low - pad, high + pad], [low - pad, high + pad], color="0.5", linewidth=0.8, zorder=0)
-    ax.set(xlim=(low - pad, high + pad), ylim=(low - pad, high + pad), aspect="equal", xlabel="true ν", ylabel="predicted ν")
-    spread = f" ± {r2.std():.2f}" if len(r2) > 1 else ""
-    ax.text(0.96, 0.04, f"{label}\nstep {int(points['step'].iloc[0])}, R² = {r2.mean():.2f}{spread}", transform=ax.transAxes,
+    ax.set(xlim=(low - pad, high + pad), ylim=(low - pad, high + pad), aspect="equal", xlabel=f"true {symbol}", ylabel=f"predicted {symbol}")
+    ax.text(0.96, 0.04, f"{label}\n{score}", transform=ax.transAxes,
             ha="right", va="bottom", fontsize="small", bbox={"facecolor": "white", "edgecolor": "0.8", "alpha": 0.85})
 
 
@@ -530,7 +559,7 @@ def plot_modes_and_bias(frame: pd.DataFrame, modes: pd.DataFrame, history: int |
 #: The early rollout step the ablation tables report beside the table step (the seed's warmup claim is about early steps).
 EARLY_STEP = 5
 #: The metrics of an ablation table, at the early step (``*_early``) or the table step.
-ABLATION_METRICS = ("l2_early", "l2", "relative_mse", "poisson_r2")
+ABLATION_METRICS = ("l2_early", "l2", "relative_mse", "poisson_r2", "arrival_error")
 
 
 def ablation_frame(frame: pd.DataFrame, grid: list[dict]) -> pd.DataFrame:
@@ -591,12 +620,12 @@ def ablation_table(frame: pd.DataFrame, early_step: int = EARLY_STEP) -> pd.Data
 def format_ablation(table: pd.DataFrame, style: str = "markdown") -> str:
     """An :func:`ablation_table` as Markdown or LaTeX: one row per variant, cells "mean ± std" over seeds."""
     labels = {"l2_early": f"L2 [σ], step {EARLY_STEP}", "l2": "L2 [σ], table step", "relative_mse": "relative MSE",
-              "poisson_r2": "Poisson R²"}
+              "poisson_r2": "Poisson R²", "arrival_error": "arrival error [frames]"}
     rows = [f"{dataset_label(r.dataset)} · {model_label(r.model)} · {r.factor} = {r.value}{' (own)' if r.own else ''}"
             + (f" · h={r.history}" if table["history"].nunique() > 1 else "") for r in table.itertuples()]
     cells = pd.DataFrame({labels[m]: [_cell(mean, std, blown, total) if m == "l2" else _cell(mean, std, 0, total)
                                       for mean, std, blown, total in table[[f"{m}_mean", f"{m}_std", "blown_up", "rollouts"]].itertuples(index=False)]
-                          for m in ABLATION_METRICS}, index=rows)
+                          for m in ABLATION_METRICS if table[f"{m}_mean"].notna().any()}, index=rows)
     return _render(cells, pd.DataFrame(False, index=cells.index, columns=cells.columns), "Variant", style)
 
 

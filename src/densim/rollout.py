@@ -1,14 +1,14 @@
 """Network graphs of trajectories, and autoregressive rollouts of a simulator.
 
-During a rollout the axial box length is imposed (known), while the transverse box length is what the
-simulated network decides: it is the zero-stress box of the predicted positions, the estimator that measures
+During a compression rollout the axial box length is imposed (known), while the transverse box length is what
+the simulated network decides: it is the zero-stress box of the predicted positions, the estimator that measures
 the Poisson ratio from positions (:func:`densim.observables.zero_stress_box_y`), and sets the minimum image of
-bond vectors.
+bond vectors. An impact trajectory's box is fixed, so its rollouts use it as it is.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -30,14 +30,18 @@ class TrajectoryGraph:
     bonds: torch.Tensor  # (B, 2) each bond once
     images: torch.Tensor  # (B, 2) periodic image offsets of the bonds in frame 0
     stiffness: torch.Tensor  # (B,)
+    protocol: str = "compression"  # or "impact" (densim.trajectories.PROTOCOLS)
+    far: torch.Tensor | None = None  # (N,) bool: the far strip of an impact trajectory
+    arrival_threshold: float = float("nan")  # far-strip displacement at which the front has arrived (impact)
 
     @property
     def frames(self) -> int:
         return int(self.positions.shape[1])
 
     def to(self, device) -> TrajectoryGraph:
-        return TrajectoryGraph(self.name, self.graph.to(device), self.positions.to(device), self.box.to(device), self.centre_x,
-                               self.bonds.to(device), self.images.to(device), self.stiffness.to(device))
+        return replace(self, graph=self.graph.to(device), positions=self.positions.to(device), box=self.box.to(device),
+                       bonds=self.bonds.to(device), images=self.images.to(device), stiffness=self.stiffness.to(device),
+                       far=None if self.far is None else self.far.to(device))
 
 
 def trajectory_graph(trajectory: xr.Dataset, spectra: xr.Dataset | None) -> TrajectoryGraph:
@@ -55,11 +59,18 @@ def trajectory_graph(trajectory: xr.Dataset, spectra: xr.Dataset | None) -> Traj
     stiffness = torch.as_tensor(trajectory["stiffness"].values, dtype=torch.float64)
     name = f"{trajectory.attrs.get('dataset', '?')}/{trajectory.attrs.get('network', '?')}"
     images = bond_images(positions[:, 0], bonds, box[0])
-    return TrajectoryGraph(name, graph, positions, box, float(box[0, 0]) / 2, bonds, images, stiffness)
+    impact = {}
+    if trajectory.attrs.get("protocol") == "impact":
+        impact = {"protocol": "impact", "far": torch.as_tensor(trajectory["far"].values.astype(bool)),
+                  "arrival_threshold": float(trajectory["arrival_threshold"])}
+    return TrajectoryGraph(name, graph, positions, box, float(box[0, 0]) / 2, bonds, images, stiffness, **impact)
 
 
 def estimated_box(trajectory: TrajectoryGraph, positions_t: torch.Tensor, box_x: torch.Tensor) -> torch.Tensor:
-    """Box of a predicted frame: imposed x length, y length at zero transverse stress of the positions."""
+    """Box of a predicted frame: imposed x length, y length at zero transverse stress of the positions (the fixed
+    box of an impact trajectory)."""
+    if trajectory.protocol == "impact":
+        return trajectory.box[0]
     rest_length = trajectory.graph.rest_length[: len(trajectory.bonds)]
     box_y = zero_stress_box_y(positions_t, box_x, float(trajectory.box[0, 1]), trajectory.bonds, trajectory.images, rest_length, trajectory.stiffness)
     return torch.stack([box_x, box_y])

@@ -49,6 +49,8 @@ try:
         _unknown = [m for m in config["datasets"][_name]["union"] if m not in GENERATED_DATASETS]
         if _unknown:
             raise ConfigError(f"datasets.{_name}.union: {_unknown} are not generated datasets")
+        if len({config["datasets"][member]["protocol"] for member in config["datasets"][_name]["union"]}) > 1:
+            raise ConfigError(f"datasets.{_name}.union: its members' trajectories must share one protocol")
     compression_settings(config["trajectories"])
     training_config(config["training"])
     check_models(EXPERIMENTS["models"], config["models"], config["training"], EXPERIMENTS["histories"])
@@ -80,6 +82,13 @@ wildcard_constraints:
 
 def dataset_spec_json(wildcards):
     return json.dumps(dataset_spec(wildcards.dataset), sort_keys=True)
+
+
+def trajectory_settings_json(wildcards):
+    """The trajectories section a dataset's runs use: the impact subsection only for impact datasets, so that
+    editing it reruns those alone."""
+    impact = config["datasets"][wildcards.dataset]["protocol"] == "impact"
+    return json.dumps({key: value for key, value in config["trajectories"].items() if key != "impact" or impact}, sort_keys=True)
 
 
 def network_ids(dataset):

@@ -1,4 +1,4 @@
-# Stage 2: LAMMPS compression of every network (densim.trajectories).
+# Stage 2: LAMMPS runs of every network, compression or impact by the dataset's protocol (densim.trajectories).
 
 
 rule trajectory:
@@ -9,7 +9,8 @@ rule trajectory:
     log:
         "logs/trajectories/{dataset}/{network}.log",
     params:
-        settings=json.dumps(config["trajectories"], sort_keys=True),
+        settings=trajectory_settings_json,
+        protocol=lambda w: config["datasets"][w.dataset]["protocol"],
     threads: 1
     resources:
         mem_mb=1000,
@@ -19,7 +20,7 @@ rule trajectory:
     conda:
         "../../envs/densim.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} densim trajectories simulate {input.network} --settings {params.settings:q}"
+        "OMP_NUM_THREADS={threads} densim trajectories simulate {input.network} --protocol {params.protocol} --settings {params.settings:q}"
         " --output {output} 2> {log}"
 
 
