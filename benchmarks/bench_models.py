@@ -4,14 +4,15 @@ For each node count, makes a jammed spring network, compresses it in LAMMPS for 
 stage's own code), takes its Laplacian eigenpairs (the spectra stage's code) and times, for every registered
 model at the given width and depth:
 
-- a training step: the loss of one window of the network (batched into a PyG ``Batch``), backward, gradient
-  clipping and an Adam step, as ``densim.training`` does it;
+- a training step: the loss of one window of the network (batched into a PyG ``Batch``; ``--loss-steps K``
+  unrolls it K steps with gradients through them, as the multi-step loss does), backward, gradient clipping and
+  an Adam step, as ``densim.training`` does it;
 - a rollout step: one autoregressive step of ``densim.rollout.rollout`` (features, network, integrator and
   the zero-stress transverse box), averaged over the rollout.
 
 Each time is the median of ``--repeats`` runs after one warm-up; the table ends with each model's time as a
 ratio to the spatial model's, measured in the same run. Run:
-``python benchmarks/bench_models.py [--nodes 200 1000 5000] [--hidden 128] [--layers 4] [--device cpu]``.
+``python benchmarks/bench_models.py [--nodes 200 1000 5000] [--hidden 128] [--layers 4] [--loss-steps 1] [--device cpu]``.
 """
 
 from __future__ import annotations
@@ -74,16 +75,17 @@ def model_hyperparameters(key: str, hidden: int, layers: int, k: int) -> dict:
     return hyperparameters
 
 
-def time_model(key: str, graph, config: TrainingConfig, hyperparameters: dict, repeats: int, rollout_steps: int, device: torch.device):
+def time_model(key: str, graph, config: TrainingConfig, hyperparameters: dict, repeats: int, rollout_steps: int, device: torch.device,
+               loss_steps: int = 1):
     simulator = build_simulator(key, HISTORY, compute_statistics([graph], config), seed=0, hyperparameters=hyperparameters,
                                 **config.family).to(device)
-    windows = _windows([graph], HISTORY, graph.frames)[:1]
+    windows = _windows([graph], HISTORY, graph.frames, loss_steps)[:1]
     train_step = float("nan")
     if not simulator.closed_form:
         optimiser = torch.optim.Adam(simulator.parameters(), lr=1e-4)
 
         def step():
-            loss = simulator.loss([graph], windows)
+            loss = simulator.loss([graph], windows, loss_steps)
             optimiser.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(simulator.parameters(), 1.0)
@@ -104,22 +106,26 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=64, help="eigenpairs per network (default 64)")
     parser.add_argument("--repeats", type=int, default=5, help="median of this many timed runs (default 5)")
     parser.add_argument("--rollout-steps", type=int, default=8, help="rollout steps per timed rollout (default 8)")
+    parser.add_argument("--loss-steps", type=int, default=1, help="steps K the training loss is unrolled over (default 1)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     device = torch.device(args.device)
-    config = TrainingConfig(horizon=12)
+    frames = max(12, HISTORY + 2 + args.loss_steps)
+    config = TrainingConfig(horizon=frames)
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{os.cpu_count()} CPUs, {torch.get_num_threads()} threads'}), "
-          f"hidden {args.hidden}, {args.layers} layers, k = {args.k}, median of {args.repeats}")
+          f"hidden {args.hidden}, {args.layers} layers, k = {args.k}, loss over {args.loss_steps} step(s), median of {args.repeats}")
 
     results = {}
     for nodes in args.nodes:
         start = time.perf_counter()
-        graph = compressed_graph(nodes, args.k, args.seed).to(device)
+        settings = CompressionSettings(frames=frames, steps_per_frame=50, strain=0.005 * (frames - 1) / 11)
+        graph = compressed_graph(nodes, args.k, args.seed, settings).to(device)
         print(f"\nN = {graph.positions.shape[0]} nodes, {graph.bonds.shape[0]} bonds (network, trajectory and spectra in {time.perf_counter() - start:.1f} s)")
         for key in args.models:
             hyperparameters = model_hyperparameters(key, args.hidden, args.layers, args.k)
-            train_step, rollout_step = time_model(key, graph, config, hyperparameters, args.repeats, args.rollout_steps, device)
+            train_step, rollout_step = time_model(key, graph, config, hyperparameters, args.repeats, args.rollout_steps, device,
+                                                  args.loss_steps)
             results[key, nodes] = (train_step, rollout_step)
             train_text = f"{train_step * 1e3:9.2f} ms" if np.isfinite(train_step) else "   closed form"
             print(f"  {key:<14} train step {train_text}   rollout step {rollout_step * 1e3:9.2f} ms", flush=True)

@@ -181,3 +181,21 @@ def test_failed_notebook_leaves_no_executed_copy(tmp_path):
         render_notebook(NOTEBOOKS / "tables.ipynb", executed, {"evaluations": [str(tmp_path / "missing.nc")], "summary": "x.csv",
                                                                "tables": str(tmp_path / "tables")})
     assert list(executed.parent.iterdir()) == []
+
+
+def test_table2_takes_the_arrival_error_for_impact_datasets_lower_is_better(files, tmp_path):
+    from densim.figures import headline_table
+
+    impact = []
+    for model, error in (("spatial", 2.0), ("nlsf_norm", 0.5)):
+        ds = evaluation([[0.1, 0.2, 0.3], [0.1, 0.2, 0.3]], [np.nan] * 3, dataset="impact", model=model)
+        ds.attrs["protocol"] = "impact"
+        impact.append(write(tmp_path / "eval", ds.assign(arrival_error=((), error), arrival_bias=((), -error))))
+    table = headline_table(load_evaluations([*files, *impact])).set_index(["dataset", "model", "history"])
+    assert table.loc[("impact", "nlsf_norm", 2), ["metric", "mean"]].tolist() == ["arrival_error", 0.5]
+    assert table.loc[("node_opt", "nlsf_norm", 2), "metric"] == "poisson_r2"
+    markdown = format_table(table.reset_index().query("history == 2"), "higher")
+    header, _, spatial, nlsf = markdown.splitlines()[:4]
+    assert "IMPACT (arrival error [frames])" in header
+    assert "**0.5**" in nlsf and "**2**" not in spatial  # the lowest error is best in that column
+    assert "**0.9 ±" in nlsf  # and the highest R^2 in the others
