@@ -4,6 +4,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -220,3 +221,32 @@ def test_a_training_setting_that_statistics_do_not_use_reruns_training_only(smok
     # 4 models on 4 datasets and the ablation's spatial h1, their evaluations and the notebooks; statistics stay
     assert jobs == {"all": "1", "train": "17", "evaluate": "17", "rollout_accuracy": "1", "history": "1", "modes_and_bias": "1", "tables": "1",
                     "total": "39"}, stats
+
+
+def test_provenance_verify_passes_on_an_untouched_tree_and_names_an_edited_trajectory(smoke, tmp_path, monkeypatch, capsys):
+    import xarray as xr
+
+    from densim.cli import main
+
+    workdir = tmp_path / "audited"
+    shutil.copytree(smoke / "results", workdir / "results", symlinks=True)
+    monkeypatch.chdir(workdir)
+    table = "results/tables/table2_poisson_r2.md"
+    main(["provenance", "--verify", table])
+    assert "upstream files are as they were used" in capsys.readouterr().out
+    main(["provenance", table])  # the chain reaches the networks through every stage
+    chain = capsys.readouterr().out
+    for upstream in ("results/eval/node_opt/spatial/h2/seed0.nc", "results/models/node_opt/spatial/h2/seed0/best.pt",
+                     "results/stats/node_opt/seed0.nc", "results/splits/node_opt/seed0.json", "results/trajectories/node_opt/0000.nc",
+                     "results/spectra/node_opt/0000.nc", "results/networks/node_opt/manifest.csv", "results/networks/node_opt/0000.nc"):
+        assert upstream in chain, upstream
+    edited = Path("results/trajectories/node_opt/0001.nc")
+    with xr.open_dataset(edited) as ds:
+        changed = ds.load().assign(positions=ds["positions"] + 1e-9)
+    edited.unlink()
+    changed.to_netcdf(edited)
+    Path("results/spectra/noi_pru/0002.nc").unlink()
+    with pytest.raises(SystemExit, match="changed since they were used"):
+        main(["provenance", "--verify", table])
+    report = capsys.readouterr().out
+    assert f"CHANGED  {edited}: read by" in report and "MISSING  results/spectra/noi_pru/0002.nc" in report

@@ -266,9 +266,24 @@ def cmd_figures(args) -> None:
 
 
 def cmd_provenance(args) -> None:
-    from densim.io import read_provenance
+    from densim.io import DensimFileError
+    from densim.provenance import provenance_chain
 
-    attrs = read_provenance(args.file)
+    try:
+        provenance, links = provenance_chain(args.file, args.root)
+    except DensimFileError as err:
+        raise SystemExit(f"densim: {err}") from err
+    if args.verify:
+        stale = [link for link in links if link.status != "ok"]
+        for link in stale:
+            now = "it is gone" if link.current is None else f"now {link.current[:12]}"
+            print(f"{link.status.upper():8} {link.path}: read by {link.consumer} as {link.recorded[:12]}, {now}")
+        files = len({link.path for link in links})
+        if stale:
+            raise SystemExit(f"densim: {len({link.path for link in stale})} of {files} upstream files of {args.file} changed since they were used")
+        print(f"{args.file}: all {files} upstream files are as they were used")
+        return
+    attrs = provenance[str(args.file)]
     width = max(map(len, attrs), default=0)
     for key, value in attrs.items():
         value = str(value)
@@ -278,6 +293,15 @@ def cmd_provenance(args) -> None:
             except json.JSONDecodeError:
                 pass
         print(f"{key:<{width}}  {value}")
+    print(f"\nupstream ({len(provenance) - 1} files; each listed once, under the first file that used it):")
+    shown = {str(args.file)}
+    for link in links:
+        if link.path in shown:
+            continue
+        shown.add(link.path)
+        made = provenance.get(link.path, {})
+        origin = f"densim {made.get('densim_version', '?')}, git {str(made.get('git_commit', '?'))[:10]}, config {str(made.get('config_hash', '?'))[:10]}"
+        print(f"{'  ' * link.depth}{link.path}  [{link.status}; {origin}]")
 
 
 SPEC_HELP = """dataset spec: a JSON or YAML mapping, inline or a file, with the keys of one `datasets.<name>` section of
@@ -419,8 +443,15 @@ def build_parser() -> argparse.ArgumentParser:
     fig.add_argument("-o", "--output", required=True, type=Path, help="executed notebook to write")
     fig.set_defaults(func=cmd_figures)
 
-    prov = stages.add_parser("provenance", help="show how an output file was made", description="Print the provenance attributes of a densim output.")
-    prov.add_argument("file", type=Path)
+    prov = stages.add_parser("provenance", help="show how an output file was made, or verify its inputs",
+                             description="Print the provenance attributes of a densim output and the chain of every file upstream "
+                                         "of it (each file's inputs, recorded with their SHA-256 when it was made, back to the "
+                                         "networks), with the configuration hash and code version of each.")
+    prov.add_argument("file", type=Path, help="any densim output: table, figure, evaluation file, checkpoint, split, trajectory, ...")
+    prov.add_argument("--verify", action="store_true",
+                      help="re-hash every upstream file and name each one that changed since it was used (edited, regenerated "
+                           "or missing); exit 1 if any did")
+    prov.add_argument("--root", type=Path, default=Path("."), help="directory the recorded paths are relative to (default: here)")
     prov.set_defaults(func=cmd_provenance)
     return parser
 
