@@ -174,7 +174,7 @@ def _split_graphs(split: dict, split_path: Path, parts: tuple[str, ...], traject
 
     Returns the graphs of each part and the files read.
     """
-    from densim.io import read_dataset, read_spectra
+    from densim.io import read_spectra, read_trajectory
     from densim.rollout import trajectory_graph
 
     sources = {"--trajectories": trajectories, **({"--spectra": spectra} if spectra is not None else {})}
@@ -185,10 +185,29 @@ def _split_graphs(split: dict, split_path: Path, parts: tuple[str, ...], traject
             for option, files in sources.items():
                 if ref not in files:
                     raise SystemExit(f"densim: {split_path} names network {ref}, but no {option} file is {ref}.nc")
-            trajectory = read_dataset(trajectories[ref], "trajectory", ("positions", "box", "bonds", "rest_length", "stiffness"))
-            graphs[part].append(trajectory_graph(trajectory, read_spectra(spectra[ref]) if spectra is not None else None))
+            trajectory = read_trajectory(trajectories[ref])
+            spectrum = read_spectra(spectra[ref]) if spectra is not None else None
+            if spectrum is not None:
+                _check_same_network(spectra[ref], spectrum, trajectories[ref], trajectory)
+            graphs[part].append(trajectory_graph(trajectory, spectrum))
             read += [files[ref] for files in sources.values()]
     return graphs, read
+
+
+def _check_same_network(spectra_path: Path, spectra, trajectory_path: Path, trajectory) -> None:
+    """Refuse a spectra file made for another network than the trajectory's (by its labels and node count)."""
+    label = lambda ds: f"{ds.attrs.get('dataset', '?')}/{ds.attrs.get('network', '?')}"
+    if label(spectra) != label(trajectory) or spectra.sizes["node"] != trajectory.sizes["node"]:
+        raise SystemExit(f"densim: {spectra_path}: the spectra of network {label(spectra)} ({spectra.sizes['node']} nodes), "
+                         f"not of {trajectory_path}'s network {label(trajectory)} ({trajectory.sizes['node']} nodes)")
+
+
+def _check_long_enough(graphs, trajectories: dict[str, Path], history: int, needed: str) -> None:
+    """Refuse trajectories too short to give ``history + 1`` input frames and a step to predict."""
+    for graph in graphs:
+        if graph.frames < history + 2:
+            raise SystemExit(f"densim: {trajectories[graph.name]}: {graph.frames} frames, fewer than the history {history} + 2 "
+                             f"that {needed} needs (history + 1 input frames and one to predict)")
 
 
 def cmd_train_statistics(args) -> None:
@@ -226,6 +245,7 @@ def cmd_train_fit(args) -> None:
     provenance = {"name": f"{args.dataset}/{args.model}/h{args.history}/seed{args.seed}",
                   **provenance_attrs(spec, inputs=[args.split, args.statistics, *read])}
     run = describe_run(args.model, simulator, args.seed, config, json.loads(provenance["input_hashes"]))
+    _check_long_enough(graphs["train"] + graphs["validation"], _by_reference(args.trajectories, "--trajectories"), args.history, "training")
     history = train(simulator, graphs["train"], graphs["validation"], config, args.output, run, provenance)
     logging.getLogger("densim").info("best validation rollout error %.4g", min(history["validation_rollout_error"]))
 
@@ -249,6 +269,7 @@ def cmd_evaluate(args) -> None:
                                  _by_reference(args.spectra, "--spectra"))
     attrs = {"dataset": args.dataset, "model": run["model"], "seed": run["seed"], "run_hash": checkpoint["hash"],
              **provenance_attrs({"evaluation": config.__dict__}, inputs=[args.checkpoint, args.split, *read])}
+    _check_long_enough(graphs["test"], _by_reference(args.trajectories, "--trajectories"), simulator.history, "a rollout")
     ds = evaluate(simulator, graphs["test"], config, attrs=attrs)
     write_dataset(ds, args.output)
     at = ds.sel(step=ds.attrs["table_step"])

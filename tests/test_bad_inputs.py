@@ -1,0 +1,142 @@
+"""Bad inputs to the stage commands: each is refused with a message naming the file and the cause, before any output
+is written, and the inputs are left as they were."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from densim.cli import main
+from densim.io import write_json
+
+SETTINGS = '{"frames": 8, "steps_per_frame": 50}'
+SPEC = json.dumps({"training": {"horizon": 8, "steps": 2, "batch_size": 1, "validate_every": 1}})
+
+
+def run(*argv):
+    """Run a densim command in this process; return its error message (empty when it succeeds)."""
+    try:
+        main([str(a) for a in argv])
+    except SystemExit as stop:
+        return str(stop)
+    return ""
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """Three tiny networks with trajectories and spectra, a split, statistics and a frozen model, by the commands."""
+    root = tmp_path_factory.mktemp("made")
+    for index in range(3):
+        network = root / f"networks/tiny/{index:04d}.nc"
+        assert not run("networks", "generate", "--dataset", "tiny", "--index", index, "-o", network, "--spec",
+                       '{"generator": "bond_pru_opt", "networks": 3, "nu_range": [-0.3, 0.3], "packing": {"nodes": 40}}')
+        assert not run("trajectories", "simulate", network, "--settings", SETTINGS, "-o", root / f"trajectories/tiny/{index:04d}.nc")
+        assert not run("spectra", network, "--k", 4, "--cache-dir", root / "cache", "-o", root / f"spectra/tiny/{index:04d}.nc")
+    write_json({"train": ["tiny/0000"], "validation": ["tiny/0001"], "test": ["tiny/0002"]}, root / "split.json")
+    assert not run("train", "statistics", "--dataset", "tiny", "--split", root / "split.json", "--trajectories",
+                   *sorted((root / "trajectories/tiny").glob("*.nc")), "--spec", SPEC, "-o", root / "stats.nc")
+    assert not run(*fit(root, "frozen", root / "models/frozen"))
+    return root
+
+
+def fit(root: Path, model: str, out: Path, history: int = 2) -> list:
+    return ["train", "fit", "--dataset", "tiny", "--model", model, "--history", history, "--seed", 0, "--split", root / "split.json",
+            "--statistics", root / "stats.nc", "--trajectories", *sorted((root / "trajectories/tiny").glob("*.nc")),
+            "--spectra", *sorted((root / "spectra/tiny").glob("*.nc")), "--spec", SPEC, "-o", out]
+
+
+def evaluate(root: Path, checkpoint: Path, out: Path, *extra) -> list:
+    return ["evaluate", checkpoint, "--dataset", "tiny", "--split", root / "split.json",
+            "--trajectories", *sorted((root / "trajectories/tiny").glob("*.nc")), "--spectra", *sorted((root / "spectra/tiny").glob("*.nc")),
+            "--spec", "{}", "-o", out, *extra]
+
+
+def rewrite(path: Path, change) -> None:
+    with xr.open_dataset(path) as ds:
+        changed = change(ds.load())
+    path.unlink()
+    changed.to_netcdf(path)
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:1500])
+
+
+def without_positions(path: Path) -> None:
+    rewrite(path, lambda ds: ds.drop_vars("positions"))
+
+
+def nan_positions(path: Path) -> None:
+    rewrite(path, lambda ds: ds.assign(positions=ds["positions"].where(xr.DataArray(np.arange(ds.sizes["time"]) < 5, dims="time"))))
+
+
+def other_kind(path: Path) -> None:
+    shutil.copy(path.parents[2] / "spectra/tiny/0002.nc", path)
+
+
+def too_short(path: Path) -> None:
+    rewrite(path, lambda ds: ds.isel(time=slice(0, 3)))
+
+
+#: (what is wrong, which file it is done to, what to run, what the message must say besides the file's name)
+CASES = {
+    "truncated netCDF": ("trajectories/tiny/0002.nc", truncate, "evaluate", "not a readable netCDF file"),
+    "netCDF missing a variable": ("trajectories/tiny/0002.nc", without_positions, "evaluate", "missing variables ['positions']"),
+    "NaN positions": ("trajectories/tiny/0002.nc", nan_positions, "evaluate", "non-finite positions from frame 5 on (3 frames)"),
+    "a file of another kind": ("trajectories/tiny/0002.nc", other_kind, "evaluate", "expected a densim trajectory file, found kind 'spectra'"),
+    "trajectory shorter than the history": ("trajectories/tiny/0002.nc", too_short, "evaluate",
+                                            "3 frames, fewer than the history 2 + 2 that a rollout needs"),
+    "spectra of another network": ("spectra/tiny/0002.nc", lambda p: shutil.copy(p.parent / "0001.nc", p), "evaluate",
+                                   "the spectra of network tiny/0001 ("),
+    "truncated statistics": ("stats.nc", truncate, "fit", "not a readable netCDF file"),
+    "training trajectory with NaN positions": ("trajectories/tiny/0000.nc", nan_positions, "fit", "non-finite positions from frame 5"),
+    "training trajectory shorter than the history": ("trajectories/tiny/0000.nc", too_short, "fit", "that training needs"),
+    "truncated checkpoint": ("models/frozen/best.pt", truncate, "evaluate", "best.pt"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_bad_input_file_is_named_with_its_cause_and_nothing_is_written(made, tmp_path, case):
+    relative, damage, command, cause = CASES[case]
+    root = tmp_path / "copy"
+    shutil.copytree(made, root)
+    bad = root / relative
+    damage(bad)
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    out = tmp_path / "out"
+    message = run(*(evaluate(root, root / "models/frozen/best.pt", out / "eval.nc") if command == "evaluate" else fit(root, "spatial", out)))
+    assert str(bad) in message and cause in message, message
+    assert not out.exists()  # nothing written
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before  # nothing changed
+
+
+def test_a_checkpoint_of_another_model_or_history_is_refused(made, tmp_path):
+    checkpoint = made / "models/frozen/best.pt"
+    for option, value, cause in (("--model", "spatial", "a checkpoint of model 'frozen', expected 'spatial'"),
+                                 ("--history", "3", "a checkpoint of history 2, expected 3")):
+        message = run(*evaluate(made, checkpoint, tmp_path / "eval.nc", option, value))
+        assert str(checkpoint) in message and cause in message, message
+    assert not (tmp_path / "eval.nc").exists()
+
+
+def test_an_empty_test_split_is_refused(made, tmp_path):
+    split = write_json({"train": ["tiny/0000"], "validation": ["tiny/0001"], "test": []}, tmp_path / "split.json")
+    command = evaluate(made, made / "models/frozen/best.pt", tmp_path / "eval.nc")
+    command[command.index("--split") + 1] = split
+    assert f"{split}: the test part is empty" in run(*command)
+
+
+def test_a_table_edited_by_hand_is_refused_where_it_is_read(made, tmp_path):
+    from densim.io import DensimFileError, read_table, write_table
+
+    import pandas as pd
+
+    table = write_table(pd.DataFrame({"dataset": ["tiny"], "linear_floor_r2": [0.5]}), tmp_path / "summary.csv", {"config": "{}"})
+    assert read_table(table)["linear_floor_r2"].tolist() == [0.5]
+    table.write_text(table.read_text().replace("0.5", "0.9"))
+    with pytest.raises(DensimFileError, match=r"summary\.csv: edited since densim wrote it"):
+        read_table(table)
+    np.testing.assert_array_equal(pd.read_csv(table)["linear_floor_r2"], [0.9])  # the file itself is left as it is
