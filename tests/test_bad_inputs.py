@@ -140,3 +140,97 @@ def test_a_table_edited_by_hand_is_refused_where_it_is_read(made, tmp_path):
     with pytest.raises(DensimFileError, match=r"summary\.csv: edited since densim wrote it"):
         read_table(table)
     np.testing.assert_array_equal(pd.read_csv(table)["linear_floor_r2"], [0.9])  # the file itself is left as it is
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Bad config values over the default config.yaml: (override, the key the message must name, the cause it must give).
+BAD_CONFIGS = [
+    ({"packing": {"nodes": "many"}}, "packing.nodes", "is not of type 'integer'"),
+    ({"packing": {"nodes": 4}}, "packing.nodes", "less than the minimum of 8"),
+    ({"packing": {"packing_fraction": 1.2}}, "packing.packing_fraction", "greater than or equal to the maximum of 1"),
+    ({"trainng": {"steps": 5}}, "(top level)", "'trainng' was unexpected"),
+    ({"training": {"stpes": 5}}, "training", "'stpes' was unexpected"),
+    ({"training": {"learning_rate": -1}}, "training.learning_rate", "less than or equal to the minimum of 0"),
+    ({"training": {"learning_rate": 1e-4, "final_learning_rate": 1e-3}}, "training.final_learning_rate", "must be at most training.learning_rate"),
+    ({"training": {"overrides": {"igns": {"loss_steps": 0}}}}, "training.overrides.igns.loss_steps", "0 is less than the minimum of 1"),
+    ({"training": {"overrides": {"igns": {"horizon": 30}}}}, "training.overrides.igns.horizon", "not a training key of one model"),
+    ({"training": {"overrides": {"gcn": {"steps": 3}}}}, "training.overrides.gcn", "unknown model"),
+    ({"experiments": {"histories": [30]}}, "training.horizon", "leave no training window"),
+    ({"experiments": {"models": ["gcn"]}}, "experiments.models", "unknown model 'gcn'"),
+    ({"experiments": {"history_ablation": {"datasets": ["nowhere"]}}}, "experiments.history_ablation.datasets", "not datasets of the datasets section"),
+    ({"experiments": {"igns_ablation": {"models": ["spatial"]}}}, "experiments.igns_ablation.models", "warmup"),
+    ({"seeds": []}, "seeds", "should be non-empty"),
+    ({"seeds": [0, 0]}, "seeds", "has non-unique elements"),
+    ({"splits": {"train": 0.9}}, "splits", "sum to 1"),
+    ({"trajectories": {"frames": 1}}, "trajectories.frames", "less than the minimum of 2"),
+    ({"trajectories": {"timestep": "fast"}}, "trajectories.timestep", "is not of type 'number', 'null'"),
+    ({"trajectories": {"barostat_drag": 50}}, "trajectories.barostat_drag", "must be below 1"),
+    ({"trajectories": {"impact": {"speed": 0}}}, "trajectories.impact.speed", "less than or equal to the minimum of 0"),
+    ({"trajectories": {"impact": {"sped": 1}}}, "trajectories.impact", "'sped' was unexpected"),
+    ({"models": {"spatial": {"hidden": -3}}}, "models.spatial", "hidden"),
+    ({"models": {"spatial": {"colour": "red"}}}, "models.spatial", "colour"),
+    ({"datasets": {"node_opt": {"generator": "magic"}}}, "datasets.node_opt.generator", "is not one of"),
+    ({"datasets": {"node_opt": {"protocol": "shake"}}}, "datasets.node_opt.protocol", "is not one of"),
+    ({"datasets": {"comb": {"union": ["node_opt", "nowhere"]}}}, "datasets.comb.union", "['nowhere'] are not generated datasets"),
+    ({"datasets": {"comb": {"union": ["node_opt", "impact"]}}}, "datasets.comb.union", "must share one protocol"),
+    ({"evaluation": {"table_step": 0}}, "evaluation.table_step", "less than the minimum of 1"),
+    ({"spectra": {"k": 0}}, "spectra.k", "less than the minimum of 1"),
+]
+
+
+def merged(base: dict, override: dict) -> dict:
+    """``base`` with ``override`` merged in recursively, as Snakemake merges --configfile files."""
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = merged(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return out
+
+
+def workflow_config_error(config: dict) -> str:
+    """What the workflow says of a config before any job: Snakemake's schema validation (defaults filled in), then
+    :func:`densim.experiments.check_config` (as ``workflow/rules/common.smk`` does)."""
+    import jsonschema
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    from densim.config import SCHEMA_PATH, ConfigError, error_key
+    from densim.experiments import check_config
+
+    try:
+        validate(config, schema=str(SCHEMA_PATH))
+    except WorkflowError as err:
+        cause = err.__cause__ or err.__context__
+        assert isinstance(cause, jsonschema.ValidationError), err
+        return f"{error_key(cause)}: {cause.message}"
+    try:
+        check_config(config)
+    except ConfigError as err:
+        return str(err)
+    return ""
+
+
+def test_the_default_config_and_presets_pass():
+    import yaml
+
+    default = yaml.safe_load((ROOT / "config.yaml").read_text())
+    assert workflow_config_error(merged(default, {})) == ""
+    for preset in ("smoke", "paper"):
+        assert workflow_config_error(merged(default, yaml.safe_load((ROOT / f"workflow/presets/{preset}.yaml").read_text()))) == "", preset
+
+
+@pytest.mark.parametrize(("override", "key", "cause"), BAD_CONFIGS, ids=[key for _, key, _ in BAD_CONFIGS])
+def test_a_bad_config_value_is_named_with_its_cause(override, key, cause):
+    import yaml
+
+    message = workflow_config_error(merged(yaml.safe_load((ROOT / "config.yaml").read_text()), override))
+    assert message.startswith(f"{key}") and cause in message, message
+
+
+def test_an_empty_dataset_list_is_named():
+    import yaml
+
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    config["datasets"] = {}
+    message = workflow_config_error(config)
+    assert message.startswith("datasets") and "should be non-empty" in message, message

@@ -6,13 +6,9 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from densim.config import SCHEMA_PATH, ConfigError, error_key
-from densim.evaluation import evaluation_config
-from densim.models import MODELS
-from densim.networks import DatasetConfig
-from densim.splits import SplitFractions
-from densim.trajectories import compression_settings
-from densim.models import model_variant
-from densim.training import STATISTICS_KEYS, ablation_grid, check_models, training_config
+from densim.experiments import check_config, generated_datasets, igns_grid, network_spec, union_datasets
+from densim.models import MODELS, model_variant
+from densim.training import STATISTICS_KEYS
 
 
 try:
@@ -29,45 +25,22 @@ EXPERIMENTS = config["experiments"]
 ABLATION = EXPERIMENTS["history_ablation"]
 IGNS_ABLATION = EXPERIMENTS["igns_ablation"]
 
+# Checks that a schema cannot express, before any job runs.
+try:
+    check_config(config)
+except (ConfigError, TypeError, KeyError) as err:
+    raise WorkflowError(f"invalid config key {err}") from None
+
 # Datasets made by a generator, and unions of them (made by reference, never regenerated).
-GENERATED_DATASETS = [name for name, section in config["datasets"].items() if "generator" in section]
-UNION_DATASETS = [name for name, section in config["datasets"].items() if "union" in section]
+GENERATED_DATASETS = generated_datasets(config)
+UNION_DATASETS = union_datasets(config)
+#: The IGNS ablation's variants (one row per model, factor and value), empty when it is off.
+IGNS_GRID = igns_grid(config)
 
 
 def dataset_spec(dataset):
-    """The resolved spec of a generated dataset's networks: its section (less the trajectory protocol) plus the shared
-    generation settings."""
-    shared = {"seed": config["generation_seed"], "stiffness": config["stiffness"], "packing": config["packing"]}
-    return {**shared, **{key: value for key, value in config["datasets"][dataset].items() if key != "protocol"}}
+    return network_spec(config, dataset)
 
-
-# Checks that a schema cannot express, before any job runs.
-try:
-    for _name in GENERATED_DATASETS:
-        DatasetConfig.from_dict(_name, dataset_spec(_name))
-    for _name in UNION_DATASETS:
-        _unknown = [m for m in config["datasets"][_name]["union"] if m not in GENERATED_DATASETS]
-        if _unknown:
-            raise ConfigError(f"datasets.{_name}.union: {_unknown} are not generated datasets")
-        if len({config["datasets"][member]["protocol"] for member in config["datasets"][_name]["union"]}) > 1:
-            raise ConfigError(f"datasets.{_name}.union: its members' trajectories must share one protocol")
-    compression_settings(config["trajectories"])
-    training_config(config["training"])
-    check_models(EXPERIMENTS["models"], config["models"], config["training"], EXPERIMENTS["histories"])
-    check_models(ABLATION["models"], config["models"], config["training"], ABLATION["histories"], key="experiments.history_ablation.models")
-    #: The IGNS ablation's variants (one row per model, factor and value), empty when it is off.
-    IGNS_GRID = ablation_grid(IGNS_ABLATION["models"], {"warmup": IGNS_ABLATION["warmup"], "loss_steps": IGNS_ABLATION["loss_steps"]},
-                              config["models"], config["training"]) if IGNS_ABLATION["datasets"] else []
-    check_models(list(dict.fromkeys(row["key"] for row in IGNS_GRID)), config["models"], config["training"], EXPERIMENTS["histories"],
-                 key="experiments.igns_ablation.models")
-    for _grid in ("history_ablation", "igns_ablation"):
-        _unknown = [d for d in EXPERIMENTS[_grid]["datasets"] if d not in config["datasets"]]
-        if _unknown:
-            raise ConfigError(f"experiments.{_grid}.datasets: {_unknown} are not datasets of the datasets section")
-    evaluation_config(config["evaluation"])
-    SplitFractions(**config["splits"])
-except (ConfigError, TypeError, KeyError) as err:
-    raise WorkflowError(f"invalid config key {err}") from None
 
 #: Every model or variant some grid trains.
 TRAINED_MODELS = list(dict.fromkeys(EXPERIMENTS["models"] + ABLATION["models"] + [row["key"] for row in IGNS_GRID]))

@@ -1,0 +1,83 @@
+"""What a whole configuration asks for: its datasets and experiment grids, and the checks a schema cannot express.
+
+The workflow (``workflow/rules/common.smk``) validates ``config.yaml`` against the schema (which fills in the
+defaults) and then calls :func:`check_config`, so that every bad value is named, with its key and cause, before any
+job runs; the grids it expands come from here too.
+"""
+
+from __future__ import annotations
+
+from densim.config import ConfigError
+from densim.evaluation import evaluation_config
+from densim.models import MODELS
+from densim.networks import DatasetConfig
+from densim.splits import SplitFractions
+from densim.training import ablation_grid, check_models, training_config
+from densim.trajectories import compression_settings, impact_settings
+
+
+def generated_datasets(config: dict) -> list[str]:
+    """Datasets made by a generator."""
+    return [name for name, section in config["datasets"].items() if "generator" in section]
+
+
+def union_datasets(config: dict) -> list[str]:
+    """Datasets that are unions of generated ones (made by reference, never regenerated)."""
+    return [name for name, section in config["datasets"].items() if "union" in section]
+
+
+def network_spec(config: dict, dataset: str) -> dict:
+    """The resolved spec of a generated dataset's networks: its section (less the trajectory protocol) plus the shared
+    generation settings."""
+    shared = {"seed": config["generation_seed"], "stiffness": config["stiffness"], "packing": config["packing"]}
+    return {**shared, **{key: value for key, value in config["datasets"][dataset].items() if key != "protocol"}}
+
+
+def igns_grid(config: dict) -> list[dict]:
+    """The IGNS ablation's variants (:func:`densim.training.ablation_grid`), empty when it is off."""
+    grid = config["experiments"]["igns_ablation"]
+    if not grid["datasets"]:
+        return []
+    return ablation_grid(grid["models"], {"warmup": grid["warmup"], "loss_steps": grid["loss_steps"]}, config["models"], config["training"])
+
+
+def check_config(config: dict) -> None:
+    """Check a schema-validated configuration (defaults filled in) for what its schema cannot express.
+
+    Every generated dataset's settings, unions of known datasets sharing one protocol, the trajectory, training and
+    evaluation sections, every model and variant of every grid at each of its histories (hyperparameters, per-model
+    training settings, loss windows within the horizon), grid datasets that exist, split fractions.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key and the cause.
+    """
+    experiments = config["experiments"]
+    generated = generated_datasets(config)
+    for name in generated:
+        DatasetConfig.from_dict(name, network_spec(config, name))
+    for name in union_datasets(config):
+        members = config["datasets"][name]["union"]
+        unknown = [member for member in members if member not in generated]
+        if unknown:
+            raise ConfigError(f"datasets.{name}.union: {unknown} are not generated datasets")
+        if len({config["datasets"][member].get("protocol", "compression") for member in members}) > 1:
+            raise ConfigError(f"datasets.{name}.union: its members' trajectories must share one protocol")
+    compression_settings(config["trajectories"])
+    impact_settings(config["trajectories"])
+    training_config(config["training"])
+    check_models(experiments.get("models", list(MODELS)), config["models"], config["training"], experiments["histories"])
+    ablation = experiments["history_ablation"]
+    check_models(ablation["models"], config["models"], config["training"], ablation["histories"], key="experiments.history_ablation.models")
+    check_models(list(dict.fromkeys(row["key"] for row in igns_grid(config))), config["models"], config["training"],
+                 experiments["histories"], key="experiments.igns_ablation.models")
+    for grid in ("history_ablation", "igns_ablation"):
+        unknown = [dataset for dataset in experiments[grid]["datasets"] if dataset not in config["datasets"]]
+        if unknown:
+            raise ConfigError(f"experiments.{grid}.datasets: {unknown} are not datasets of the datasets section")
+    evaluation_config(config["evaluation"])
+    try:
+        SplitFractions(**config["splits"])
+    except TypeError as err:
+        raise ConfigError(f"splits: {err}") from None
