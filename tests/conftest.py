@@ -9,7 +9,7 @@ import pytest
 from densim.packing import contact_network, jammed_packing
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW = ("Snakefile", "config.yaml", "workflow", "envs", "notebooks")
+WORKFLOW = ("Snakefile", "config.yaml", "workflow", "envs", "notebooks", "profiles")
 
 
 def copy_checkout(dest: Path, items=WORKFLOW) -> Path:

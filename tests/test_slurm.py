@@ -31,7 +31,7 @@ def test_profile_runs_the_smoke_preset_through_training_and_evaluation_on_slurm(
     assert cluster_is_up(), "DENSIM_REQUIRE_SLURM is set but sinfo shows no usable SLURM node"
     for item in ("Snakefile", "config.yaml"):
         shutil.copy(ROOT / item, tmp_path / item)
-    for folder in ("workflow", "envs", "slurm", "notebooks"):
+    for folder in ("workflow", "envs", "slurm", "notebooks", "profiles"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
     targets = ["results/trajectories/bond_pru_opt/0000.nc", "results/splits/bond_pru_opt/seed0.json",
                "results/eval/bond_pru_opt/spatial/h2/seed0.nc"]

@@ -1,0 +1,107 @@
+"""Hard kills: the whole workflow killed with SIGKILL inside each stage, then started again with the README's command.
+
+Snakemake's lock of the killed run is cleared with ``--unlock`` first (Snakemake cannot tell a dead run's lock from a
+live one's). Nothing finished is redone, nothing half-written is left as an output, and every output opens. Each kill
+point runs only the targets its stage needs, not the whole DAG. ``profiles/default`` (used by every ``snakemake`` run from the checkout) has
+``rerun-incomplete``, so the jobs that were running when the kill came are simply run again.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import copy_checkout
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "workflow/presets/smoke.yaml"]
+#: How long a finished output must have existed before the kill to count as finished (Snakemake records a job's
+#: end within about a second of its output appearing; a job killed in that window is legitimately run again).
+SETTLED = 5.0
+
+#: Kill point -> (outputs of the stage, extra config that keeps the stage busy long enough to kill inside it, the
+#: targets run: the stage and what it needs, not the whole DAG).
+DATA = ["results/trajectories/summary.csv"]
+KILL_POINTS = {
+    "network generation": ("results/networks/*/[0-9]*.nc", "datasets:\n  noi_pru: {networks: 12}\n", DATA),
+    "LAMMPS compression": ("results/trajectories/*/[0-9]*.nc", "trajectories:\n  steps_per_frame: 1500\n", DATA),
+    "spectra": ("results/spectra/*/[0-9]*.nc", "datasets:\n  noi_pru: {networks: 12}\n",
+                [f"results/spectra/{d}/{i:04d}.nc" for d in ("node_opt", "bond_pru_opt") for i in range(3)]
+                + [f"results/spectra/noi_pru/{i:04d}.nc" for i in range(12)]),
+    "evaluation": ("results/eval/*/*/h*/seed*.nc", "", [f"results/eval/{d}/{m}/h2/seed0.nc" for d in ("node_opt", "noi_pru", "bond_pru_opt")
+                                                        for m in ("spatial", "nlsf", "frozen", "linear_floor")]),
+}
+
+
+def outputs(workdir):
+    """Every output file under results/ (hidden temporary files of unfinished writes aside), with its mtime."""
+    return {path: path.stat().st_mtime_ns for path in (workdir / "results").rglob("*") if path.is_file() and not path.name.startswith(".")}
+
+
+def opens(path) -> None:
+    """Read an output back: netCDF through xarray, checkpoints as densim reads them, JSON, CSV; figures are not empty."""
+    import pandas as pd
+    import xarray as xr
+
+    from densim.io import read_checkpoint
+
+    if path.suffix == ".nc":
+        xr.open_dataset(path).close()
+    elif path.suffix == ".pt":
+        read_checkpoint(path)
+    elif path.suffix in (".json", ".ipynb"):
+        json.loads(path.read_text())
+    elif path.suffix == ".csv":
+        pd.read_csv(path)
+    else:
+        assert path.stat().st_size > 0, path
+
+
+def in_progress(workdir, pattern: str) -> bool:
+    """Whether some of the stage's work has finished (and settled)."""
+    now = time.time()
+    found = list(workdir.glob(pattern))
+    return any(now - path.stat().st_mtime > SETTLED for path in found)
+
+
+@pytest.mark.parametrize("point", list(KILL_POINTS))
+def test_a_hard_kill_inside_a_stage_then_the_readme_command_finishes_without_redoing_finished_work(tmp_path, point):
+    pattern, extra, targets = KILL_POINTS[point]
+    workdir = copy_checkout(tmp_path)
+    (workdir / "slow.yaml").write_text(extra or "{}\n")
+    command = [*SNAKEMAKE[:1], "-m", "snakemake", *targets, *SNAKEMAKE[3:], "slow.yaml"]
+    process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 600
+    try:
+        while time.time() < deadline:
+            if in_progress(workdir, pattern):
+                break
+            assert process.poll() is None, "the run ended before the stage could be killed"
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"no output of {point} after 10 minutes")
+    finally:
+        killed_at = time.time()
+        os.killpg(process.pid, signal.SIGKILL)  # Snakemake and every job it started
+        process.wait(timeout=60)
+    before = outputs(workdir)
+    finished = {path: mtime for path, mtime in before.items() if mtime / 1e9 < killed_at - SETTLED}
+    at_kill = set(workdir.glob(pattern))
+    assert [path for path in finished if path in at_kill], f"nothing of {point} had finished"
+
+    # Snakemake's lock of the killed run stays behind (it cannot tell a dead run from a live one): clear it, as the
+    # README says, then the README's command
+    unlock = subprocess.run([*SNAKEMAKE, "slow.yaml", "--unlock"], cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert unlock.returncode == 0, unlock.stderr[-3000:]
+    result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr[-4000:]
+    after = outputs(workdir)
+    redone = [str(path.relative_to(workdir)) for path, mtime in finished.items() if after.get(path) != mtime]
+    assert not redone, f"finished outputs redone or gone after a kill in {point}: {redone[:5]}"
+    assert len(set(workdir.glob(pattern)) - at_kill) > 0, f"{point} had ended before the kill"
+    assert not [path for path in (workdir / "results").rglob(".*.tmp") if path.stat().st_mtime > killed_at], "a new half-written file"
+    for path in after:
+        opens(path)
