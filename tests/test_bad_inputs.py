@@ -159,7 +159,7 @@ BAD_CONFIGS = [
     ({"experiments": {"histories": [30]}}, "training.horizon", "leave no training window"),
     ({"experiments": {"models": ["gcn"]}}, "experiments.models", "unknown model 'gcn'"),
     ({"experiments": {"history_ablation": {"datasets": ["nowhere"]}}}, "experiments.history_ablation.datasets", "not datasets of the datasets section"),
-    ({"experiments": {"igns_ablation": {"models": ["spatial"]}}}, "experiments.igns_ablation.models", "warmup"),
+    ({"experiments": {"igns_ablation": {"models": ["spatial"], "datasets": ["impact"]}}}, "experiments.igns_ablation.models", "warmup"),
     ({"seeds": []}, "seeds", "should be non-empty"),
     ({"seeds": [0, 0]}, "seeds", "has non-unique elements"),
     ({"splits": {"train": 0.9}}, "splits", "sum to 1"),

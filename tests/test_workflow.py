@@ -77,7 +77,7 @@ def test_smoke_preset_builds_every_output(smoke):
         assert (workdir / f"results/networks/{dataset}/manifest.csv.provenance.json").exists()
         assert len(list((workdir / f"results/trajectories/{dataset}").glob("*.nc"))) == 3
     summary = pd.read_csv(workdir / "results/trajectories/summary.csv")
-    assert sorted(summary["dataset"]) == ["bond_pru_opt", "comb", "node_opt", "noi_pru"]  # comb pools its members
+    assert sorted(summary["dataset"]) == ["bond_pru_opt", "comb", "impact", "node_opt", "noi_pru"]  # comb pools its members
     comb = json.loads((workdir / "results/splits/comb/seed0.json").read_text())
     members = [json.loads((workdir / f"results/splits/{d}/seed0.json").read_text()) for d in ("node_opt", "bond_pru_opt", "noi_pru")]
     for part in ("train", "validation", "test"):
@@ -168,7 +168,7 @@ def test_interrupted_run_resumes_without_redoing_finished_trajectories(workdir):
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=120)
     finished = {path: path.stat().st_mtime_ns for path in trajectories.glob("*/*.nc")}
-    assert 2 <= len(finished) < 9, "the stop did not land inside the trajectories stage"
+    assert 2 <= len(finished) < 12, "the stop did not land inside the trajectories stage"
     assert not list(trajectories.glob("*/.*.tmp")), "a half-written file was left behind"
 
     result = subprocess.run(args, cwd=workdir, capture_output=True, text=True, timeout=900)
@@ -176,7 +176,7 @@ def test_interrupted_run_resumes_without_redoing_finished_trajectories(workdir):
     for path, mtime in finished.items():
         assert path.stat().st_mtime_ns == mtime, f"{path} was redone"
     all_files = sorted(trajectories.glob("*/*.nc"))
-    assert len(all_files) == 9
+    assert len(all_files) == 12  # 3 networks of each of the 4 generated datasets
     for path in all_files:
         with xr.open_dataset(path) as ds:
             assert ds.attrs["densim_kind"] == "trajectory"
@@ -197,9 +197,9 @@ def test_a_changed_hyperparameter_retrains_that_model_from_step_0(smoke, tmp_pat
     assert result.returncode == 0, result.stderr[-3000:]
     stats = result.stderr.split("Job stats:")[1].split("\n\n")[0]
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", stats, flags=re.MULTILINE))
-    # spatial on 4 datasets and at history 1 on node_opt (the ablation), their evaluations and what draws on them
-    assert jobs == {"all": "1", "train": "5", "evaluate": "5", "rollout_accuracy": "1", "history": "1", "modes_and_bias": "1", "tables": "1",
-                    "total": "15"}, stats
+    # spatial on 5 datasets and at history 1 on node_opt (the ablation), their evaluations and what draws on them
+    assert jobs == {"all": "1", "train": "6", "evaluate": "6", "rollout_accuracy": "1", "history": "1", "modes_and_bias": "1", "tables": "1",
+                    "total": "17"}, stats
     for dataset in ("node_opt", "bond_pru_opt", "noi_pru", "comb"):
         folder = workdir / f"results/models/{dataset}/spatial/h2/seed0"
         checkpoint = read_checkpoint(folder / "best.pt")
@@ -218,9 +218,10 @@ def test_a_training_setting_that_statistics_do_not_use_reruns_training_only(smok
     assert result.returncode == 0, result.stderr[-3000:]
     stats = (result.stdout + result.stderr).split("Job stats:")[1].split("\n\n")[0]
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", stats, flags=re.MULTILINE))
-    # 4 models on 4 datasets and the ablation's spatial h1, their evaluations and the notebooks; statistics stay
-    assert jobs == {"all": "1", "train": "17", "evaluate": "17", "rollout_accuracy": "1", "history": "1", "modes_and_bias": "1", "tables": "1",
-                    "total": "39"}, stats
+    # 4 models on 5 datasets, the history ablation's spatial h1 and the IGNS ablation's 3 variants, their evaluations and
+    # the notebooks; statistics stay
+    assert jobs == {"all": "1", "train": "24", "evaluate": "24", "rollout_accuracy": "1", "history": "1", "igns_ablation": "1",
+                    "modes_and_bias": "1", "tables": "1", "total": "54"}, stats
 
 
 def test_provenance_verify_passes_on_an_untouched_tree_and_names_an_edited_trajectory(smoke, tmp_path, monkeypatch, capsys):
