@@ -169,10 +169,12 @@ def _by_reference(paths: list[Path], option: str) -> dict[str, Path]:
     return found
 
 
-def _split_graphs(split: dict, split_path: Path, parts: tuple[str, ...], trajectories: dict[str, Path], spectra: dict[str, Path] | None):
+def _split_graphs(split: dict, split_path: Path, parts: tuple[str, ...], trajectories: dict[str, Path], spectra: dict[str, Path] | None,
+                  history: int | None = None, needed: str = ""):
     """Trajectory graphs of some parts of a split, from exactly the files given (with their spectra if asked).
 
-    Returns the graphs of each part and the files read.
+    With ``history``, a trajectory too short for ``history + 1`` input frames and a step to predict is refused,
+    naming what ``needed`` it. Returns the graphs of each part and the files read.
     """
     from densim.io import read_spectra, read_trajectory
     from densim.rollout import trajectory_graph
@@ -189,6 +191,9 @@ def _split_graphs(split: dict, split_path: Path, parts: tuple[str, ...], traject
             spectrum = read_spectra(spectra[ref]) if spectra is not None else None
             if spectrum is not None:
                 _check_same_network(spectra[ref], spectrum, trajectories[ref], trajectory)
+            if history is not None and trajectory.sizes["time"] < history + 2:
+                raise SystemExit(f"densim: {trajectories[ref]}: {trajectory.sizes['time']} frames, fewer than the history {history} + 2 "
+                                 f"that {needed} needs (history + 1 input frames and one to predict)")
             graphs[part].append(trajectory_graph(trajectory, spectrum))
             read += [files[ref] for files in sources.values()]
     return graphs, read
@@ -200,14 +205,6 @@ def _check_same_network(spectra_path: Path, spectra, trajectory_path: Path, traj
     if label(spectra) != label(trajectory) or spectra.sizes["node"] != trajectory.sizes["node"]:
         raise SystemExit(f"densim: {spectra_path}: the spectra of network {label(spectra)} ({spectra.sizes['node']} nodes), "
                          f"not of {trajectory_path}'s network {label(trajectory)} ({trajectory.sizes['node']} nodes)")
-
-
-def _check_long_enough(graphs, trajectories: dict[str, Path], history: int, needed: str) -> None:
-    """Refuse trajectories too short to give ``history + 1`` input frames and a step to predict."""
-    for graph in graphs:
-        if graph.frames < history + 2:
-            raise SystemExit(f"densim: {trajectories[graph.name]}: {graph.frames} frames, fewer than the history {history} + 2 "
-                             f"that {needed} needs (history + 1 input frames and one to predict)")
 
 
 def cmd_train_statistics(args) -> None:
@@ -240,12 +237,11 @@ def cmd_train_fit(args) -> None:
     statistics = read_statistics(args.statistics)
     split = read_json(args.split, required=("train", "validation", "test"))
     graphs, read = _split_graphs(split, args.split, ("train", "validation"), _by_reference(args.trajectories, "--trajectories"),
-                                 _by_reference(args.spectra, "--spectra"))
+                                 _by_reference(args.spectra, "--spectra"), args.history, "training")
     simulator = build_simulator(setup.model, args.history, statistics, seed=args.seed, hyperparameters=hyperparameters, **config.family)
     provenance = {"name": f"{args.dataset}/{args.model}/h{args.history}/seed{args.seed}",
                   **provenance_attrs(spec, inputs=[args.split, args.statistics, *read])}
     run = describe_run(args.model, simulator, args.seed, config, json.loads(provenance["input_hashes"]))
-    _check_long_enough(graphs["train"] + graphs["validation"], _by_reference(args.trajectories, "--trajectories"), args.history, "training")
     history = train(simulator, graphs["train"], graphs["validation"], config, args.output, run, provenance)
     logging.getLogger("densim").info("best validation rollout error %.4g", min(history["validation_rollout_error"]))
 
@@ -266,10 +262,9 @@ def cmd_evaluate(args) -> None:
     if not split["test"]:
         raise SystemExit(f"densim: {args.split}: the test part is empty")
     graphs, read = _split_graphs(split, args.split, ("test",), _by_reference(args.trajectories, "--trajectories"),
-                                 _by_reference(args.spectra, "--spectra"))
+                                 _by_reference(args.spectra, "--spectra"), simulator.history, "a rollout")
     attrs = {"dataset": args.dataset, "model": run["model"], "seed": run["seed"], "run_hash": checkpoint["hash"],
              **provenance_attrs({"evaluation": config.__dict__}, inputs=[args.checkpoint, args.split, *read])}
-    _check_long_enough(graphs["test"], _by_reference(args.trajectories, "--trajectories"), simulator.history, "a rollout")
     ds = evaluate(simulator, graphs["test"], config, attrs=attrs)
     write_dataset(ds, args.output)
     at = ds.sel(step=ds.attrs["table_step"])
