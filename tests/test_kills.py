@@ -3,9 +3,12 @@
 Snakemake's lock of the killed run is cleared with ``--unlock`` first (Snakemake cannot tell a dead run's lock from a
 live one's). Nothing finished is redone, nothing half-written is left as an output, and every output opens. Each kill
 point runs only the targets its stage needs, not the whole DAG. ``profiles/default`` (used by every ``snakemake`` run from the checkout) has
-``rerun-incomplete``, so the jobs that were running when the kill came are simply run again.
+``rerun-incomplete``, so the jobs that were running when the kill came are simply run again. A finished output is
+one Snakemake had not marked incomplete when the kill came (its markers in ``.snakemake/incomplete``); training jobs
+that were cut off resume from their ``last.pt``, which their log says.
 """
 
+import base64
 import json
 import os
 import signal
@@ -18,8 +21,8 @@ import pytest
 from tests.conftest import copy_checkout
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "workflow/presets/smoke.yaml"]
-#: How long a finished output must have existed before the kill to count as finished (Snakemake records a job's
-#: end within about a second of its output appearing; a job killed in that window is legitimately run again).
+#: How long after a stage's first finished output the kill may come (so that it lands inside the stage's work,
+#: not on Snakemake's bookkeeping of that first job).
 SETTLED = 5.0
 
 #: Kill point -> (outputs of the stage, extra config that keeps the stage busy long enough to kill inside it, the
@@ -31,9 +34,18 @@ KILL_POINTS = {
     "spectra": ("results/spectra/*/[0-9]*.nc", "datasets:\n  noi_pru: {networks: 12}\n",
                 [f"results/spectra/{d}/{i:04d}.nc" for d in ("node_opt", "bond_pru_opt") for i in range(3)]
                 + [f"results/spectra/noi_pru/{i:04d}.nc" for i in range(12)]),
+    # spatial trains long enough to be cut off between checkpoints; nlsf and the baseline finish first
+    "training": ("results/models/*/*/h*/seed*/best.pt",
+                 "training:\n  steps: 3000\n  validate_every: 50\n  overrides:\n    nlsf: {steps: 100}\n",
+                 [f"results/models/node_opt/{m}/h2/seed0/best.pt" for m in ("spatial", "nlsf", "frozen")]),
     "evaluation": ("results/eval/*/*/h*/seed*.nc", "", [f"results/eval/{d}/{m}/h2/seed0.nc" for d in ("node_opt", "noi_pru", "bond_pru_opt")
                                                         for m in ("spatial", "nlsf", "frozen", "linear_floor")]),
+    # four notebooks on two cores: the kill comes after the first pair, inside the second
+    "notebook rendering": ("results/notebooks/*.ipynb", "", ["results/notebooks/tables.ipynb", "results/notebooks/rollout_accuracy.ipynb",
+                                                             "results/notebooks/modes_and_bias.ipynb", "results/notebooks/history.ipynb"]),
 }
+#: Points whose kill must land while a job of the stage runs, not only after one finished.
+RUNNING = {"training": "results/models/node_opt/spatial/h2/seed0/last.pt", "notebook rendering": "results/notebooks/.*.tmp.ipynb"}
 
 
 def outputs(workdir):
@@ -60,11 +72,17 @@ def opens(path) -> None:
         assert path.stat().st_size > 0, path
 
 
-def in_progress(workdir, pattern: str) -> bool:
-    """Whether some of the stage's work has finished (and settled)."""
+def incomplete(workdir) -> set:
+    """The outputs of the jobs Snakemake had started and not finished (its markers are named by the path in base64)."""
+    markers = (workdir / ".snakemake" / "incomplete").glob("*")
+    return {workdir / base64.b64decode(marker.name).decode() for marker in markers if marker.is_file()}
+
+
+def in_progress(workdir, pattern: str, running: str | None) -> bool:
+    """Whether some of the stage's work has finished (and settled) and, where asked, a job of it is still running."""
     now = time.time()
-    found = list(workdir.glob(pattern))
-    return any(now - path.stat().st_mtime > SETTLED for path in found)
+    settled = [path for path in workdir.glob(pattern) if now - path.stat().st_mtime > SETTLED]
+    return any(path not in incomplete(workdir) for path in settled) and (running is None or any(workdir.glob(running)))
 
 
 @pytest.mark.parametrize("point", list(KILL_POINTS))
@@ -77,7 +95,7 @@ def test_a_hard_kill_inside_a_stage_then_the_readme_command_finishes_without_red
     deadline = time.time() + 600
     try:
         while time.time() < deadline:
-            if in_progress(workdir, pattern):
+            if in_progress(workdir, pattern, RUNNING.get(point)):
                 break
             assert process.poll() is None, "the run ended before the stage could be killed"
             time.sleep(0.1)
@@ -87,10 +105,13 @@ def test_a_hard_kill_inside_a_stage_then_the_readme_command_finishes_without_red
         killed_at = time.time()
         os.killpg(process.pid, signal.SIGKILL)  # Snakemake and every job it started
         process.wait(timeout=60)
-    before = outputs(workdir)
-    finished = {path: mtime for path, mtime in before.items() if mtime / 1e9 < killed_at - SETTLED}
-    at_kill = set(workdir.glob(pattern))
-    assert [path for path in finished if path in at_kill], f"nothing of {point} had finished"
+    before, cut_off = outputs(workdir), incomplete(workdir)
+    # a cut-off training job's last.pt is its resume point, not a finished output
+    finished = {path: mtime for path, mtime in before.items()
+                if path not in cut_off and not (path.name == "last.pt" and path.with_name("best.pt") in cut_off)}
+    at_kill = set(workdir.glob(pattern)) - cut_off
+    assert at_kill, f"nothing of {point} had finished"
+    assert cut_off, f"no job was running when {point} was killed"
 
     # Snakemake's lock of the killed run stays behind (it cannot tell a dead run from a live one): clear it, as the
     # README says, then the README's command
@@ -105,3 +126,6 @@ def test_a_hard_kill_inside_a_stage_then_the_readme_command_finishes_without_red
     assert not [path for path in (workdir / "results").rglob(".*.tmp") if path.stat().st_mtime > killed_at], "a new half-written file"
     for path in after:
         opens(path)
+    if point == "training":  # the cut-off job went on from its last checkpoint
+        resumed = [line for line in (workdir / "logs/train/node_opt/spatial/h2/seed0.log").read_text().splitlines() if "resuming from" in line]
+        assert resumed and int(resumed[-1].rsplit(" ", 1)[1]) > 0, "training started again from step 0"

@@ -88,11 +88,16 @@ def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_weights_as_an_unint
     with pytest.raises(KeyboardInterrupt):
         fit(killed, graphs, config, tmp_path / "killed")
     assert read_checkpoint(tmp_path / "killed/last.pt")["step"] == 10
+    (tmp_path / "killed/best.pt").unlink()  # what Snakemake does to the outputs of a job it was killed in
     resumed = make_simulator(graphs, config)
     history = fit(resumed, graphs, config, tmp_path / "killed")
     assert history["step"] == list(range(1, 21))
     for name, value in straight.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[name]), name
+    best, best_resumed = read_checkpoint(tmp_path / "straight/best.pt"), read_checkpoint(tmp_path / "killed/best.pt")
+    assert best["step"] == best_resumed["step"]
+    for name, value in best["simulator"].items():
+        assert torch.equal(value, best_resumed["simulator"][name]), name
 
 
 def test_a_checkpoint_of_another_run_is_not_resumed_and_the_log_says_why(graphs, tmp_path, caplog):

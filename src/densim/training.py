@@ -201,6 +201,7 @@ class _Checkpoints:
         self.out_dir = Path(out_dir)
         self.head = {"run": run, "hash": config_hash(run), "provenance": provenance, "initial_parameters": initial_parameters}
         self.last, self.best = self.out_dir / "last.pt", self.out_dir / "best.pt"
+        self.best_checkpoint: dict | None = None  # carried in last.pt, so a resumed run can write best.pt again
 
     def resumable(self, device) -> dict | None:
         """The last checkpoint if it belongs to this run; otherwise None, with the reason logged."""
@@ -209,6 +210,7 @@ class _Checkpoints:
         state = read_checkpoint(self.last, device)
         if state["hash"] == self.head["hash"]:
             log.info("resuming from %s at step %d", self.last, state["step"])
+            self.best_checkpoint = state.get("best_checkpoint")
             return state
         changed = sorted(key for key in self.head["run"] if state["run"].get(key) != self.head["run"][key])
         log.warning("%s is from another run (hash %s..., now %s...; changed: %s): training from step 0",
@@ -219,11 +221,16 @@ class _Checkpoints:
     def save(self, simulator: Simulator, step: int, error: float, is_best: bool, **resume) -> None:
         checkpoint = {**self.head, "simulator": simulator.state_dict(), "step": step, "validation_rollout_error": error}
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        if is_best:
+        if is_best:  # a copy: the state dict holds the live parameters, which training goes on changing
+            self.best_checkpoint = {**checkpoint, "simulator": {k: v.detach().clone() for k, v in checkpoint["simulator"].items()}}
             write_checkpoint(checkpoint, self.best)
-        write_checkpoint({**checkpoint, **resume}, self.last)
+        write_checkpoint({**checkpoint, **resume, "best_checkpoint": self.best_checkpoint}, self.last)
 
-    def write_history(self, history: dict, best: float, config: TrainingConfig) -> None:
+    def finish(self, history: dict, best: float, config: TrainingConfig) -> None:
+        """Write ``best.pt`` (again: a workflow manager removes the outputs of a job it was killed in before resuming
+        it, and the resumed run may find no better step) and ``history.json``."""
+        if self.best_checkpoint is not None:
+            write_checkpoint(self.best_checkpoint, self.best)
         write_json({**history, "best_validation_rollout_error": best, "config": asdict(config), "hash": self.head["hash"]},
                    self.out_dir / "history.json")
 
@@ -296,7 +303,7 @@ def train(simulator: Simulator, train_set: list[TrajectoryGraph], validation_set
             best = min(best, error)
             checkpoints.save(simulator, step + 1, error, is_best, optimiser=optimiser.state_dict(), scheduler=scheduler.state_dict(),
                              history=history, best=best, generator=generator.get_state())
-    checkpoints.write_history(history, best, config)
+    checkpoints.finish(history, best, config)
     return history
 
 
@@ -306,7 +313,7 @@ def _fit_closed_form(simulator: Simulator, train_set, validation_set, config: Tr
     error = rollout_error(simulator, validation_set, config.horizon - simulator.history - 1)
     history = {"step": [], "loss": [], "validation_step": [0], "validation_rollout_error": [error]}
     checkpoints.save(simulator, 0, error, True, history=history, best=error)
-    checkpoints.write_history(history, error, config)
+    checkpoints.finish(history, error, config)
     return history
 
 
