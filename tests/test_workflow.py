@@ -251,3 +251,22 @@ def test_provenance_verify_passes_on_an_untouched_tree_and_names_an_edited_traje
         main(["provenance", "--verify", table])
     report = capsys.readouterr().out
     assert f"CHANGED  {edited}: read by" in report and "MISSING  results/spectra/noi_pru/0002.nc" in report
+
+
+def test_every_job_writes_a_benchmark_and_the_cost_of_the_run_it_measured_is_its_own(smoke):
+    """``densim cost`` priced from the smoke run's benchmarks: every job of the smoke preset is priced, and the
+    estimate for the very config it measured adds up to the CPU time the benchmarks recorded."""
+    from densim.config import load_config
+    from densim.cost import estimate, jobs, measure, read_benchmark
+
+    benchmarks = sorted((smoke / "logs/benchmarks").rglob("*.tsv"))
+    config = load_config([smoke / "config.yaml", smoke / "workflow/presets/smoke.yaml"])
+    assert len(benchmarks) == len(jobs(config))
+    rows = estimate(config, measure(smoke / "logs/benchmarks", config))
+    assert sum(row.priced for row in rows) == sum(row.jobs for row in rows) == len(jobs(config))
+    recorded = sum(read_benchmark(path)[1] for path in benchmarks) / 3600
+    assert sum(row.cpu_hours for row in rows) == pytest.approx(recorded, rel=0.02)
+    result = subprocess.run(["densim", "cost", "config.yaml", "workflow/presets/paper.yaml", "--measured-config", "config.yaml",
+                             "workflow/presets/smoke.yaml"], cwd=smoke, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "workflow/presets/paper.yaml: 3225 jobs" in result.stdout and "| **total** | 3225 | 3225 |" in result.stdout

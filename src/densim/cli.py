@@ -320,6 +320,24 @@ def cmd_provenance(args) -> None:
         print(f"{'  ' * link.depth}{link.path}  [{link.status}; {origin}]")
 
 
+def cmd_cost(args) -> None:
+    from densim.config import load_config
+    from densim.cost import estimate, format_estimate, jobs, measure
+
+    config = load_config(args.config)
+    measured = measure(args.measured, load_config(args.measured_config))
+    total = sum(measured.jobs.values())
+    if total == 0:
+        raise SystemExit(f"densim: {args.measured}: no Snakemake benchmark files of a finished run to measure costs from "
+                         "(every rule writes logs/benchmarks/...; run the workflow at some scale first)")
+    print(f"{' + '.join(map(str, args.config))}: {len(jobs(config))} jobs")
+    print(format_estimate(estimate(config, measured), total))
+    if config["cluster"]["training_gpus"]:
+        bound = " (an upper bound: a GPU trains faster)" if args.measured_device == "cpu" else ""
+        print(f"GPU-hours: train jobs' wall time scaled from jobs that trained on {args.measured_device}{bound}, times "
+              f"cluster.training_gpus = {config['cluster']['training_gpus']}.")
+
+
 SPEC_HELP = """dataset spec: a JSON or YAML mapping, inline or a file, with the keys of one `datasets.<name>` section of
 config.yaml (generator, networks, nu_range, tolerance, seed, stiffness, packing, node_opt, noi_pru); missing keys
 take their defaults. Example: '{"generator": "bond_pru_opt", "networks": 8, "nu_range": [-0.6, 0.6]}'"""
@@ -469,6 +487,20 @@ def build_parser() -> argparse.ArgumentParser:
                            "or missing); exit 1 if any did")
     prov.add_argument("--root", type=Path, default=Path("."), help="directory the recorded paths are relative to (default: here)")
     prov.set_defaults(func=cmd_provenance)
+
+    cost = stages.add_parser("cost", help="estimate the jobs, CPU-hours and GPU-hours of a config before running it",
+                             description="List the jobs a run of a configuration consists of, per stage, and price them "
+                                         "from the Snakemake benchmarks of a run that finished (logs/benchmarks), scaled by "
+                                         "each stage's units of work (densim.cost).",
+                             epilog="Example: densim cost config.yaml workflow/presets/paper.yaml "
+                                    "--measured logs/benchmarks --measured-config config.yaml")
+    cost.add_argument("config", nargs="+", type=Path, help="config files layered in order, as Snakemake does (config.yaml first)")
+    cost.add_argument("--measured", type=Path, default=Path("logs/benchmarks"), help="benchmarks of a finished run (default: %(default)s)")
+    cost.add_argument("--measured-config", nargs="+", type=Path, default=[Path("config.yaml")], metavar="FILE",
+                      help="config files of that run, layered in order (default: %(default)s)")
+    cost.add_argument("--measured-device", choices=["cpu", "gpu"], default="cpu",
+                      help="what the measured run's train jobs ran on (default: %(default)s)")
+    cost.set_defaults(func=cmd_cost)
     return parser
 
 

@@ -9,6 +9,7 @@ Only checks that relate several keys (for example ``final_learning_rate <= learn
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import math
@@ -112,3 +113,52 @@ def typed_config(cls, values: dict, prefix: str, **extra):
         if "schema" in known[key].metadata:
             check_value(value, known[key].metadata["schema"], f"{prefix}.{key}")
     return cls(**values, **extra)
+
+
+def _merged(base: dict, update: dict) -> dict:
+    """``base`` updated by ``update`` key by key, recursing into mappings (how Snakemake layers config files)."""
+    out = dict(base)
+    for key, value in update.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _fill_defaults(instance: dict, node: dict) -> None:
+    """Fill in the schema's defaults of missing keys, recursively (as Snakemake's validation does)."""
+    if "$ref" in node:
+        node = schema()["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    if not isinstance(instance, dict):
+        return
+    for key, sub in node.get("properties", {}).items():
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        if key in instance:
+            _fill_defaults(instance[key], sub)
+    if isinstance(node.get("additionalProperties"), dict):
+        for key in set(instance) - set(node.get("properties", {})):
+            _fill_defaults(instance[key], node["additionalProperties"])
+
+
+def load_config(paths: list[str | Path]) -> dict:
+    """The workflow's configuration from YAML files layered in order (``config.yaml`` first, then presets), checked
+    against the schema with its defaults filled in.
+
+    Raises
+    ------
+    ConfigError
+        Naming a missing or unreadable file, or the first bad key and its cause.
+    """
+    config: dict = {}
+    for path in paths:
+        try:
+            layer = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(f"{path}: not a readable YAML config ({err})") from None
+        if not isinstance(layer, dict):
+            raise ConfigError(f"{path}: a config file must hold a mapping of keys")
+        config = _merged(config, layer)
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema()).iter_errors(config))
+    if error is not None:
+        raise ConfigError(f"{error_key(error)}: {error.message}")
+    _fill_defaults(config, schema())
+    return config

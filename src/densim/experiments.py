@@ -41,6 +41,23 @@ def igns_grid(config: dict) -> list[dict]:
     return ablation_grid(grid["models"], {"warmup": grid["warmup"], "loss_steps": grid["loss_steps"]}, config["models"], config["training"])
 
 
+def evaluation_grids(config: dict) -> dict[str, list[tuple[str, str, int, int]]]:
+    """The runs (dataset, model key, history, seed) each experiment trains and evaluates: ``main`` (every model of
+    ``experiments.models``, or every registered one, on every dataset), ``history`` (the history ablation) and
+    ``igns_ablation`` (its variants; empty when it is off)."""
+    experiments, seeds = config["experiments"], config["seeds"]
+
+    def grid(datasets, models, histories):
+        return [(d, m, h, s) for d in datasets for m in models for h in histories for s in seeds]
+
+    ablation, igns = experiments["history_ablation"], experiments["igns_ablation"]
+    return {
+        "main": grid(list(config["datasets"]), experiments.get("models", list(MODELS)), experiments["histories"]),
+        "history": grid(ablation["datasets"], ablation["models"], ablation["histories"]),
+        "igns_ablation": grid(igns["datasets"], list(dict.fromkeys(row["key"] for row in igns_grid(config))), experiments["histories"]),
+    }
+
+
 def check_config(config: dict) -> None:
     """Check a schema-validated configuration (defaults filled in) for what its schema cannot express.
 

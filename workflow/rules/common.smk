@@ -6,7 +6,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from densim.config import SCHEMA_PATH, ConfigError, error_key
-from densim.experiments import check_config, generated_datasets, igns_grid, network_spec, union_datasets
+from densim.experiments import check_config, evaluation_grids, generated_datasets, igns_grid, network_spec, union_datasets
 from densim.models import MODELS, model_variant
 from densim.training import STATISTICS_KEYS
 
@@ -23,7 +23,6 @@ except WorkflowError as err:
 config["experiments"].setdefault("models", list(MODELS))
 EXPERIMENTS = config["experiments"]
 ABLATION = EXPERIMENTS["history_ablation"]
-IGNS_ABLATION = EXPERIMENTS["igns_ablation"]
 
 # Checks that a schema cannot express, before any job runs.
 try:
@@ -102,30 +101,13 @@ def union_options():
     return " ".join(f"--union {name}={','.join(config['datasets'][name]['union'])}" for name in UNION_DATASETS)
 
 
-def evaluation_files(datasets, models, histories):
-    """Evaluation files of a grid, for every seed."""
-    return expand("results/eval/{dataset}/{model}/h{history}/seed{seed}.nc", dataset=datasets, model=models, history=histories,
-                  seed=config["seeds"])
-
-
-def main_evaluations():
-    """The main grid: every model x dataset x seed at the configured histories."""
-    return evaluation_files(list(config["datasets"]), EXPERIMENTS["models"], EXPERIMENTS["histories"])
-
-
-def ablation_evaluations():
-    """The history ablation grid (experiments.history_ablation)."""
-    return evaluation_files(ABLATION["datasets"], ABLATION["models"], ABLATION["histories"])
-
-
-def igns_ablation_evaluations():
-    """The IGNS ablation grid (experiments.igns_ablation)."""
-    return evaluation_files(IGNS_ABLATION["datasets"], list(dict.fromkeys(row["key"] for row in IGNS_GRID)), EXPERIMENTS["histories"])
+#: Experiment -> its runs (dataset, model, history, seed): main, history (ablation), igns_ablation.
+GRIDS = evaluation_grids(config)
 
 
 def notebook_evaluations(notebook):
-    """The evaluation files a notebook draws from."""
-    return {"history": ablation_evaluations, "igns_ablation": igns_ablation_evaluations}.get(notebook, main_evaluations)()
+    """The evaluation files a notebook draws from: its experiment's grid (the main one unless it has its own)."""
+    return [f"results/eval/{d}/{m}/h{h}/seed{s}.nc" for d, m, h, s in GRIDS.get(notebook, GRIDS["main"])]
 
 
 def notebook_parameters(notebook, **paths):
@@ -147,9 +129,7 @@ def all_outputs():
         *network_outputs("spectra", GENERATED_DATASETS),
         "results/trajectories/summary.csv",
         *expand("results/splits/{dataset}/seed{seed}.json", dataset=list(config["datasets"]), seed=config["seeds"]),
-        *main_evaluations(),
-        *ablation_evaluations(),
-        *igns_ablation_evaluations(),
+        *(path for grid in GRIDS for path in notebook_evaluations(grid)),
         *expand("results/figures/{figure}.{suffix}", figure=FIGURES, suffix=["pdf", "png"]),
         *expand("results/tables/{table}.{suffix}", table=TABLES, suffix=["csv", "md", "tex"]),
     ]

@@ -12,6 +12,8 @@ rule evaluate:
         "results/eval/{dataset}/{model}/h{history}/seed{seed}.nc",
     log:
         "logs/eval/{dataset}/{model}/h{history}/seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/evaluate/{dataset}/{model}/h{history}/seed{seed}.tsv"
     params:
         spec=json.dumps(config["evaluation"], sort_keys=True),
     wildcard_constraints:

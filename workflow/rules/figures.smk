@@ -5,13 +5,15 @@
 rule rollout_accuracy:
     input:
         notebook="notebooks/rollout_accuracy.ipynb",
-        evaluations=main_evaluations(),
+        evaluations=notebook_evaluations("main"),
     output:
         executed="results/notebooks/rollout_accuracy.ipynb",
         pdf="results/figures/rollout_accuracy.pdf",
         png=report("results/figures/rollout_accuracy.png", caption="../report/rollout_accuracy.rst", category="Figures"),
     log:
         "logs/figures/rollout_accuracy.log",
+    benchmark:
+        "logs/benchmarks/rollout_accuracy/rollout_accuracy.tsv"
     params:
         parameters=notebook_parameters("rollout_accuracy", figure="results/figures/rollout_accuracy"),
     threads: 1
@@ -35,6 +37,8 @@ rule history:
         table=report("results/tables/history.csv", caption="../report/history_table.rst", category="Tables"),
     log:
         "logs/figures/history.log",
+    benchmark:
+        "logs/benchmarks/history/history.tsv"
     params:
         parameters=notebook_parameters("history", figure="results/figures/history", table="results/tables/history.csv"),
     threads: 1
@@ -59,6 +63,8 @@ rule igns_ablation:
         md="results/tables/igns_ablation.md",
     log:
         "logs/figures/igns_ablation.log",
+    benchmark:
+        "logs/benchmarks/igns_ablation/igns_ablation.tsv"
     params:
         parameters=notebook_parameters("igns_ablation", figure="results/figures/igns_ablation", table="results/tables/igns_ablation"),
     threads: 1
@@ -74,13 +80,15 @@ rule igns_ablation:
 rule modes_and_bias:
     input:
         notebook="notebooks/modes_and_bias.ipynb",
-        evaluations=main_evaluations(),
+        evaluations=notebook_evaluations("main"),
     output:
         executed="results/notebooks/modes_and_bias.ipynb",
         pdf="results/figures/modes_and_bias.pdf",
         png=report("results/figures/modes_and_bias.png", caption="../report/modes_and_bias.rst", category="Figures"),
     log:
         "logs/figures/modes_and_bias.log",
+    benchmark:
+        "logs/benchmarks/modes_and_bias/modes_and_bias.tsv"
     params:
         parameters=notebook_parameters("modes_and_bias", figure="results/figures/modes_and_bias"),
     threads: 1
@@ -96,7 +104,7 @@ rule modes_and_bias:
 rule tables:
     input:
         notebook="notebooks/tables.ipynb",
-        evaluations=main_evaluations(),
+        evaluations=notebook_evaluations("main"),
         summary="results/trajectories/summary.csv",
     output:
         executed="results/notebooks/tables.ipynb",
@@ -105,6 +113,8 @@ rule tables:
         tex=expand("results/tables/{table}.tex", table=TABLES),
     log:
         "logs/figures/tables.log",
+    benchmark:
+        "logs/benchmarks/tables/tables.tsv"
     params:
         parameters=notebook_parameters("tables", summary="results/trajectories/summary.csv", tables="results/tables"),
     threads: 1

@@ -6,6 +6,8 @@ rule network:
         "results/networks/{dataset}/{network}.nc",
     log:
         "logs/networks/{dataset}/{network}.log",
+    benchmark:
+        "logs/benchmarks/network/{dataset}/{network}.tsv"
     params:
         spec=dataset_spec_json,
     threads: 1
@@ -29,6 +31,8 @@ rule network_manifest:
         provenance="results/networks/{dataset}/manifest.csv.provenance.json",
     log:
         "logs/networks/{dataset}/manifest.log",
+    benchmark:
+        "logs/benchmarks/network_manifest/{dataset}/manifest.tsv"
     threads: 1
     resources:
         mem_mb=1000,

@@ -11,6 +11,8 @@ rule spectra:
         "results/spectra/{dataset}/{network}.nc",
     log:
         "logs/spectra/{dataset}/{network}.log",
+    benchmark:
+        "logs/benchmarks/spectra/{dataset}/{network}.tsv"
     params:
         k=config["spectra"]["k"],
         dense_below=config["spectra"]["dense_below"],

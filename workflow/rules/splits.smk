@@ -8,6 +8,8 @@ rule split:
         "results/splits/{dataset}/seed{seed}.json",
     log:
         "logs/splits/{dataset}/seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/split/{dataset}/seed{seed}.tsv"
     params:
         fractions=json.dumps(config["splits"], sort_keys=True),
     threads: 1
@@ -28,6 +30,8 @@ rule union_split:
         "results/splits/{union}/seed{seed}.json",
     log:
         "logs/splits/{union}/seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/union_split/{union}/seed{seed}.tsv"
     threads: 1
     resources:
         mem_mb=500,

@@ -10,6 +10,8 @@ rule statistics:
         "results/stats/{dataset}/seed{seed}.nc",
     log:
         "logs/stats/{dataset}/seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/statistics/{dataset}/seed{seed}.tsv"
     params:
         spec=training_spec_json,
     wildcard_constraints:
@@ -36,6 +38,8 @@ rule train:
         history="results/models/{dataset}/{model}/h{history}/seed{seed}/history.json",
     log:
         "logs/train/{dataset}/{model}/h{history}/seed{seed}.log",
+    benchmark:
+        "logs/benchmarks/train/{dataset}/{model}/h{history}/seed{seed}.tsv"
     params:
         spec=training_spec_json,
         folder=subpath(output.checkpoint, parent=True),

@@ -8,6 +8,8 @@ rule trajectory:
         "results/trajectories/{dataset}/{network}.nc",
     log:
         "logs/trajectories/{dataset}/{network}.log",
+    benchmark:
+        "logs/benchmarks/trajectory/{dataset}/{network}.tsv"
     params:
         settings=trajectory_settings_json,
         protocol=lambda w: config["datasets"][w.dataset]["protocol"],
@@ -32,6 +34,8 @@ rule trajectory_summary:
         provenance="results/trajectories/summary.csv.provenance.json",
     log:
         "logs/trajectories/summary.log",
+    benchmark:
+        "logs/benchmarks/trajectory_summary/summary.tsv"
     params:
         unions=union_options(),
     threads: 1
