@@ -64,6 +64,21 @@ def test_the_frozen_baseline_scores_relative_mse_one_at_every_step(graphs):
     np.testing.assert_array_equal(scores["mse"], scores["frozen_mse"])
 
 
+def test_a_common_start_frame_makes_every_history_predict_the_same_frames(graphs):
+    """With evaluation.start_frame, histories 1 and 3 are scored on the same predicted frames (the frozen baseline
+    holds frame start_frame whatever its history: identical scores); without it, on frames shifted by the history."""
+    statistics = compute_statistics(graphs[:3], TrainingConfig(horizon=12))
+    one, three = (build_simulator("frozen", h, statistics, seed=0) for h in (1, 3))
+    common = EvaluationConfig(start_frame=4)
+    a, b = evaluate(one, graphs, common), evaluate(three, graphs, common)
+    assert a.sizes["step"] == b.sizes["step"] == graphs[0].frames - 5 and a.attrs["start_frame"] == b.attrs["start_frame"] == 4
+    np.testing.assert_array_equal(a["l2"].values, b["l2"].values)
+    own_a, own_b = evaluate(one, graphs), evaluate(three, graphs)
+    assert own_a.sizes["step"] - own_b.sizes["step"] == 2 and not np.array_equal(own_a["l2"].values[:, :5], own_b["l2"].values[:, :5])
+    with pytest.raises(ValueError, match="evaluation.start_frame 2 leaves fewer input frames than the history 3"):
+        evaluate(three, graphs, EvaluationConfig(start_frame=2))
+
+
 class Exploding(FrozenSimulator):
     """Holds the last frame, but pushes trajectory 0 off by 10 diameters from the 4th step on and makes
     trajectory 1 non-finite from the 6th."""

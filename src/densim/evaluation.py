@@ -1,7 +1,9 @@
 """Rollout evaluation: autoregressive rollouts of test trajectories scored per trajectory and step.
 
 Steps are counted from the last input frame: step ``s`` predicts frame ``h + s`` of a trajectory whose first
-``h + 1`` frames (``h`` the history) were given. For each test trajectory and step:
+``h + 1`` frames (``h`` the history) were given, or with ``start_frame`` frame ``start_frame + s`` of a rollout given
+the frames up to ``start_frame`` (the same predicted frames for every history: the history ablation compares
+histories, not rollout start frames). For each test trajectory and step:
 
 - ``l2``: mean over nodes of the Euclidean distance between predicted and true positions, in small-particle
   diameters (the study's :math:`L_2[\\sigma]`), :math:`\\frac1N \\sum_i \\lVert \\hat x_i - x_i \\rVert`;
@@ -36,7 +38,7 @@ import xarray as xr
 
 from densim.config import check_settings, setting, typed_config
 from densim.observables import far_displacement, front_arrival, poisson_ratio_from_box, poisson_ratio_from_positions, r_squared
-from densim.rollout import TrajectoryGraph, rollout, rollouts
+from densim.rollout import TrajectoryGraph, rollouts
 
 @dataclass(frozen=True)
 class EvaluationConfig:
@@ -44,6 +46,7 @@ class EvaluationConfig:
 
     table_step: int = setting("evaluation.table_step")
     blowup_l2: float = setting("evaluation.blowup_l2")
+    start_frame: int | None = setting("evaluation.start_frame")
 
     def __post_init__(self):
         check_settings(self, "evaluation")
@@ -129,30 +132,31 @@ def _flag_blown_up(l2: np.ndarray, blowup_l2: float) -> np.ndarray:
     return np.maximum.accumulate(bad)
 
 
-def score_trajectory(predicted: torch.Tensor, trajectory: TrajectoryGraph, history: int, blowup_l2: float) -> dict[str, np.ndarray]:
+def score_trajectory(predicted: torch.Tensor, trajectory: TrajectoryGraph, last_input: int, blowup_l2: float) -> dict[str, np.ndarray]:
     """Metrics of one rollout at every step (see the module docstring).
 
     Parameters
     ----------
     predicted : Tensor, shape (N, T, 2)
-        A rollout whose first ``history + 1`` frames are ground truth.
+        A rollout whose first ``last_input + 1`` frames are ground truth.
     trajectory : TrajectoryGraph
-    history : int
+    last_input : int
+        The last ground-truth frame (the history, or the evaluation's start frame).
     blowup_l2 : float
 
     Returns
     -------
     dict of ndarray
-        Per step (shape (S,), ``S = T - history - 1``): l2, rms, mse, frozen_mse, poisson_ratio,
+        Per step (shape (S,), ``S = T - last_input - 1``): l2, rms, mse, frozen_mse, poisson_ratio,
         poisson_ratio_true, far_displacement, far_displacement_true, slow_share, blown_up; ``mode_energy`` of shape
         (S, k) when the graph has eigenvectors; scalars arrival_frame and arrival_frame_true.
     """
     frames = predicted.shape[1]
     truth = trajectory.positions[:, :frames].to(predicted)
-    steps = slice(history + 1, frames)
+    steps = slice(last_input + 1, frames)
     scores = positional_errors(predicted[:, steps], truth[:, steps])
-    scores["frozen_mse"] = positional_errors(truth[:, history : history + 1].expand_as(truth[:, steps]), truth[:, steps])["mse"]
-    missing = np.full(frames - history - 1, np.nan)
+    scores["frozen_mse"] = positional_errors(truth[:, last_input : last_input + 1].expand_as(truth[:, steps]), truth[:, steps])["mse"]
+    missing = np.full(frames - last_input - 1, np.nan)
     if trajectory.protocol == "impact":
         scores["poisson_ratio"], scores["poisson_ratio_true"] = missing, missing.copy()
         for suffix, positions in (("", predicted), ("_true", truth)):
@@ -250,19 +254,22 @@ def evaluate(simulator, trajectories: list[TrajectoryGraph], config: EvaluationC
     if len(protocols) > 1:
         raise ValueError(f"test trajectories of several protocols ({', '.join(protocols)}) cannot be scored together")
     history = simulator.history
+    start = history if config.start_frame is None else config.start_frame
+    if start < history:
+        raise ValueError(f"evaluation.start_frame {start} leaves fewer input frames than the history {history} needs")
     simulator.eval()
-    predicted = rollouts(simulator, trajectories) if batched else [rollout(simulator, t) for t in trajectories]
-    scores = [score_trajectory(p, t, history, config.blowup_l2) for p, t in zip(predicted, trajectories)]
-    steps = max(t.frames for t in trajectories) - history - 1
+    predicted = rollouts(simulator, trajectories, start=start) if batched else [rollouts(simulator, [t], start=start)[0] for t in trajectories]
+    scores = [score_trajectory(p, t, start, config.blowup_l2) for p, t in zip(predicted, trajectories)]
+    steps = max(t.frames for t in trajectories) - start - 1
     if steps < 1:
-        raise ValueError(f"trajectories of {steps + history + 1} frames leave no step to roll out after a history of {history}")
+        raise ValueError(f"trajectories of {steps + start + 1} frames leave no step to roll out after frame {start}")
     kept = sorted({min(config.table_step, steps), steps})  # the table step, or the last of shorter rollouts
     nodes = max(int(t.positions.shape[0]) for t in trajectories)
     positions = np.full((len(trajectories), len(kept), nodes, 2), np.nan)
     for i, p in enumerate(predicted):
         for j, step in enumerate(kept):
-            if history + step < p.shape[1]:
-                positions[i, j, : p.shape[0]] = p[:, history + step].cpu().numpy()
+            if start + step < p.shape[1]:
+                positions[i, j, : p.shape[0]] = p[:, start + step].cpu().numpy()
     stacked = {name: np.stack([s[name] for s in scores]) if scores[0][name].ndim == 0 else _stack([s[name] for s in scores], steps)
                for name in scores[0]}
     stacked["blown_up"] = np.nan_to_num(stacked["blown_up"], nan=0).astype(bool)  # padding beyond shorter rollouts
@@ -274,7 +281,7 @@ def evaluate(simulator, trajectories: list[TrajectoryGraph], config: EvaluationC
     ds = xr.Dataset(
         {name: (dims, value, {"description": DEFINITIONS[name]} if name in DEFINITIONS else {}) for name, (dims, value) in data_vars.items()},
         coords={"trajectory": [t.name for t in trajectories], "step": np.arange(1, steps + 1), "kept_step": kept, "xy": ["x", "y"]},
-        attrs={"densim_kind": "evaluation", "protocol": protocols[0], "history": history, "table_step": kept[0], "blowup_l2": config.blowup_l2,
+        attrs={"densim_kind": "evaluation", "protocol": protocols[0], "history": history, "start_frame": start, "table_step": kept[0], "blowup_l2": config.blowup_l2,
                "definitions": "; ".join(f"{k}: {v}" for k, v in DEFINITIONS.items()), **(attrs or {})},
     )
     if "mode" in ds.dims:

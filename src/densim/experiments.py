@@ -93,7 +93,10 @@ def check_config(config: dict) -> None:
         unknown = [dataset for dataset in experiments[grid]["datasets"] if dataset not in config["datasets"]]
         if unknown:
             raise ConfigError(f"experiments.{grid}.datasets: {unknown} are not datasets of the datasets section")
-    evaluation_config(config["evaluation"])
+    evaluation = evaluation_config(config["evaluation"])
+    histories = experiments["histories"] + ablation["histories"]
+    if evaluation.start_frame is not None and evaluation.start_frame < max(histories):
+        raise ConfigError(f"evaluation.start_frame: frame {evaluation.start_frame} leaves too few input frames for history {max(histories)}")
     try:
         SplitFractions(**config["splits"])
     except TypeError as err:

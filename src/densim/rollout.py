@@ -77,8 +77,9 @@ def estimated_box(trajectory: TrajectoryGraph, positions_t: torch.Tensor, box_x:
 
 
 @torch.no_grad()
-def rollouts(simulator, trajectories: list[TrajectoryGraph], steps: int | None = None) -> list[torch.Tensor]:
-    """Roll a simulator out on several trajectories at once, from the first ``history + 1`` ground-truth frames.
+def rollouts(simulator, trajectories: list[TrajectoryGraph], steps: int | None = None, start: int | None = None) -> list[torch.Tensor]:
+    """Roll a simulator out on several trajectories at once, from the ground-truth frames up to ``start`` (by
+    default the first ``history + 1``: ``start = history``).
 
     Every step advances all trajectories that still have frames to go in one call of
     :meth:`densim.simulator.Simulator.step` (one batched network call).
@@ -89,14 +90,19 @@ def rollouts(simulator, trajectories: list[TrajectoryGraph], steps: int | None =
     trajectories : list of TrajectoryGraph
     steps : int, optional
         Predicted frames per trajectory; by default up to each trajectory's last frame.
+    start : int, optional
+        The last ground-truth frame (at least the history): the first predicted frame is ``start + 1``, whatever
+        the history, so that rollouts of several histories predict the same frames.
 
     Returns
     -------
     list of Tensor, shape (N, T, 2) each
-        The first ``history + 1`` frames are ground truth, the rest predicted (``T`` = all frames unless
+        The first ``start + 1`` frames are ground truth, the rest predicted (``T`` = all frames unless
         ``steps`` limits the predicted ones).
     """
-    h = simulator.history
+    h = simulator.history if start is None else start
+    if h < simulator.history:
+        raise ValueError(f"a rollout from frame {start} has fewer than the history {simulator.history} frames before it")
     totals = [t.frames if steps is None else min(t.frames, h + 1 + steps) for t in trajectories]
     states = [simulator.initial_state(t, h) for t in trajectories]
     frames = [[t.positions[:, : h + 1]] for t in trajectories]

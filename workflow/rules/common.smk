@@ -119,7 +119,17 @@ def notebook_parameters(notebook, **paths):
 #: Figures of the notebooks (results/figures/NAME.pdf and .png), and tables of the tables notebook.
 FIGURES = (["rollout_accuracy"] + (["history"] if ABLATION["models"] and ABLATION["datasets"] else []) + ["modes_and_bias"]
            + (["igns_ablation"] if IGNS_GRID else []))
-TABLES = ["table1_l2", "table2_poisson_r2", "difficulty"]
+TABLES = (["table1_l2", "table2_poisson_r2", "difficulty"]
+          + [f"{table}_step{step}" for step in config["tables"]["steps"] for table in ("table1_l2", "table2_poisson_r2")])
+#: The tables notebook's report beside the study (tables.fidelity).
+FIDELITY = ["results/tables/fidelity.md"] if config["tables"]["fidelity"] else []
+
+
+def training_histories():
+    """The training curves (history.json) of the main grid's models, which the fidelity report summarises."""
+    if not FIDELITY:
+        return []
+    return [f"results/models/{d}/{m}/h{h}/seed{s}/history.json" for d, m, h, s in GRIDS["main"]]
 
 
 def all_outputs():
@@ -132,4 +142,5 @@ def all_outputs():
         *(path for grid in GRIDS for path in notebook_evaluations(grid)),
         *expand("results/figures/{figure}.{suffix}", figure=FIGURES, suffix=["pdf", "png"]),
         *expand("results/tables/{table}.{suffix}", table=TABLES, suffix=["csv", "md", "tex"]),
+        *FIDELITY,
     ]

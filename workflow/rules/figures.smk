@@ -106,17 +106,23 @@ rule tables:
         notebook="notebooks/tables.ipynb",
         evaluations=notebook_evaluations("main"),
         summary="results/trajectories/summary.csv",
+        history_evaluations=notebook_evaluations("history") if FIDELITY else [],
+        training_histories=training_histories(),
     output:
         executed="results/notebooks/tables.ipynb",
         csv=report(expand("results/tables/{table}.csv", table=TABLES), caption="../report/tables.rst", category="Tables"),
         md=expand("results/tables/{table}.md", table=TABLES),
         tex=expand("results/tables/{table}.tex", table=TABLES),
+        fidelity=FIDELITY,
     log:
         "logs/figures/tables.log",
     benchmark:
         "logs/benchmarks/tables/tables.tsv"
     params:
-        parameters=notebook_parameters("tables", summary="results/trajectories/summary.csv", tables="results/tables"),
+        parameters=notebook_parameters("tables", summary="results/trajectories/summary.csv", tables="results/tables",
+                                       steps=config["tables"]["steps"], fidelity=bool(FIDELITY),
+                                       history_evaluations=notebook_evaluations("history") if FIDELITY else [],
+                                       training_histories=training_histories()),
     threads: 1
     resources:
         mem_mb=2000,
