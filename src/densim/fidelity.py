@@ -18,11 +18,12 @@ The speed claim is measured by ``benchmarks/bench_speed.py``, not from evaluatio
 from __future__ import annotations
 
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from densim.figures import MODEL_STYLES, dataset_label, model_label, ordered, summary_table
+from densim.figures import MODEL_STYLES, _grid, _legend, _lines, dataset_label, model_label, model_styles, ordered, summary_table
 
 #: The study's four datasets, in its column order.
 STUDY_DATASETS = ["node_opt", "comb", "bond_pru_opt", "noi_pru"]
@@ -191,3 +192,34 @@ def training_summary(histories: dict[str, dict]) -> str:
         best = steps[int(np.nanargmin(errors))]
         lines.append(f"| {name} | {len(steps)} | {best} | {steps[-1]} | {'yes' if best > 0.8 * steps[-1] else 'no'} |")
     return "\n".join(lines)
+
+
+def training_curves(histories: dict[str, dict]) -> pd.DataFrame:
+    """Tidy validation curves: run name ``results/models/{dataset}/{model}/h{history}/seed{seed}`` -> its
+    ``history.json``; columns dataset, model, history, seed, step, validation_rollout_error."""
+    rows = []
+    for name, history in histories.items():
+        dataset, model, h, seed = Path(name).parts[-4:]
+        for step, error in zip(history.get("validation_step", []), history.get("validation_rollout_error", [])):
+            rows.append({"dataset": dataset, "model": model, "history": int(h.removeprefix("h")), "seed": int(seed.removeprefix("seed")),
+                         "step": step, "validation_rollout_error": error})
+    return pd.DataFrame(rows)
+
+
+def plot_training_curves(curves: pd.DataFrame):
+    """Validation rollout error against optimiser step, one panel per dataset and history, mean and spread over
+    seeds per model (log scale): whether validation had stopped improving when training ended."""
+    learned = curves[curves.groupby(["dataset", "model", "history", "seed"])["step"].transform("size") > 1]
+    panels = list(learned.groupby(["dataset", "history"]).groups) or [("", 0)]
+    styles = model_styles(learned["model"].unique())
+    columns = min(3, len(panels))
+    fig, axes = _grid(-(-len(panels) // columns), columns)
+    for ax in axes.flat[len(panels):]:
+        ax.set_axis_off()
+    for ax, (dataset, history) in zip(axes.flat, panels):
+        data = learned[(learned["dataset"] == dataset) & (learned["history"] == history)]
+        if not data.empty:
+            _lines(ax, data, "step", "validation_rollout_error", styles, errorbar="sd")
+        ax.set(yscale="log", xlabel="optimiser step", ylabel="validation rollout error [σ]", title=f"{dataset_label(dataset)} · h = {history}")
+    _legend(fig, styles)
+    return fig

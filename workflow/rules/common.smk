@@ -122,7 +122,8 @@ FIGURES = (["rollout_accuracy"] + (["history"] if ABLATION["models"] and ABLATIO
 TABLES = (["table1_l2", "table2_poisson_r2", "difficulty"]
           + [f"{table}_step{step}" for step in config["tables"]["steps"] for table in ("table1_l2", "table2_poisson_r2")])
 #: The tables notebook's report beside the study (tables.fidelity).
-FIDELITY = ["results/tables/fidelity.md"] if config["tables"]["fidelity"] else []
+FIDELITY = (["results/tables/fidelity.md", "results/tables/training_curves.pdf", "results/tables/training_curves.png"]
+            if config["tables"]["fidelity"] else [])
 
 
 def training_histories():
