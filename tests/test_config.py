@@ -33,7 +33,7 @@ BUILDERS = {
 WORKFLOW_KEYS = {"seeds", "experiments.models", "experiments.histories", "experiments.history_ablation.models",
                  "experiments.history_ablation.histories", "experiments.history_ablation.datasets", "cluster.training_gpus", "datasets.*.union", "datasets.*.protocol", "models",
                  "experiments.igns_ablation.models", "experiments.igns_ablation.warmup", "experiments.igns_ablation.loss_steps",
-                 "experiments.igns_ablation.datasets", "training.overrides"}
+                 "experiments.igns_ablation.datasets", "training.overrides", "tables.steps", "tables.fidelity"}
 #: Keys passed to ``densim spectra`` as options: (subcommand path, option destination).
 SPECTRA_OPTIONS = {"spectra.dense_below": "dense_below", "spectra.sigma": "sigma", "spectra.cache": "cache_dir"}
 
