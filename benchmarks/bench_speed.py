@@ -34,15 +34,17 @@ import numpy as np
 import torch
 
 from densim.compression import CompressionSettings, SimulationError
+from densim.evaluation import positional_errors
 from densim.io import read_network, read_spectra, read_trajectory
 from densim.models import load_simulator
 from densim.rollout import rollout, rollouts, trajectory_graph
 from densim.trajectories import simulate
 
 
-def l2(predicted: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Mean over nodes of the Euclidean distance, per frame; frames x nodes x 2 arrays."""
-    return np.linalg.norm(predicted - reference, axis=-1).mean(axis=-1)
+def l2(predicted, reference) -> np.ndarray:
+    """The evaluation's ``l2`` per frame (:func:`densim.evaluation.positional_errors`); frames x nodes x 2 arrays."""
+    as_rollout = [torch.as_tensor(np.asarray(a), dtype=torch.float64).permute(1, 0, 2) for a in (predicted, reference)]
+    return positional_errors(*as_rollout)["l2"]
 
 
 def timed(function, repeats: int, synchronise=lambda: None):
@@ -97,7 +99,6 @@ def main(argv=None) -> None:
     graph = trajectory_graph(trajectory, read_spectra(args.spectra))
     device = torch.device(args.device)
     synchronise = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
 
     simulators = []
     for path in args.checkpoints:

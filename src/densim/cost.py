@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from densim.experiments import evaluation_grids, generated_datasets, igns_grid, union_datasets
-from densim.splits import SplitFractions
+from densim.splits import SplitFractions, split_networks
 from densim.trajectories import compression_settings, impact_settings
 
 #: Stage of each rule, in the order the workflow runs them.
@@ -107,8 +107,8 @@ def _test_networks(config: dict, dataset: str) -> int:
     section = config["datasets"][dataset]
     if "union" in section:
         return sum(_test_networks(config, member) for member in section["union"])
-    fractions = SplitFractions(**config["splits"])
-    return max(1, round(fractions.test * section["networks"]))
+    references = [str(i) for i in range(section["networks"])]
+    return len(split_networks(references, SplitFractions(**config["splits"]), seed=0)["test"])
 
 
 def _protocol(config: dict, dataset: str) -> str:
@@ -116,14 +116,12 @@ def _protocol(config: dict, dataset: str) -> str:
     return config["datasets"][section["union"][0]].get("protocol", "compression") if "union" in section else section.get("protocol", "compression")
 
 
-def _model_work(config: dict, key: str) -> float:
-    from densim.training import model_setup
-
+def _model_work(setup) -> float:
+    """hidden² x layers of a resolved model (:func:`densim.training.model_setup`), its class's defaults filled in."""
     import inspect
 
     from densim.models import MODELS
 
-    setup = model_setup(key, config["models"], config["training"])
     defaults = {name: p.default for name, p in inspect.signature(MODELS[setup.model].__init__).parameters.items()}
     settings = {**defaults, **setup.hyperparameters}
     return settings.get("hidden", 1) ** 2 * settings.get("num_layers", 1)
@@ -171,11 +169,14 @@ def work(config: dict, job: Job) -> float:
         if _baseline(values["model"]):
             return 0.0
         history = int(values["history"])
-        model = _model_work(config, values["model"])
+        setup = model_setup(values["model"], config["models"], config["training"])
+        model = _model_work(setup)
         if job.rule == "train":
-            training = model_setup(values["model"], config["models"], config["training"]).training
+            training = setup.training
             return float(training.steps * training.batch_size * training.unrolled_steps(history) * nodes * model)
-        return float(_test_networks(config, values["dataset"]) * (frames - history - 1) * nodes * model)
+        start = config["evaluation"]["start_frame"]
+        last_input = history if start is None else start
+        return float(_test_networks(config, values["dataset"]) * (frames - last_input - 1) * nodes * model)
     if job.rule in STAGES and STAGES[job.rule] == "figures":
         grids = evaluation_grids(config)
         return float(len(grids.get(job.rule, grids["main"])))

@@ -39,6 +39,11 @@ def study_tables() -> pd.DataFrame:
         return pd.read_csv(handle, comment="#")
 
 
+def _study_history(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows at the study's history 2, or all rows when no run has it."""
+    return frame[frame["history"] == 2] if (frame["history"] == 2).any() else frame
+
+
 def _compare(ours: pd.DataFrame, a: str, b: str, dataset: str) -> tuple[str, float, float] | None:
     """Whether model ``a`` beats ``b`` (higher mean) on a dataset: ``"better"``, ``"worse"`` or ``"tie"``, with the
     difference of means and the seeds' spread; None when one of them was not run there."""
@@ -71,8 +76,7 @@ def claims(frame: pd.DataFrame, history_frame: pd.DataFrame | None, step: int = 
         The rollout step the claims are about.
     """
     step = min(step, int(frame["step"].max()))  # the last step of rollouts shorter than the study's
-    main = frame[frame["history"] == 2] if (frame["history"] == 2).any() else frame
-    ours = summary_table(main, "poisson_r2", step)
+    ours = summary_table(_study_history(frame), "poisson_r2", step)
     datasets = [d for d in STUDY_DATASETS if d in set(ours["dataset"])]
     out = []
 
@@ -120,8 +124,7 @@ def claims(frame: pd.DataFrame, history_frame: pd.DataFrame | None, step: int = 
 
 def side_by_side(frame: pd.DataFrame, metric: str, step: int) -> str:
     """Markdown: per dataset and model, ours (mean ± std over seeds, seeds, blown-up rollouts) and the study's."""
-    main = frame[frame["history"] == 2] if (frame["history"] == 2).any() else frame
-    ours = summary_table(main, metric, step)
+    ours = summary_table(_study_history(frame), metric, step)
     study = study_tables()
     study = study[study["table"] == metric]
     lines = [f"| Dataset | Model | ours (step {step}) | seeds | blown up | study (step {STUDY_STEP}) |", "|:--|:--|--:|--:|--:|--:|"]
