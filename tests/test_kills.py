@@ -106,9 +106,11 @@ def test_a_hard_kill_inside_a_stage_then_the_readme_command_finishes_without_red
         os.killpg(process.pid, signal.SIGKILL)  # Snakemake and every job it started
         process.wait(timeout=60)
     before, cut_off = outputs(workdir), incomplete(workdir)
-    # a cut-off training job's last.pt is its resume point, not a finished output
+    # a cut-off training job's last.pt is its resume point, and an output's provenance sidecar belongs to that
+    # output: neither is a finished output when the output itself was cut off
     finished = {path: mtime for path, mtime in before.items()
-                if path not in cut_off and not (path.name == "last.pt" and path.with_name("best.pt") in cut_off)}
+                if path not in cut_off and not (path.name == "last.pt" and path.with_name("best.pt") in cut_off)
+                and not (path.name.endswith(".provenance.json") and path.with_name(path.name.removesuffix(".provenance.json")) in cut_off)}
     at_kill = set(workdir.glob(pattern)) - cut_off
     assert at_kill, f"nothing of {point} had finished"
     assert cut_off, f"no job was running when {point} was killed"
