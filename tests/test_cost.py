@@ -11,7 +11,9 @@ from densim.config import ConfigError, load_config
 from densim.cost import Measured, estimate, jobs, read_benchmark
 from tests.conftest import ROOT
 
-PRESETS = {"default": [], "paper": ["workflow/presets/paper.yaml"], "igns_ablation": ["workflow/presets/igns_ablation.yaml"]}
+PRESETS = {"default": [], "paper": ["workflow/presets/paper.yaml"], "igns_ablation": ["workflow/presets/igns_ablation.yaml"],
+           # one dataset of four (experiments.datasets): only its networks are built
+           "fidelity_laptop": ["workflow/presets/fidelity.yaml", "workflow/presets/fidelity_laptop.yaml"]}
 
 
 def snakemake_job_counts(presets: list[str]) -> dict[str, int]:
@@ -89,3 +91,16 @@ def test_prices_scale_with_the_work_and_keep_the_fixed_cost():
     fixed = train_jobs * 10.0 / 3600
     assert doubled.cpu_hours - fixed == pytest.approx(2 * (training.cpu_hours - fixed))
     assert training.priced == train_jobs  # the baselines' jobs at their fixed cost, spatial's scaled
+
+
+def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
+    """``densim cost ... | head``: the pipe's reader goes away before densim writes; densim stops quietly."""
+    benchmark = tmp_path / "benchmarks/network/noi_pru/0000.tsv"
+    benchmark.parent.mkdir(parents=True)
+    benchmark.write_text("s\tcpu_time\n2.0\t1.5\n")
+    process = subprocess.Popen([sys.executable, "-m", "densim", "cost", "config.yaml", "--measured", str(tmp_path / "benchmarks")],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=300) == 1
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr

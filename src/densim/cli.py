@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -517,10 +518,15 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         args.func(args)
+        sys.stdout.flush()
     except DensimFileError as err:
         raise SystemExit(f"densim: {err}") from err
     except ConfigError as err:
         raise SystemExit(f"densim: invalid config key {err}") from err
+    except BrokenPipeError:
+        # The reader of stdout went away (`densim cost ... | head`): stop quietly, as the Python docs advise.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

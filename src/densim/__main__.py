@@ -1,0 +1,5 @@
+"""``python -m densim``: the ``densim`` command."""
+
+from densim.cli import main
+
+main()
