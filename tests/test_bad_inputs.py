@@ -159,6 +159,8 @@ BAD_CONFIGS = [
     ({"experiments": {"histories": [30]}}, "training.horizon", "leave no training window"),
     ({"experiments": {"models": ["gcn"]}}, "experiments.models", "unknown model 'gcn'"),
     ({"experiments": {"history_ablation": {"datasets": ["nowhere"]}}}, "experiments.history_ablation.datasets", "not datasets of the datasets section"),
+    ({"experiments": {"datasets": ["nowhere"]}}, "experiments.datasets", "not datasets of the datasets section"),
+    ({"experiments": {"datasets": []}}, "experiments.datasets", "should be non-empty"),
     ({"experiments": {"igns_ablation": {"models": ["spatial"], "datasets": ["impact"]}}}, "experiments.igns_ablation.models", "warmup"),
     ({"seeds": []}, "seeds", "should be non-empty"),
     ({"seeds": [0, 0]}, "seeds", "has non-unique elements"),

@@ -30,7 +30,7 @@ BUILDERS = {
     DatasetConfig: lambda **kw: DatasetConfig(**{"name": "d", "generator": "noi_pru", **kw}),
 }
 #: Keys the workflow or a command's options read directly (no dataclass), with where their default lives.
-WORKFLOW_KEYS = {"seeds", "experiments.models", "experiments.histories", "experiments.history_ablation.models",
+WORKFLOW_KEYS = {"seeds", "experiments.datasets", "experiments.models", "experiments.histories", "experiments.history_ablation.models",
                  "experiments.history_ablation.histories", "experiments.history_ablation.datasets", "cluster.training_gpus", "datasets.*.union", "datasets.*.protocol", "models",
                  "experiments.igns_ablation.models", "experiments.igns_ablation.warmup", "experiments.igns_ablation.loss_steps",
                  "experiments.igns_ablation.datasets", "training.overrides", "tables.steps", "tables.fidelity"}

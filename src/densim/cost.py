@@ -34,7 +34,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from densim.experiments import evaluation_grids, generated_datasets, igns_grid, union_datasets
+from densim.experiments import built_datasets, evaluation_grids, igns_grid, run_datasets, union_datasets
 from densim.splits import SplitFractions, split_networks
 from densim.trajectories import compression_settings, impact_settings
 
@@ -75,7 +75,8 @@ def _job(rule: str, **wildcards) -> Job:
 
 def jobs(config: dict) -> list[Job]:
     """Every job a run of ``config`` from scratch consists of (Snakemake's target rule ``all`` aside)."""
-    generated, unions = generated_datasets(config), union_datasets(config)
+    generated, used = built_datasets(config), run_datasets(config)
+    unions = [name for name in union_datasets(config) if name in used]
     seeds, grids = config["seeds"], evaluation_grids(config)
     out = []
     for dataset in generated:
@@ -85,7 +86,7 @@ def jobs(config: dict) -> list[Job]:
     out.append(_job("trajectory_summary"))
     out += [_job("split", dataset=d, seed=s) for d in generated for s in seeds]
     out += [_job("union_split", dataset=d, seed=s) for d in unions for s in seeds]
-    out += [_job("statistics", dataset=d, seed=s) for d in config["datasets"] for s in seeds]
+    out += [_job("statistics", dataset=d, seed=s) for d in used for s in seeds]
     runs = list(dict.fromkeys(run for grid in grids.values() for run in grid))
     for rule in ("train", "evaluate"):
         out += [_job(rule, dataset=d, model=m, history=h, seed=s) for d, m, h, s in runs]

@@ -52,10 +52,22 @@ def evaluation_grids(config: dict) -> dict[str, list[tuple[str, str, int, int]]]
 
     ablation, igns = experiments["history_ablation"], experiments["igns_ablation"]
     return {
-        "main": grid(list(config["datasets"]), experiments.get("models", list(MODELS)), experiments["histories"]),
+        "main": grid(experiments.get("datasets", list(config["datasets"])), experiments.get("models", list(MODELS)), experiments["histories"]),
         "history": grid(ablation["datasets"], ablation["models"], ablation["histories"]),
         "igns_ablation": grid(igns["datasets"], list(dict.fromkeys(row["key"] for row in igns_grid(config))), experiments["histories"]),
     }
+
+
+def run_datasets(config: dict) -> list[str]:
+    """The datasets some experiment grid trains on, in the datasets section's order."""
+    used = {run[0] for grid in evaluation_grids(config).values() for run in grid}
+    return [name for name in config["datasets"] if name in used]
+
+
+def built_datasets(config: dict) -> list[str]:
+    """The generated datasets whose networks a run builds: those it trains on, a union's members in its place."""
+    used = {member for name in run_datasets(config) for member in config["datasets"][name].get("union", [name])}
+    return [name for name in generated_datasets(config) if name in used]
 
 
 def check_config(config: dict) -> None:
@@ -89,10 +101,11 @@ def check_config(config: dict) -> None:
     check_models(ablation["models"], config["models"], config["training"], ablation["histories"], key="experiments.history_ablation.models")
     check_models(list(dict.fromkeys(row["key"] for row in igns_grid(config))), config["models"], config["training"],
                  experiments["histories"], key="experiments.igns_ablation.models")
-    for grid in ("history_ablation", "igns_ablation"):
-        unknown = [dataset for dataset in experiments[grid]["datasets"] if dataset not in config["datasets"]]
+    for key, datasets in [("datasets", experiments.get("datasets", []))] + [
+            (f"{grid}.datasets", experiments[grid]["datasets"]) for grid in ("history_ablation", "igns_ablation")]:
+        unknown = [dataset for dataset in datasets if dataset not in config["datasets"]]
         if unknown:
-            raise ConfigError(f"experiments.{grid}.datasets: {unknown} are not datasets of the datasets section")
+            raise ConfigError(f"experiments.{key}: {unknown} are not datasets of the datasets section")
     evaluation = evaluation_config(config["evaluation"])
     histories = experiments["histories"] + ablation["histories"]
     if evaluation.start_frame is not None and evaluation.start_frame < max(histories):

@@ -6,7 +6,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from densim.config import SCHEMA_PATH, ConfigError, error_key
-from densim.experiments import check_config, evaluation_grids, generated_datasets, igns_grid, network_spec, union_datasets
+from densim.experiments import (built_datasets, check_config, evaluation_grids, generated_datasets, igns_grid, network_spec,
+                                run_datasets, union_datasets)
 from densim.models import MODELS, model_variant
 from densim.training import STATISTICS_KEYS
 
@@ -33,6 +34,10 @@ except (ConfigError, TypeError, KeyError) as err:
 # Datasets made by a generator, and unions of them (made by reference, never regenerated).
 GENERATED_DATASETS = generated_datasets(config)
 UNION_DATASETS = union_datasets(config)
+# The datasets the experiment grids train on (experiments.datasets and the ablations'), and the generated ones whose
+# networks they use: the only ones `all` builds.
+RUN_DATASETS = run_datasets(config)
+BUILT_DATASETS = built_datasets(config)
 #: The IGNS ablation's variants (one row per model, factor and value), empty when it is off.
 IGNS_GRID = igns_grid(config)
 
@@ -98,7 +103,7 @@ def member_splits(wildcards):
 
 def union_options():
     """``--union NAME=A,B`` options of ``densim trajectories summary`` for every union dataset."""
-    return " ".join(f"--union {name}={','.join(config['datasets'][name]['union'])}" for name in UNION_DATASETS)
+    return " ".join(f"--union {name}={','.join(config['datasets'][name]['union'])}" for name in UNION_DATASETS if name in RUN_DATASETS)
 
 
 #: Experiment -> its runs (dataset, model, history, seed): main, history (ablation), igns_ablation.
@@ -135,11 +140,11 @@ def training_histories():
 
 def all_outputs():
     return [
-        *expand("results/networks/{dataset}/manifest.csv", dataset=GENERATED_DATASETS),
-        *network_outputs("trajectories", GENERATED_DATASETS),
-        *network_outputs("spectra", GENERATED_DATASETS),
+        *expand("results/networks/{dataset}/manifest.csv", dataset=BUILT_DATASETS),
+        *network_outputs("trajectories", BUILT_DATASETS),
+        *network_outputs("spectra", BUILT_DATASETS),
         "results/trajectories/summary.csv",
-        *expand("results/splits/{dataset}/seed{seed}.json", dataset=list(config["datasets"]), seed=config["seeds"]),
+        *expand("results/splits/{dataset}/seed{seed}.json", dataset=RUN_DATASETS, seed=config["seeds"]),
         *(path for grid in GRIDS for path in notebook_evaluations(grid)),
         *expand("results/figures/{figure}.{suffix}", figure=FIGURES, suffix=["pdf", "png"]),
         *expand("results/tables/{table}.{suffix}", table=TABLES, suffix=["csv", "md", "tex"]),

@@ -28,7 +28,7 @@ rule trajectory:
 
 rule trajectory_summary:
     input:
-        trajectories=network_outputs("trajectories", GENERATED_DATASETS),
+        trajectories=network_outputs("trajectories", BUILT_DATASETS),
     output:
         table="results/trajectories/summary.csv",
         provenance="results/trajectories/summary.csv.provenance.json",
