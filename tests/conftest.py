@@ -1,6 +1,8 @@
 """Shared fixtures: small jammed networks made once per session."""
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,16 @@ def copy_checkout(dest: Path, items=WORKFLOW) -> Path:
         else:
             shutil.copy(ROOT / item, dest / item)
     return dest
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory):
+    """A workflow copy in which the smoke preset has run to the end (tests copy it before changing anything)."""
+    workdir = copy_checkout(tmp_path_factory.mktemp("smoke"))
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "workflow/presets/smoke.yaml"],
+                            cwd=workdir, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
 
 
 @pytest.fixture(scope="session")

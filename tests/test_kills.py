@@ -2,7 +2,8 @@
 
 Snakemake's lock of the killed run is cleared with ``--unlock`` first (Snakemake cannot tell a dead run's lock from a
 live one's). Nothing finished is redone, nothing half-written is left as an output, and every output opens. Each kill
-point runs only the targets its stage needs, not the whole DAG. ``profiles/default`` (used by every ``snakemake`` run from the checkout) has
+point runs only the targets its stage needs, not the whole DAG; the last two start from the smoke run with their stage's
+outputs removed. ``profiles/default`` (used by every ``snakemake`` run from the checkout) has
 ``rerun-incomplete``, so the jobs that were running when the kill came are simply run again. A finished output is
 one Snakemake had not marked incomplete when the kill came (its markers in ``.snakemake/incomplete``); training jobs
 that were cut off resume from their ``last.pt``, which their log says.
@@ -11,6 +12,7 @@ that were cut off resume from their ``last.pt``, which their log says.
 import base64
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,6 +46,9 @@ KILL_POINTS = {
     "notebook rendering": ("results/notebooks/*.ipynb", "", ["results/notebooks/tables.ipynb", "results/notebooks/rollout_accuracy.ipynb",
                                                              "results/notebooks/modes_and_bias.ipynb", "results/notebooks/history.ipynb"]),
 }
+#: Points that start from a finished smoke run less the stage's outputs (the folders removed), so that only the
+#: stage runs again; the others run their stage's inputs too.
+FROM_SMOKE = {"evaluation": ["results/eval"], "notebook rendering": ["results/notebooks", "results/figures", "results/tables"]}
 #: Points whose kill must land while a job of the stage runs, not only after one finished.
 RUNNING = {"training": "results/models/node_opt/spatial/h2/seed0/last.pt", "notebook rendering": "results/notebooks/.*.tmp.ipynb"}
 
@@ -86,9 +91,15 @@ def in_progress(workdir, pattern: str, running: str | None) -> bool:
 
 
 @pytest.mark.parametrize("point", list(KILL_POINTS))
-def test_a_hard_kill_inside_a_stage_then_the_readme_command_finishes_without_redoing_finished_work(tmp_path, point):
+def test_a_hard_kill_inside_a_stage_then_the_readme_command_finishes_without_redoing_finished_work(tmp_path, point, request):
     pattern, extra, targets = KILL_POINTS[point]
-    workdir = copy_checkout(tmp_path)
+    if point in FROM_SMOKE:
+        workdir = tmp_path / "work"
+        shutil.copytree(request.getfixturevalue("smoke"), workdir, symlinks=True)
+        for folder in FROM_SMOKE[point]:
+            shutil.rmtree(workdir / folder)
+    else:
+        workdir = copy_checkout(tmp_path)
     (workdir / "slow.yaml").write_text(extra or "{}\n")
     command = [*SNAKEMAKE[:1], "-m", "snakemake", *targets, *SNAKEMAKE[3:], "slow.yaml"]
     process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

@@ -58,15 +58,6 @@ def test_dry_run_lists_the_stage_jobs(workdir):
         assert rule in result.stdout
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    """A workflow copy in which the smoke preset has run to the end."""
-    workdir = copy_checkout(tmp_path_factory.mktemp("smoke"))
-    result = snakemake(workdir, "--cores", "2", "--configfile", "workflow/presets/smoke.yaml")
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workdir
-
-
 def test_smoke_preset_builds_every_output(smoke):
     import json
 
