@@ -11,11 +11,13 @@ data only (tensors, numbers, strings, lists and dicts), read with ``weights_only
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import logging
 import os
 import pickle
+import socket
 import tempfile
 from dataclasses import fields
 from pathlib import Path
@@ -38,15 +40,17 @@ class DensimFileError(ValueError):
 def atomic_path(path: str | Path, provenance: dict | None = None, suffix: str = ".tmp"):
     """A temporary path beside ``path`` to write to; renamed onto ``path`` when the block succeeds.
 
-    The file is complete or absent: a failed or killed write leaves at most a hidden ``.NAME.*.tmp`` file
-    (removed on failure; ``suffix`` may extend it for writers that check it, such as ``.tmp.ipynb``). The file
+    The file is complete or absent: a failed write leaves nothing, and a killed one at most a hidden
+    ``.NAME.HOST-PID.*.tmp`` file (``suffix`` may extend it for writers that check it, such as ``.tmp.ipynb``), which
+    the next write of the same file removes once that process is gone (:func:`_remove_dead_writers`). The file
     gets the usual permissions (0666 less the umask), not mkstemp's 0600. With ``provenance``, the JSON sidecar
     ``<path>.provenance.json`` is written just before the rename, with the file's own SHA-256 (``output_sha256``), so
     that a file edited afterwards is told from the one written (:func:`check_unedited`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    _remove_dead_writers(path, suffix)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=suffix, dir=path.parent)
     os.close(handle)
     tmp = Path(name)
     try:
@@ -59,6 +63,32 @@ def atomic_path(path: str | Path, provenance: dict | None = None, suffix: str = 
         tmp.unlink(missing_ok=True)
 
 
+def _remove_dead_writers(path: Path, suffix: str) -> None:
+    """Remove the temporary files of ``path`` that killed writers on this host left (their process is gone).
+
+    Writers on other hosts (a cluster's shared file system) and live ones, such as concurrent writers of one
+    spectra cache entry, are left alone; a reused process id only keeps a dead writer's file.
+    """
+    prefix = f".{path.name}.{_HOST}-"
+    for stale in path.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
+        pid = stale.name[len(prefix):].split(".", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        log.info("removing %s, left by a write that was killed", stale)
+        stale.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+_HOST = socket.gethostname().replace(".", "_").replace("/", "_") or "host"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
