@@ -34,7 +34,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from densim.experiments import built_datasets, evaluation_grids, igns_grid, run_datasets, union_datasets
+from densim.experiments import built_datasets, evaluation_grids, igns_grid, run_datasets, run_unions
 from densim.splits import SplitFractions, split_networks
 from densim.trajectories import compression_settings, impact_settings
 
@@ -75,8 +75,7 @@ def _job(rule: str, **wildcards) -> Job:
 
 def jobs(config: dict) -> list[Job]:
     """Every job a run of ``config`` from scratch consists of (Snakemake's target rule ``all`` aside)."""
-    generated, used = built_datasets(config), run_datasets(config)
-    unions = [name for name in union_datasets(config) if name in used]
+    generated, used, unions = built_datasets(config), run_datasets(config), run_unions(config)
     seeds, grids = config["seeds"], evaluation_grids(config)
     out = []
     for dataset in generated:

@@ -64,6 +64,11 @@ def run_datasets(config: dict) -> list[str]:
     return [name for name in config["datasets"] if name in used]
 
 
+def run_unions(config: dict) -> list[str]:
+    """The union datasets some experiment grid trains on."""
+    return [name for name in run_datasets(config) if name in union_datasets(config)]
+
+
 def built_datasets(config: dict) -> list[str]:
     """The generated datasets whose networks a run builds: those it trains on, a union's members in its place."""
     used = {member for name in run_datasets(config) for member in config["datasets"][name].get("union", [name])}

@@ -7,7 +7,7 @@ from snakemake.utils import validate
 
 from densim.config import SCHEMA_PATH, ConfigError, error_key
 from densim.experiments import (built_datasets, check_config, evaluation_grids, generated_datasets, igns_grid, network_spec,
-                                run_datasets, union_datasets)
+                                run_datasets, run_unions, union_datasets)
 from densim.models import MODELS, model_variant
 from densim.training import STATISTICS_KEYS
 
@@ -103,7 +103,7 @@ def member_splits(wildcards):
 
 def union_options():
     """``--union NAME=A,B`` options of ``densim trajectories summary`` for every union dataset."""
-    return " ".join(f"--union {name}={','.join(config['datasets'][name]['union'])}" for name in UNION_DATASETS if name in RUN_DATASETS)
+    return " ".join(f"--union {name}={','.join(config['datasets'][name]['union'])}" for name in run_unions(config))
 
 
 #: Experiment -> its runs (dataset, model, history, seed): main, history (ablation), igns_ablation.
