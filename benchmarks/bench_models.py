@@ -18,6 +18,7 @@ ratio to the spatial model's, measured in the same run. Run:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import time
@@ -79,7 +80,7 @@ def time_model(key: str, graph, config: TrainingConfig, hyperparameters: dict, r
                loss_steps: int = 1):
     simulator = build_simulator(key, HISTORY, compute_statistics([graph], config), seed=0, hyperparameters=hyperparameters,
                                 **config.family).to(device)
-    windows = _windows([graph], HISTORY, graph.frames, loss_steps)[:1]
+    windows = _windows([graph], HISTORY, dataclasses.replace(config, windows="everywhere"), loss_steps)[:1]
     train_step = float("nan")
     if not simulator.closed_form:
         optimiser = torch.optim.Adam(simulator.parameters(), lr=1e-4)

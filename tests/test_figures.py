@@ -134,9 +134,9 @@ def test_difficulty_of_a_dataset_without_summary_row_is_empty():
                             "acceleration_over_velocity": [0.1], "noise_over_signal": [0.03]})
     table = difficulty_table(summary, ["comb", "node_opt"])
     assert list(table["dataset"]) == ["node_opt", "comb"] and table.iloc[1, 1:].isna().all()
-    assert format_difficulty(table).splitlines()[3].replace(" ", "") == "|COMB|||||"
+    assert format_difficulty(table).splitlines()[3].replace(" ", "") == "|COMB|||||||"
     latex = format_difficulty(table, "latex")
-    assert r"linear-floor R$^2$" in latex and r"COMB &  &  &  &  \\" in latex
+    assert r"linear-floor R$^2$" in latex and r"COMB &  &  &  &  &  &  \\" in latex
 
 
 def test_latex_table_bolds_the_best_and_typesets_plus_minus(files):

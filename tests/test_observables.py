@@ -171,3 +171,153 @@ def test_affine_share_separates_the_imposed_compression_from_the_network_motion(
     assert measured["affine_acceleration_share"] == pytest.approx(expected, rel=1e-6)
     # the residual motion is the ringing alone, so the floor still fits it exactly
     assert measured["linear_floor_r2"] == pytest.approx(1.0, abs=1e-6)
+
+
+def disordered_lattice(cells_x=6, cells_y=6, seed=0):
+    """A triangular lattice with random stiffnesses (a broad vibration spectrum), unit rest lengths, stress-free."""
+    from dataclasses import replace
+
+    network = triangular_lattice(cells_x, cells_y)
+    rng = np.random.default_rng(seed)
+    return replace(network, stiffness=rng.uniform(0.3, 1.7, network.num_bonds))
+
+
+def verlet_frames(network, timestep, frames, steps_per_frame, amplitude=0.1, seed=0):
+    """Undamped velocity-Verlet run of ``network`` (unit mass, fixed box) from a random displacement at rest,
+    positions (frames, N, 2) sampled every ``steps_per_frame`` steps, and the box per frame."""
+    from densim.observables import spring_forces
+
+    box = network.box[None]
+    force = lambda x: spring_forces(x[None], box, network.bonds, network.rest_lengths, network.stiffness)[0]  # noqa: E731
+    x = network.positions + amplitude * np.random.default_rng(seed).standard_normal(network.positions.shape)
+    v, f, out = np.zeros_like(x), force(x), [x]
+    for step in range(1, (frames - 1) * steps_per_frame + 1):
+        v += 0.5 * timestep * f
+        x = x + timestep * v
+        f = force(x)
+        v += 0.5 * timestep * f
+        if step % steps_per_frame == 0:
+            out.append(x)
+    return np.array(out), np.tile(network.box, (frames, 1))
+
+
+def as_run(network, positions, box):
+    return positions, box, network.bonds, network.rest_lengths, network.stiffness
+
+
+def test_spring_forces_are_minus_the_gradient_of_the_energy_across_the_periodic_boundary():
+    from densim.observables import spring_forces
+
+    network = disordered_lattice(4, 4)
+    rng = np.random.default_rng(3)
+    # perturbed, then shifted so that bonds cross the box edge, and one node unwrapped by a whole box
+    x = network.positions + 0.1 * rng.standard_normal(network.positions.shape) + 0.4 * network.box
+    x[5] += network.box * [1, -2]
+    box = network.box
+
+    def energy(x):
+        r = minimum_image(x[network.bonds[:, 1]] - x[network.bonds[:, 0]], box)
+        return 0.5 * np.sum(network.stiffness * (np.linalg.norm(r, axis=1) - network.rest_lengths) ** 2)
+
+    h = 1e-6
+    gradient = np.zeros_like(x)
+    for i in range(len(x)):
+        for c in range(2):
+            e = np.zeros_like(x)
+            e[i, c] = h
+            gradient[i, c] = (energy(x + e) - energy(x - e)) / (2 * h)
+    forces = spring_forces(np.stack([x, x]), np.stack([box, box]), network.bonds, network.rest_lengths, network.stiffness)
+    np.testing.assert_allclose(forces[0], -gradient, atol=1e-8)
+    np.testing.assert_array_equal(forces[0], forces[1])
+    np.testing.assert_allclose(forces[0].sum(axis=0), 0.0, atol=1e-12)  # Newton's third law
+
+
+def test_local_predictability_is_one_for_frames_sampled_every_step():
+    """Velocity Verlet makes ``x_{t+1} - 2 x_t + x_{t-1} = dt^2 F_t / m`` exactly: a linear function of the force."""
+    from densim.observables import local_predictability_r2
+
+    network = disordered_lattice()
+    positions, box = verlet_frames(network, timestep=0.02, frames=60, steps_per_frame=1)
+    assert local_predictability_r2([as_run(network, positions, box)]) > 0.999
+    # unwrapping is irrelevant (minimum image) and so is a rigid shift; two runs pool into one fit
+    shifted = positions + network.box * [3, -1]
+    assert local_predictability_r2([as_run(network, shifted, box), as_run(network, positions, box)]) > 0.999
+
+
+def test_local_predictability_drops_when_frames_span_the_fastest_period():
+    """With frames about one fastest period apart, the map from force to frame acceleration differs from mode to
+    mode (``2 (1 - cos w dt) / w^2``), so no map shared by all nodes fits it."""
+    from densim.observables import fastest_period, local_predictability_r2
+
+    network = disordered_lattice()
+    period = fastest_period(network)
+    dense, box = verlet_frames(network, timestep=0.05, frames=40, steps_per_frame=2)
+    sparse, box = verlet_frames(network, timestep=0.05, frames=40, steps_per_frame=int(round(period / 0.05)))
+    dense_r2, sparse_r2 = (local_predictability_r2([as_run(network, p, box)]) for p in (dense, sparse))
+    assert dense_r2 > 0.99  # frames 0.1 apart, period about 2
+    assert sparse_r2 < 0.9
+    assert sparse_r2 < dense_r2 - 0.1
+
+
+def test_local_predictability_of_noise():
+    """White-noise accelerations are unpredictable (R^2 near 0). Random-walk positions are not: their frame
+    acceleration ``e_{t+1} - e_t`` shares ``-e_t`` with the velocity ``e_t``, half its variance (R^2 near 1/2)."""
+    from densim.observables import local_predictability_r2
+
+    network = disordered_lattice()
+    rng = np.random.default_rng(1)
+    frames, box = 300, np.tile(network.box, (300, 1))
+    kicks = rng.standard_normal((frames,) + network.positions.shape)
+    white_acceleration = network.positions + 1e-3 * np.cumsum(np.cumsum(kicks, axis=0), axis=0)
+    random_walk = network.positions + 0.05 * np.cumsum(kicks, axis=0)
+    assert abs(local_predictability_r2([as_run(network, white_acceleration, box)])) < 0.02
+    assert local_predictability_r2([as_run(network, random_walk, box)]) == pytest.approx(0.5, abs=0.03)
+    assert np.isnan(local_predictability_r2([as_run(network, random_walk[:3], box[:3])]))  # too short
+
+
+@pytest.mark.parametrize("cells", [(4, 4), (6, 6), (5, 4)])
+def test_fastest_period_of_the_triangular_lattice(cells):
+    """Unit springs and unit mass: the Hessian's largest eigenvalue is 6 (the zone-boundary M point, where two of the
+    three bond directions vibrate in antiphase: 4 (n1 n1^T + n2 n2^T) with n1.n2 = 1/2 has eigenvalues 6 and 2),
+    checked against a dense eigvalsh of the dense Hessian."""
+    from densim.elasticity import hessian
+    from densim.observables import fastest_period, fastest_period_frames
+
+    network = triangular_lattice(*cells)
+    lambda_max = np.linalg.eigvalsh(hessian(network).toarray())[-1]
+    assert lambda_max == pytest.approx(6.0, rel=1e-12)
+    assert fastest_period(network) == pytest.approx(2 * np.pi / np.sqrt(lambda_max), rel=1e-12)
+    assert fastest_period(network, mass=4.0) == pytest.approx(2 * 2 * np.pi / np.sqrt(6.0), rel=1e-12)
+    assert fastest_period_frames(network, mass=1.0, frame_spacing=0.5) == pytest.approx(4 * np.pi / np.sqrt(6.0), rel=1e-12)
+
+
+def test_fastest_period_of_a_large_network_by_lanczos():
+    """Past 300 nodes the largest eigenvalue comes from eigsh; it must match the dense spectrum."""
+    from densim.elasticity import hessian
+    from densim.observables import fastest_period
+
+    network = disordered_lattice(20, 16)
+    assert network.num_nodes > 300
+    lambda_max = np.linalg.eigvalsh(hessian(network).toarray())[-1]
+    assert fastest_period(network, mass=2.0) == pytest.approx(2 * np.pi / np.sqrt(lambda_max / 2.0), rel=1e-8)
+
+
+def test_summary_reports_the_median_of_the_recorded_learnability_and_nan_for_older_files():
+    import xarray as xr
+
+    from densim.trajectories import summary
+
+    network = disordered_lattice(4, 4)
+    positions, box = verlet_frames(network, timestep=0.05, frames=12, steps_per_frame=3)
+
+    def trajectory(dataset, **recorded):
+        variables = {"positions": (("time", "node", "xy"), positions), "box": (("time", "xy"), box),
+                     "strain": (("time",), np.zeros(len(box))), "arrival_frame": ((), 3.0)}
+        return xr.Dataset({**variables, **{name: ((), value) for name, value in recorded.items()}},
+                          attrs={"dataset": dataset, "protocol": "impact"})
+
+    table = summary([trajectory("new", local_predictability_r2=r2, fastest_period_frames=period)
+                     for r2, period in [(0.9, 4.0), (0.5, 2.0), (0.7, 9.0)]]
+                    + [trajectory("mixed", local_predictability_r2=0.9, fastest_period_frames=4.0), trajectory("mixed")]).set_index("dataset")
+    assert table.loc["new", "local_predictability_r2"] == 0.7 and table.loc["new", "fastest_period_frames"] == 4.0
+    assert table.loc["mixed", ["local_predictability_r2", "fastest_period_frames"]].isna().all()

@@ -42,9 +42,9 @@ def test_training_runs_and_reloaded_checkpoint_reproduces_its_metric(graphs, tmp
     best = read_checkpoint(tmp_path / "best.pt")
     # a fresh process rebuilds the simulator from the checkpoint alone and gets the same validation error
     script = (
-        "import torch, sys; from densim.models import load_simulator; from densim.training import rollout_error; "
+        "import torch, sys; from densim.models import load_simulator; from densim.training import TrainingConfig, validate; "
         "from tests.test_training import rebuild_validation; "
-        f"sim, _ = load_simulator({str(tmp_path / 'best.pt')!r}); print(rollout_error(sim, rebuild_validation(), {CONFIG.horizon - 3}))"
+        f"sim, _ = load_simulator({str(tmp_path / 'best.pt')!r}); print(validate(sim, rebuild_validation(), TrainingConfig(horizon={CONFIG.horizon}))['rollout_error'])"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
     assert out.returncode == 0, out.stderr[-2000:]
@@ -70,7 +70,7 @@ def test_resume_continues_from_the_last_checkpoint_of_the_same_run(graphs, tmp_p
 
 
 def test_a_run_killed_after_a_checkpoint_resumes_to_the_same_weights_as_an_uninterrupted_run(graphs, tmp_path):
-    config = dataclasses.replace(CONFIG, noise_std=1e-4)
+    config = dataclasses.replace(CONFIG, noise=0.5)
     straight = make_simulator(graphs, config)
     fit(straight, graphs, config, tmp_path / "straight")
 
@@ -153,7 +153,7 @@ def test_linear_floor_is_the_least_squares_optimum_and_beats_frozen(graphs, tmp_
     sim = make_simulator(graphs, CONFIG, "linear_floor")
     history = fit(sim, graphs, CONFIG, tmp_path, "linear_floor")
     assert history["step"] == [] and (tmp_path / "history.json").exists()
-    windows = _windows(graphs[:3], 2, CONFIG.horizon)
+    windows = _windows(graphs[:3], 2, CONFIG)
     with torch.no_grad():
         fitted = sim.loss(graphs[:3], windows).item()
         for _ in range(5):  # any other weights do worse on the training windows
@@ -182,7 +182,7 @@ def test_multi_step_loss_is_the_mean_one_step_loss_along_the_simulators_own_roll
 
 
 def test_training_with_a_multi_step_loss_runs(graphs, tmp_path):
-    config = dataclasses.replace(CONFIG, steps=4, validate_every=2, loss_steps=3, noise_std=1e-4)
+    config = dataclasses.replace(CONFIG, steps=4, validate_every=2, loss_steps=3, noise=0.5)
     history = fit(make_simulator(graphs, config), graphs, config, tmp_path)
     assert len(history["loss"]) == 4 and all(map(torch.isfinite, torch.tensor(history["loss"])))
 
@@ -200,7 +200,7 @@ def test_statistics_round_trip_through_netcdf_and_bad_files_are_named(graphs, tm
 
 
 def test_same_seed_trains_bitwise_identical_models_and_another_seed_does_not(graphs, tmp_path):
-    config = dataclasses.replace(CONFIG, steps=6, validate_every=3, noise_std=1e-4)
+    config = dataclasses.replace(CONFIG, steps=6, validate_every=3, noise=0.5)
     states = {}
     for run, seed in (("a", 0), ("b", 0), ("c", 1)):
         sim = make_simulator(graphs, config, "nlsf_norm", seed=seed, num_modes=8)

@@ -86,7 +86,7 @@ def cmd_trajectories_simulate(args) -> None:
         run = simulate(network, settings, name, progress=lambda done: bar.update(done - bar.n), kick=kick)
     athermal = athermal_twin(network, settings, run, name, kick=kick)
     attrs = provenance_attrs({"trajectories": trajectories, "network_config": json.loads(network_ds.attrs["config"])}, inputs=[args.network])
-    ds = trajectory_dataset(network_ds, settings, run, attrs, athermal, kick=kick)
+    ds = trajectory_dataset(network_ds, settings, run, attrs, athermal, kick=kick, dataset=args.dataset)
     write_dataset(ds, args.output)
     arrival = "" if kick is None else f", front arrival at frame {float(ds['arrival_frame']):.2f}"
     logging.getLogger("densim").info("wrote %s (%s, %d frames%s)", args.output, args.protocol, settings.frames, arrival)
@@ -180,29 +180,33 @@ def _split_graphs(split: dict, split_path: Path, parts: tuple[str, ...], traject
     from densim.io import read_spectra, read_trajectory
     from densim.rollout import trajectory_graph
 
-    sources = {"--trajectories": trajectories, **({"--spectra": spectra} if spectra is not None else {})}
     graphs, read = {}, []
     for part in parts:
         graphs[part] = []
         for ref in split[part]:
-            for option, files in sources.items():
-                if ref not in files:
-                    raise SystemExit(f"densim: {split_path} names network {ref}, but no {option} file is {ref}.nc")
+            if ref not in trajectories:
+                raise SystemExit(f"densim: {split_path} names network {ref}, but no --trajectories file is {ref}.nc")
             trajectory = read_trajectory(trajectories[ref])
-            spectrum = read_spectra(spectra[ref]) if spectra is not None else None
-            if spectrum is not None:
-                _check_same_network(spectra[ref], spectrum, trajectories[ref], trajectory)
+            # a regime variant's trajectories share their networks' spectra (the network's own dataset and id)
+            network_ref = f"{trajectory.attrs.get('network_dataset', ref.split('/')[0])}/{ref.split('/')[-1]}"
+            spectrum = None
+            if spectra is not None:
+                if network_ref not in spectra:
+                    shared = "" if network_ref == ref else f" (its network is {network_ref})"
+                    raise SystemExit(f"densim: {split_path} names network {ref}{shared}, but no --spectra file is {network_ref}.nc")
+                spectrum = read_spectra(spectra[network_ref])
+                _check_same_network(spectra[network_ref], spectrum, trajectories[ref], trajectory)
             if history is not None and trajectory.sizes["time"] < history + 2:
                 raise SystemExit(f"densim: {trajectories[ref]}: {trajectory.sizes['time']} frames, fewer than the history {history} + 2 "
                                  f"that {needed} needs (history + 1 input frames and one to predict)")
             graphs[part].append(trajectory_graph(trajectory, spectrum))
-            read += [files[ref] for files in sources.values()]
+            read += [trajectories[ref]] + ([spectra[network_ref]] if spectra is not None else [])
     return graphs, read
 
 
 def _check_same_network(spectra_path: Path, spectra, trajectory_path: Path, trajectory) -> None:
     """Refuse a spectra file made for another network than the trajectory's (by its labels and node count)."""
-    label = lambda ds: f"{ds.attrs.get('dataset', '?')}/{ds.attrs.get('network', '?')}"
+    label = lambda ds: f"{ds.attrs.get('network_dataset', ds.attrs.get('dataset', '?'))}/{ds.attrs.get('network', '?')}"
     if label(spectra) != label(trajectory) or spectra.sizes["node"] != trajectory.sizes["node"]:
         raise SystemExit(f"densim: {spectra_path}: the spectra of network {label(spectra)} ({spectra.sizes['node']} nodes), "
                          f"not of {trajectory_path}'s network {label(trajectory)} ({trajectory.sizes['node']} nodes)")
@@ -382,6 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--settings", default="{}", help="the `trajectories` config section (see below)")
     sim.add_argument("--protocol", choices=schema_node("datasets.*.protocol")["enum"], default=default("datasets.*.protocol"),
                      help="compression along x, or impact (a localised kick at fixed box); default %(default)s")
+    sim.add_argument("--dataset", help="the dataset the trajectory belongs to (a regime variant's name; default: the network's dataset)")
     sim.add_argument("-o", "--output", required=True, type=Path, help="trajectory netCDF file to write")
     sim.set_defaults(func=cmd_trajectories_simulate)
     summ = actions.add_parser("summary", help="per-dataset summary of trajectories", description="Tabulate trajectory files by dataset.")

@@ -117,6 +117,7 @@ class CompressionSettings:
 
     dynamics: str = setting("trajectories.dynamics")
     strain: float = setting("trajectories.strain")
+    strain_per_frame: float | None = setting("trajectories.strain_per_frame")
     frames: int = setting("trajectories.frames")
     steps_per_frame: int = setting("trajectories.steps_per_frame")
     timestep: float = setting("trajectories.timestep")
@@ -128,6 +129,7 @@ class CompressionSettings:
     barostat_drag: float = setting("trajectories.barostat_drag")
     seed: int = setting("trajectories.seed")
     relax_force_tolerance: float = setting("trajectories.relax_force_tolerance")
+    rollout_start: float = setting("trajectories.rollout_start")
 
     def __post_init__(self) -> None:
         check_settings(self, "trajectories")
@@ -135,12 +137,28 @@ class CompressionSettings:
         for name in ("timestep", "steps_per_frame", "damping"):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, regime[name])
+        if self.strain_per_frame is None:
+            object.__setattr__(self, "strain_per_frame", regime["strain_per_frame"])
         if self.strain is None:
-            object.__setattr__(self, "strain", regime["strain_per_frame"] * (self.frames - 1))
+            object.__setattr__(self, "strain", self.strain_per_frame * (self.frames - 1))
+        if self.rollout_start_frame >= self.frames - 1:
+            raise ConfigError(f"trajectories.rollout_start: {self.rollout_start} damping times is frame {self.rollout_start_frame}, "
+                              f"which leaves no frame to roll out of {self.frames} (raise trajectories.frames)")
         # fix nh multiplies the barostat velocity by 1 - dt * drag / Pdamp every
         # half step; at or past 1 it freezes or flips the box silently.
         if self.timestep * self.barostat_drag / self.pressure_damping >= 1:
             raise ConfigError("trajectories.barostat_drag: timestep * barostat_drag / pressure_damping must be below 1")
+
+    @property
+    def frame_time(self) -> float:
+        """Time between frames (lj time units)."""
+        return self.steps_per_frame * self.timestep
+
+    @property
+    def rollout_start_frame(self) -> int:
+        """The first frame at or after ``rollout_start`` damping times: where rollouts start (their last ground-truth
+        frame, when the history allows)."""
+        return math.ceil(self.rollout_start * self.damping / self.frame_time - 1e-9)
 
     @property
     def total_steps(self) -> int:

@@ -34,7 +34,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from densim.experiments import built_datasets, evaluation_grids, igns_grid, run_datasets, run_unions
+from densim.experiments import (built_datasets, evaluation_grids, igns_grid, network_count, network_datasets, run_datasets, run_unions,
+                                trajectory_section)
 from densim.splits import SplitFractions, split_networks
 from densim.trajectories import compression_settings, impact_settings
 
@@ -75,15 +76,17 @@ def _job(rule: str, **wildcards) -> Job:
 
 def jobs(config: dict) -> list[Job]:
     """Every job a run of ``config`` from scratch consists of (Snakemake's target rule ``all`` aside)."""
-    generated, used, unions = built_datasets(config), run_datasets(config), run_unions(config)
+    simulated, used, unions = built_datasets(config), run_datasets(config), run_unions(config)
     seeds, grids = config["seeds"], evaluation_grids(config)
     out = []
-    for dataset in generated:
-        networks = [f"{i:04d}" for i in range(config["datasets"][dataset]["networks"])]
-        out += [_job(rule, dataset=dataset, network=n) for rule in ("network", "trajectory", "spectra") for n in networks]
+    for dataset in network_datasets(config):
+        networks = [f"{i:04d}" for i in range(network_count(config, dataset))]
+        out += [_job(rule, dataset=dataset, network=n) for rule in ("network", "spectra") for n in networks]
         out.append(_job("network_manifest", dataset=dataset))
+    for dataset in simulated:
+        out += [_job("trajectory", dataset=dataset, network=f"{i:04d}") for i in range(network_count(config, dataset))]
     out.append(_job("trajectory_summary"))
-    out += [_job("split", dataset=d, seed=s) for d in generated for s in seeds]
+    out += [_job("split", dataset=d, seed=s) for d in simulated for s in seeds]
     out += [_job("union_split", dataset=d, seed=s) for d in unions for s in seeds]
     out += [_job("statistics", dataset=d, seed=s) for d in used for s in seeds]
     runs = list(dict.fromkeys(run for grid in grids.values() for run in grid))
@@ -99,7 +102,7 @@ def jobs(config: dict) -> list[Job]:
 
 def _networks(config: dict, dataset: str) -> int:
     section = config["datasets"][dataset]
-    return sum(_networks(config, member) for member in section["union"]) if "union" in section else section["networks"]
+    return sum(_networks(config, member) for member in section["union"]) if "union" in section else network_count(config, dataset)
 
 
 def _test_networks(config: dict, dataset: str) -> int:
@@ -107,7 +110,7 @@ def _test_networks(config: dict, dataset: str) -> int:
     section = config["datasets"][dataset]
     if "union" in section:
         return sum(_test_networks(config, member) for member in section["union"])
-    references = [str(i) for i in range(section["networks"])]
+    references = [str(i) for i in range(network_count(config, dataset))]
     return len(split_networks(references, SplitFractions(**config["splits"]), seed=0)["test"])
 
 
@@ -152,12 +155,15 @@ def group(config: dict, job: Job) -> str:
 def work(config: dict, job: Job) -> float:
     """The job's units of work (the module's table): what its measured cost per unit is multiplied by."""
     values, nodes = job.values, config["packing"]["nodes"]
-    frames = config["trajectories"]["frames"]
+    dataset = values.get("dataset")
+    member = config["datasets"][dataset].get("union", [dataset])[0] if dataset else None
+    section = trajectory_section(config, member) if member else config["trajectories"]
+    frames = section["frames"]
     if job.rule == "network":
         return float(nodes**2)
     if job.rule == "trajectory":
         impact = _protocol(config, values["dataset"]) == "impact"
-        steps = impact_settings(config["trajectories"]).steps_per_frame if impact else compression_settings(config["trajectories"]).steps_per_frame
+        steps = impact_settings(section).steps_per_frame if impact else compression_settings(section).steps_per_frame
         return float(nodes * frames * steps)
     if job.rule == "spectra":
         return float(nodes)

@@ -38,7 +38,7 @@ import xarray as xr
 
 from densim.config import check_settings, setting, typed_config
 from densim.observables import far_displacement, front_arrival, poisson_ratio_from_box, poisson_ratio_from_positions, r_squared
-from densim.rollout import TrajectoryGraph, rollouts
+from densim.rollout import TrajectoryGraph, rollout_start, rollouts
 
 @dataclass(frozen=True)
 class EvaluationConfig:
@@ -69,6 +69,8 @@ DEFINITIONS = {
     "poisson_bias": "mean over the finite rollouts of poisson_ratio - poisson_ratio_true",
     "mode_energy": "squared positional error projected on each Laplacian eigenvector of the network (lowest eigenvalues first)",
     "slow_share": "share of the squared positional error in the span of the first k Laplacian eigenvectors (the rest is on fast modes)",
+    "poisson_ratio_network": "the test network's linear-response uniaxial Poisson ratio C_xxyy / C_yyyy (an oracle that knows the network, not the dynamics)",
+    "oracle_poisson_r2": "R^2 of poisson_ratio_network against poisson_ratio_true at this step (what knowing the network alone scores)",
     "blown_up": "the rollout is non-finite, or its l2 exceeds blowup_l2, at this step or before",
     "blown_up_count": "test rollouts blown up at this step",
     "predicted_positions": "predicted node positions at the table step and the last step (NaN beyond a network's node count)",
@@ -223,6 +225,27 @@ def _stack(arrays: list[np.ndarray], steps: int) -> np.ndarray:
     return out
 
 
+def _oracle(trajectories: list[TrajectoryGraph], nu_true: np.ndarray) -> dict:
+    """The network oracle: each test network's own linear-response uniaxial Poisson ratio (C_xxyy / C_yyyy, it knows
+    the network but not the dynamics) and its R^2 against the simulated (box) Poisson ratio at every step."""
+    network_nu = np.array([t.uniaxial_poisson_ratio for t in trajectories])
+    r2 = np.array([r_squared(nu_true[:, s], network_nu) if np.isfinite(nu_true[:, s]).sum() > 1 else np.nan for s in range(nu_true.shape[1])])
+    return {"poisson_ratio_network": ("trajectory", network_nu), "oracle_poisson_r2": ("step", r2)}
+
+
+def _window_attrs(trajectories: list[TrajectoryGraph], start: int, table_step: int) -> dict:
+    """Where the rollout window lies: its start in frames and lj time, the time between frames, and the axial strain
+    (median over trajectories) at the start and at the table step (the Poisson ratio's reference is frame 0)."""
+    frame_time = float(np.median([t.frame_time for t in trajectories]))
+
+    def strain(frame):
+        values = [float(t.box[min(frame, t.frames - 1), 0] / t.box[0, 0] - 1) for t in trajectories]
+        return float(np.median(values))
+
+    return {"frame_time": frame_time, "start_time": start * frame_time, "start_strain": strain(start),
+            "table_strain": strain(start + table_step), "poisson_reference_frame": 0}
+
+
 def evaluate(simulator, trajectories: list[TrajectoryGraph], config: EvaluationConfig = EvaluationConfig(), batched: bool = True,
              attrs: dict | None = None) -> xr.Dataset:
     """Roll a simulator out on test trajectories to their last frames and score every step.
@@ -254,9 +277,9 @@ def evaluate(simulator, trajectories: list[TrajectoryGraph], config: EvaluationC
     if len(protocols) > 1:
         raise ValueError(f"test trajectories of several protocols ({', '.join(protocols)}) cannot be scored together")
     history = simulator.history
-    start = history if config.start_frame is None else config.start_frame
-    if start < history:
-        raise ValueError(f"evaluation.start_frame {start} leaves fewer input frames than the history {history} needs")
+    if config.start_frame is not None and config.start_frame < history:
+        raise ValueError(f"evaluation.start_frame {config.start_frame} leaves fewer input frames than the history {history} needs")
+    start = rollout_start(trajectories, history, config.start_frame)
     simulator.eval()
     predicted = rollouts(simulator, trajectories, start=start) if batched else [rollouts(simulator, [t], start=start)[0] for t in trajectories]
     scores = [score_trajectory(p, t, start, config.blowup_l2) for p, t in zip(predicted, trajectories)]
@@ -278,10 +301,14 @@ def evaluate(simulator, trajectories: list[TrajectoryGraph], config: EvaluationC
     data_vars.update({name: (("step",) if np.ndim(value) else (), value) for name, value in across_trajectories(stacked).items()})
     data_vars["predicted_positions"] = (("trajectory", "kept_step", "node", "xy"), positions)
     data_vars["nodes"] = ("trajectory", np.array([t.positions.shape[0] for t in trajectories]))
+    if protocols == ["compression"]:
+        data_vars.update(_oracle(trajectories, stacked["poisson_ratio_true"]))
+    window = _window_attrs(trajectories, start, kept[0])
     ds = xr.Dataset(
         {name: (dims, value, {"description": DEFINITIONS[name]} if name in DEFINITIONS else {}) for name, (dims, value) in data_vars.items()},
         coords={"trajectory": [t.name for t in trajectories], "step": np.arange(1, steps + 1), "kept_step": kept, "xy": ["x", "y"]},
         attrs={"densim_kind": "evaluation", "protocol": protocols[0], "history": history, "start_frame": start, "table_step": kept[0], "blowup_l2": config.blowup_l2,
+               **window,
                "definitions": "; ".join(f"{k}: {v}" for k, v in DEFINITIONS.items()), **(attrs or {})},
     )
     if "mode" in ds.dims:

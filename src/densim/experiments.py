@@ -7,7 +7,7 @@ job runs; the grids it expands come from here too.
 
 from __future__ import annotations
 
-from densim.config import ConfigError
+from densim.config import ConfigError, schema_node
 from densim.evaluation import evaluation_config
 from densim.models import MODELS
 from densim.networks import DatasetConfig
@@ -21,6 +21,38 @@ def generated_datasets(config: dict) -> list[str]:
     return [name for name, section in config["datasets"].items() if "generator" in section]
 
 
+def variant_datasets(config: dict) -> list[str]:
+    """Regime variants: datasets that share a generated dataset's networks (and spectra) with their own trajectories."""
+    return [name for name, section in config["datasets"].items() if "variant_of" in section]
+
+
+def simulated_datasets(config: dict) -> list[str]:
+    """Datasets with trajectories of their own: the generated ones and their variants, in the datasets section's order."""
+    return [name for name, section in config["datasets"].items() if "generator" in section or "variant_of" in section]
+
+
+def network_source(config: dict, dataset: str) -> str:
+    """The generated dataset whose networks a dataset's trajectories use: its own, or a variant's ``variant_of``."""
+    return config["datasets"][dataset].get("variant_of", dataset)
+
+
+def network_count(config: dict, dataset: str) -> int:
+    """Networks of a generated dataset or of a variant (its source's)."""
+    return config["datasets"][network_source(config, dataset)]["networks"]
+
+
+def trajectory_section(config: dict, dataset: str) -> dict:
+    """The ``trajectories`` section a dataset's runs use: the shared section with the dataset's own ``trajectories``
+    keys on top, and the ``impact`` subsection only for impact datasets (so editing it reruns those alone)."""
+    own = config["datasets"][dataset].get("trajectories", {})
+    section = {**config["trajectories"], **own}
+    if "impact" in own:
+        section["impact"] = {**config["trajectories"].get("impact", {}), **own["impact"]}
+    if config["datasets"][dataset].get("protocol", "compression") != "impact":
+        section.pop("impact", None)
+    return section
+
+
 def union_datasets(config: dict) -> list[str]:
     """Datasets that are unions of generated ones (made by reference, never regenerated)."""
     return [name for name, section in config["datasets"].items() if "union" in section]
@@ -30,7 +62,8 @@ def network_spec(config: dict, dataset: str) -> dict:
     """The resolved spec of a generated dataset's networks: its section (less the trajectory protocol) plus the shared
     generation settings."""
     shared = {"seed": config["generation_seed"], "stiffness": config["stiffness"], "packing": config["packing"]}
-    return {**shared, **{key: value for key, value in config["datasets"][dataset].items() if key != "protocol"}}
+    section = config["datasets"][network_source(config, dataset)]
+    return {**shared, **{key: value for key, value in section.items() if key not in ("protocol", "trajectories")}}
 
 
 def igns_grid(config: dict) -> list[dict]:
@@ -70,8 +103,14 @@ def run_unions(config: dict) -> list[str]:
 
 
 def built_datasets(config: dict) -> list[str]:
-    """The generated datasets whose networks a run builds: those it trains on, a union's members in its place."""
+    """The datasets whose trajectories a run simulates: those it trains on, a union's members in its place."""
     used = {member for name in run_datasets(config) for member in config["datasets"][name].get("union", [name])}
+    return [name for name in simulated_datasets(config) if name in used]
+
+
+def network_datasets(config: dict) -> list[str]:
+    """The generated datasets whose networks (and spectra) a run builds: those of :func:`built_datasets`."""
+    used = {network_source(config, name) for name in built_datasets(config)}
     return [name for name in generated_datasets(config) if name in used]
 
 
@@ -88,18 +127,32 @@ def check_config(config: dict) -> None:
         Naming the key and the cause.
     """
     experiments = config["experiments"]
-    generated = generated_datasets(config)
+    generated, simulated = generated_datasets(config), simulated_datasets(config)
     for name in generated:
         DatasetConfig.from_dict(name, network_spec(config, name))
+    for name in variant_datasets(config):
+        source = config["datasets"][name]["variant_of"]
+        if source not in generated:
+            raise ConfigError(f"datasets.{name}.variant_of: {source!r} is not a generated dataset (one with a generator)")
     for name in union_datasets(config):
         members = config["datasets"][name]["union"]
-        unknown = [member for member in members if member not in generated]
+        unknown = [member for member in members if member not in simulated]
         if unknown:
-            raise ConfigError(f"datasets.{name}.union: {unknown} are not generated datasets")
+            raise ConfigError(f"datasets.{name}.union: {unknown} are not generated datasets or their variants")
         if len({config["datasets"][member].get("protocol", "compression") for member in members}) > 1:
             raise ConfigError(f"datasets.{name}.union: its members' trajectories must share one protocol")
     compression_settings(config["trajectories"])
     impact_settings(config["trajectories"])
+    for name in simulated:
+        own = config["datasets"][name].get("trajectories", {})
+        unknown = [key for key in own if key not in schema_node("trajectories")["properties"]]
+        if unknown:
+            raise ConfigError(f"datasets.{name}.trajectories.{unknown[0]}: not a key of the trajectories section")
+        try:
+            compression_settings(trajectory_section(config, name))
+            impact_settings(trajectory_section(config, name))
+        except ConfigError as err:
+            raise ConfigError(f"datasets.{name}.{err}") from None
     training_config(config["training"])
     check_models(experiments.get("models", list(MODELS)), config["models"], config["training"], experiments["histories"])
     ablation = experiments["history_ablation"]

@@ -56,6 +56,8 @@ DIFFICULTY_LABELS = {
     "affine_acceleration_share": "affine share of acceleration",
     "acceleration_over_velocity": "acceleration / velocity",
     "noise_over_signal": "noise / signal",
+    "local_predictability_r2": "local-predictability R²",
+    "fastest_period_frames": "fastest period (frames)",
 }
 #: The attributes naming an evaluation file, the leading columns of every tidy frame.
 KEYS = ["dataset", "model", "history", "seed"]
@@ -333,7 +335,7 @@ def difficulty_table(summary: pd.DataFrame, datasets) -> pd.DataFrame:
     pandas.DataFrame
         Columns dataset and the difficulty measures, rows in :data:`DATASET_ORDER`.
     """
-    table = summary.set_index("dataset")[list(DIFFICULTY_DESCRIPTIONS)]
+    table = summary.set_index("dataset").reindex(columns=list(DIFFICULTY_DESCRIPTIONS))  # a measure a summary lacks is NaN
     return table.reindex(ordered(datasets, DATASET_ORDER)).rename_axis("dataset").reset_index()
 
 

@@ -24,8 +24,11 @@ the pulse front on the far side of the box: :func:`far_displacement` and :func:`
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 
-from densim.network import minimum_image, periodic_images
+from densim.elasticity import hessian
+from densim.network import SpringNetwork, minimum_image, periodic_images
 
 
 def box_strain(box: np.ndarray) -> np.ndarray:
@@ -133,6 +136,8 @@ DIFFICULTY_DESCRIPTIONS = {
     "affine_acceleration_share": "share of the squared acceleration explained by the imposed affine compression",
     "acceleration_over_velocity": "rms residual acceleration over rms residual velocity (frame to frame)",
     "noise_over_signal": "rms frame-to-frame change of the thermal part of the motion (against the same run at temperature 0) over rms residual velocity",
+    "local_predictability_r2": "R^2 of the best linear map (shared by all nodes) from a node's previous acceleration, spring force and velocity to its frame acceleration",
+    "fastest_period_frames": "period of the network's fastest vibration, 2 pi / sqrt(lambda_max / mass), in frames",
 }
 
 
@@ -168,6 +173,128 @@ def difficulty(runs: list[tuple[np.ndarray, np.ndarray]], history: int = 2) -> d
         "affine_acceleration_share": float(sums[0] / sums[1]),
         "acceleration_over_velocity": float(np.sqrt((sums[2] / sums[4]) / (sums[3] / sums[5]))),
     }
+
+
+def spring_forces(positions: np.ndarray, box: np.ndarray, bonds: np.ndarray, rest_length: np.ndarray, stiffness: np.ndarray) -> np.ndarray:
+    """Spring force on every node in every frame, ``F_i = sum_b k_b (|r_b| - l0_b) r_b / |r_b|``.
+
+    ``r_b`` is the minimum-image vector (in the frame's box) from node ``i`` to the other end of bond ``b``; the
+    energy of a bond is ``k/2 (r - l0)^2``.
+
+    Parameters
+    ----------
+    positions : ndarray, shape (T, N, 2)
+        Node positions (wrapped or unwrapped) per frame.
+    box : ndarray, shape (T, 2)
+        Box lengths per frame.
+    bonds : ndarray, shape (B, 2)
+    rest_length, stiffness : ndarray, shape (B,)
+
+    Returns
+    -------
+    ndarray, shape (T, N, 2)
+    """
+    frames, nodes, _ = positions.shape
+    bonds = np.asarray(bonds, dtype=np.int64)
+    delta = minimum_image(positions[:, bonds[:, 1]] - positions[:, bonds[:, 0]], box[:, None, :])  # (T, B, 2)
+    length = np.linalg.norm(delta, axis=-1)
+    bond_force = (stiffness * (length - rest_length) / length)[..., None] * delta  # on node i, minus it on j
+    # incidence (N, B): +1 at i, -1 at j; one sparse product sums every frame and component at once
+    count = len(bonds)
+    incidence = sp.csr_matrix((np.r_[np.ones(count), -np.ones(count)], (bonds.T.ravel(), np.r_[np.arange(count), np.arange(count)])),
+                              shape=(nodes, count))
+    force = incidence @ np.moveaxis(bond_force, 1, 0).reshape(count, -1)  # (N, T * 2)
+    return np.moveaxis(np.asarray(force).reshape(nodes, frames, 2), 1, 0)
+
+
+def local_predictability_r2(runs: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> float:
+    """R^2 of the frame acceleration on local information: how much of a node's next move its own state explains.
+
+    For every node ``i`` and frame ``t`` with ``2 <= t <= T - 2`` (so that the previous acceleration exists), the
+    frame acceleration ``a_t = x_{t+1} - 2 x_t + x_{t-1}`` is fitted by ordinary least squares, one linear map
+    with intercept shared by all nodes, frames and runs, on the node's previous acceleration ``a_{t-1}``, the
+    spring force on it in frame ``t`` (:func:`spring_forces`) and its velocity ``x_t - x_{t-1}`` (6 features).
+
+    Frames of a conservative integration sampled every step give 1 (velocity Verlet makes ``a_t`` exactly
+    ``dt^2 F_t / m``); frames far apart compared with the fastest vibration give less, as the map from force to
+    frame acceleration then differs between modes. Noise is not 0: positions that random-walk give 1/2, since
+    ``a_t = e_{t+1} - e_t`` shares ``-e_t = -v_t`` with the velocity; white-noise accelerations give 0.
+
+    Parameters
+    ----------
+    runs : list of (positions, box, bonds, rest_length, stiffness)
+        Unwrapped positions (T, N, 2) as stored in trajectory files (float64), the box per frame (T, 2), and the
+        network: bonds (B, 2), rest lengths (B,) and stiffness (B,).
+
+    Returns
+    -------
+    float
+        ``1 - SSE / SST`` pooled over every node, frame, component and run (SST about the mean acceleration);
+        NaN when no run has 4 frames or the acceleration does not vary.
+    """
+    features, targets = [], []
+    for positions, box, bonds, rest_length, stiffness in runs:
+        x = np.asarray(positions, dtype=np.float64)
+        if len(x) < 4:
+            continue
+        v = np.diff(x, axis=0)  # v[t - 1] = x_t - x_{t-1}
+        a = np.diff(v, axis=0)  # a[t - 1] = x_{t+1} - 2 x_t + x_{t-1}
+        force = spring_forces(x[2:-1], np.asarray(box, dtype=np.float64)[2:-1], bonds, rest_length, stiffness)
+        features.append(np.concatenate([a[:-1], force, v[1:-1]], axis=-1).reshape(-1, 6))
+        targets.append(a[1:].reshape(-1, 2))
+    if not targets:
+        return float("nan")
+    x, y = np.concatenate(features), np.concatenate(targets)
+    # scale the columns so that the least-squares problem is well conditioned whatever the units
+    scale = np.where(np.std(x, axis=0) > 0, np.std(x, axis=0), 1.0)
+    design = np.column_stack([x / scale, np.ones(len(x))])
+    solution, *_ = np.linalg.lstsq(design, y, rcond=None)
+    residual = y - design @ solution
+    total = np.sum((y - y.mean(axis=0)) ** 2)
+    return float(1.0 - np.sum(residual**2) / total) if total > 0 else float("nan")
+
+
+def fastest_period(network: SpringNetwork, mass: float = 1.0) -> float:
+    """Period of the network's fastest vibration, ``2 pi / sqrt(lambda_max / mass)``.
+
+    ``lambda_max`` is the largest eigenvalue of the Hessian of the stress-free network
+    (:func:`densim.elasticity.hessian`): dense for up to 300 nodes, else by Lanczos (``eigsh``).
+
+    Parameters
+    ----------
+    network : SpringNetwork
+    mass : float
+        Node mass.
+
+    Returns
+    -------
+    float
+        In the network's time units; infinite for a network without bonds.
+    """
+    if network.num_bonds == 0:
+        return float("inf")
+    matrix = hessian(network)
+    if network.num_nodes <= 300:
+        lambda_max = float(np.linalg.eigvalsh(matrix.toarray())[-1])
+    else:
+        lambda_max = float(spla.eigsh(matrix, k=1, which="LA", return_eigenvectors=False)[0])
+    return float(2.0 * np.pi / np.sqrt(lambda_max / mass)) if lambda_max > 0 else float("inf")
+
+
+def fastest_period_frames(network: SpringNetwork, mass: float, frame_spacing: float) -> float:
+    """Frames per period of the network's fastest vibration: :func:`fastest_period` over the frame spacing.
+
+    Below about 2 frames the fastest modes alias (Nyquist); a learned simulator then sees them as noise.
+
+    Parameters
+    ----------
+    network : SpringNetwork
+    mass : float
+        Node mass.
+    frame_spacing : float
+        Time between frames, ``steps_per_frame * timestep``.
+    """
+    return fastest_period(network, mass) / frame_spacing
 
 
 def noise_over_signal(positions: np.ndarray, athermal_positions: np.ndarray, box_x: np.ndarray) -> float:

@@ -33,6 +33,9 @@ class TrajectoryGraph:
     protocol: str = "compression"  # or "impact" (densim.trajectories.PROTOCOLS)
     far: torch.Tensor | None = None  # (N,) bool: the far strip of an impact trajectory
     arrival_threshold: float = float("nan")  # far-strip displacement at which the front has arrived (impact)
+    uniaxial_poisson_ratio: float = float("nan")  # the network's linear-response C_xxyy / C_yyyy
+    rollout_start: int = 0  # the frame after which rollouts of this trajectory start (trajectories.rollout_start)
+    frame_time: float = float("nan")  # time between frames (lj time units)
 
     @property
     def frames(self) -> int:
@@ -63,7 +66,10 @@ def trajectory_graph(trajectory: xr.Dataset, spectra: xr.Dataset | None) -> Traj
     if trajectory.attrs.get("protocol") == "impact":
         impact = {"protocol": "impact", "far": torch.as_tensor(trajectory["far"].values.astype(bool)),
                   "arrival_threshold": float(trajectory["arrival_threshold"])}
-    return TrajectoryGraph(name, graph, positions, box, float(box[0, 0]) / 2, bonds, images, stiffness, **impact)
+    timing = {"uniaxial_poisson_ratio": float(trajectory["uniaxial_poisson_ratio"]) if "uniaxial_poisson_ratio" in trajectory else float("nan"),
+              "rollout_start": int(trajectory.attrs.get("rollout_start_frame", 0)),
+              "frame_time": float(trajectory["time"].values[1] - trajectory["time"].values[0]) if trajectory.sizes["time"] > 1 else float("nan")}
+    return TrajectoryGraph(name, graph, positions, box, float(box[0, 0]) / 2, bonds, images, stiffness, **impact, **timing)
 
 
 def estimated_box(trajectory: TrajectoryGraph, positions_t: torch.Tensor, box_x: torch.Tensor) -> torch.Tensor:
@@ -74,6 +80,12 @@ def estimated_box(trajectory: TrajectoryGraph, positions_t: torch.Tensor, box_x:
     rest_length = trajectory.graph.rest_length[: len(trajectory.bonds)]
     box_y = zero_stress_box_y(positions_t, box_x, float(trajectory.box[0, 1]), trajectory.bonds, trajectory.images, rest_length, trajectory.stiffness)
     return torch.stack([box_x, box_y])
+
+
+def rollout_start(trajectories: list[TrajectoryGraph], history: int, start: int | None = None) -> int:
+    """The last ground-truth frame of rollouts of ``trajectories``: ``start`` (or the history), and never before the
+    trajectories' own rollout start (``trajectories.rollout_start``; the latest of them for a union)."""
+    return max([history if start is None else start, *(t.rollout_start for t in trajectories)])
 
 
 @torch.no_grad()

@@ -94,21 +94,22 @@ class Simulator(nn.Module):
         Normalisation statistics, registered as float64 buffers.
     residual : bool
         Subtract the imposed affine velocity from inputs and targets.
-    noise_std : float
-        Standard deviation (particle diameters) of the random-walk noise on training inputs.
+    noise : float
+        Standard deviation of the random-walk noise on training inputs (on the last input frame), in units of the
+        acceleration std of the statistics (per component), so that it scales with the data.
     """
 
     #: Fitted by :meth:`fit` in closed form rather than trained by gradient descent.
     closed_form: bool = False
 
-    def __init__(self, network: nn.Module, history: int, statistics: Statistics, residual: bool = True, noise_std: float = 0.0):
+    def __init__(self, network: nn.Module, history: int, statistics: Statistics, residual: bool = True, noise: float = 0.0):
         super().__init__()
         if history < 1:
             raise ValueError(f"history must be at least 1, got {history}")
         self.network = network
         self.history = history
         self.residual = residual
-        self.noise_std = noise_std
+        self.noise = noise
         for name, value in vars(statistics).items():
             self.register_buffer(name, torch.as_tensor(value, dtype=torch.float64))
 
@@ -120,13 +121,14 @@ class Simulator(nn.Module):
     def initial_state(self, trajectory: TrajectoryGraph, last: int, generator: torch.Generator | None = None) -> Tensor:
         """The state of ground-truth frames ``last - history .. last``, shape (N, history + 1, 2).
 
-        With a ``generator`` (training) and ``noise_std > 0``, random-walk noise is added to the frames; the
-        targets still lead to the true next frames.
+        With a ``generator`` (training) and ``noise > 0``, random-walk noise is added to the frames (its std on the
+        last frame is ``noise`` acceleration stds); the targets still lead to the true next frames.
         """
         state = trajectory.positions[:, last - self.history : last + 1]
-        if generator is None or self.noise_std == 0:
+        if generator is None or self.noise == 0:
             return state
-        steps = self.noise_std / math.sqrt(self.history + 1) * torch.randn(state.shape, generator=generator, dtype=state.dtype)
+        scale = self.noise * self.acceleration_std.cpu() / math.sqrt(self.history + 1)
+        steps = scale * torch.randn(state.shape, generator=generator, dtype=state.dtype)
         return state + steps.to(state.device).cumsum(dim=1)
 
     def positions(self, state: Tensor) -> Tensor:

@@ -35,7 +35,7 @@ from densim.io import read_checkpoint, write_checkpoint, write_json
 from densim.models import parameters_digest
 from densim.observables import residual_velocities
 from densim.provenance import config_hash
-from densim.rollout import TrajectoryGraph, rollouts
+from densim.rollout import TrajectoryGraph, rollout_start, rollouts
 from densim.simulator import Simulator, Statistics, edge_features
 
 log = logging.getLogger(__name__)
@@ -55,11 +55,14 @@ class TrainingConfig:
     learning_rate: float = setting("training.learning_rate")
     final_learning_rate: float = setting("training.final_learning_rate")
     gradient_clip: float = setting("training.gradient_clip")
-    noise_std: float = setting("training.noise_std")
+    noise: float = setting("training.noise")
     loss_steps: int | str = setting("training.loss_steps")
     pushforward: bool = setting("training.pushforward")
     residual: bool = setting("training.residual")
     validate_every: int = setting("training.validate_every")
+    patience: int | None = setting("training.patience")
+    windows: str = setting("training.windows")
+    validation_steps: int | None = setting("training.validation_steps")
     device: str = setting("training.device")
 
     def __post_init__(self):
@@ -74,7 +77,17 @@ class TrainingConfig:
     @property
     def family(self) -> dict:
         """The settings the simulator family takes from this section (see :func:`densim.models.build_simulator`)."""
-        return {"residual": self.residual, "noise_std": self.noise_std}
+        return {"residual": self.residual, "noise": self.noise}
+
+    def training_frames(self, trajectory: TrajectoryGraph) -> int:
+        """How many leading frames of a training trajectory its windows and the statistics may use (``windows``)."""
+        limit = {"start": self.horizon, "before_rollout": max(self.horizon, trajectory.rollout_start + 1),
+                 "everywhere": trajectory.frames}[self.windows]
+        return min(limit, trajectory.frames)
+
+    def validation_rollout_steps(self, history: int) -> int:
+        """Steps of each validation rollout."""
+        return self.validation_steps or self.horizon - history - 1
 
 
 def training_config(section: dict) -> TrainingConfig:
@@ -89,7 +102,7 @@ def training_config(section: dict) -> TrainingConfig:
 
 
 #: The ``training`` keys that shape the normalisation statistics (the rest shapes only the models).
-STATISTICS_KEYS = ("horizon", "residual")
+STATISTICS_KEYS = ("horizon", "residual", "windows")
 
 
 @dataclass(frozen=True)
@@ -135,9 +148,12 @@ def model_setup(key: str, models: dict, training: dict) -> ModelSetup:
 
 
 def compute_statistics(trajectories: list[TrajectoryGraph], config: TrainingConfig) -> Statistics:
-    """Mean and std of (residual) velocities, accelerations and edge features over the training horizon."""
-    per_trajectory = [residual_velocities(t.positions[:, : config.horizon], t.box[: config.horizon, 0], t.centre_x, config.residual)
-                      for t in trajectories]
+    """Mean and std of (residual) velocities, accelerations and edge features over the frames training windows come
+    from (:meth:`TrainingConfig.training_frames`)."""
+    per_trajectory = []
+    for t in trajectories:
+        frames = config.training_frames(t)
+        per_trajectory.append(residual_velocities(t.positions[:, :frames], t.box[:frames, 0], t.centre_x, config.residual))
     v = torch.cat([velocity.reshape(-1, 2) for velocity in per_trajectory])
     a = torch.cat([velocity.diff(dim=1).reshape(-1, 2) for velocity in per_trajectory])
     e = torch.cat([edge_features(t.positions[:, 0], t.graph.edge_index, t.box[0], t.graph.rest_length) for t in trajectories])
@@ -176,22 +192,48 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _windows(trajectories: list[TrajectoryGraph], history: int, horizon: int, loss_steps: int = 1) -> list[tuple[int, int]]:
-    """(trajectory, last input frame) pairs whose last target frame lies within the horizon."""
-    windows = [(i, t) for i, traj in enumerate(trajectories) for t in range(history, min(horizon, traj.frames) - loss_steps)]
+def _windows(trajectories: list[TrajectoryGraph], history: int, config: TrainingConfig, loss_steps: int = 1) -> list[tuple[int, int]]:
+    """(trajectory, last input frame) pairs whose last target frame lies within the trajectory's training frames
+    (:meth:`TrainingConfig.training_frames`)."""
+    windows = [(i, t) for i, traj in enumerate(trajectories) for t in range(history, config.training_frames(traj) - loss_steps)]
     if not windows:
-        raise TrainingError(f"no training windows: horizon {horizon} is too short for history {history} and {loss_steps} loss steps")
+        raise TrainingError(f"no training windows: training.horizon {config.horizon} (windows: {config.windows}) is too short for "
+                            f"history {history} and {loss_steps} loss steps")
     return windows
 
 
-def rollout_error(simulator: Simulator, trajectories: list[TrajectoryGraph], steps: int) -> float:
-    """Mean positional L2 error (particle diameters) over ``steps`` rollout steps and all trajectories."""
+@torch.no_grad()
+def one_step_relative_mse(simulator: Simulator, trajectories: list[TrajectoryGraph], start: int, steps: int) -> float:
+    """Teacher-forced one-step error: every frame ``start + 1 .. start + steps`` predicted from the true frames before
+    it, as a ratio of summed squared errors to those of holding the last frame (the frozen baseline scores 1)."""
+    was_training = simulator.training
     simulator.eval()
-    predicted = rollouts(simulator, trajectories, steps)
+    error = frozen = 0.0
+    for last in range(start, start + steps):
+        chosen = [t for t in trajectories if last + 1 < t.frames]
+        if not chosen:
+            break
+        states = [simulator.initial_state(t, last) for t in chosen]
+        advanced, _ = simulator.step(chosen, states, [last] * len(chosen))
+        for t, state in zip(chosen, advanced):
+            truth = t.positions[:, last + 1]
+            error += float(((simulator.positions(state) - truth) ** 2).sum())
+            frozen += float(((t.positions[:, last] - truth) ** 2).sum())
+    simulator.train(was_training)
+    return error / frozen if frozen > 0 else float("nan")
+
+
+def validate(simulator: Simulator, trajectories: list[TrajectoryGraph], config: TrainingConfig) -> dict[str, float]:
+    """Validation of a simulator from where rollouts start (:func:`rollout_start`): the mean positional L2 error
+    (particle diameters) over ``validation_rollout_steps`` rollout steps, and the one-step relative MSE over the
+    same frames."""
+    start, steps = rollout_start(trajectories, simulator.history), config.validation_rollout_steps(simulator.history)
+    simulator.eval()
+    predicted = rollouts(simulator, trajectories, steps, start=start)
     simulator.train()
-    errors = [torch.linalg.norm(p - t.positions[:, : p.shape[1]], dim=-1)[:, simulator.history + 1 :].mean().item()
+    errors = [torch.linalg.norm(p - t.positions[:, : p.shape[1]], dim=-1)[:, start + 1 :].mean().item()
               for p, t in zip(predicted, trajectories)]
-    return float(np.mean(errors))
+    return {"rollout_error": float(np.mean(errors)), "one_step_relative_mse": one_step_relative_mse(simulator, trajectories, start, steps)}
 
 
 class _Checkpoints:
@@ -226,12 +268,21 @@ class _Checkpoints:
             write_checkpoint(checkpoint, self.best)
         write_checkpoint({**checkpoint, **resume, "best_checkpoint": self.best_checkpoint}, self.last)
 
-    def finish(self, history: dict, best: float, config: TrainingConfig) -> None:
+    def finish(self, history: dict, best: float, config: TrainingConfig, train_set: list[TrajectoryGraph]) -> None:
         """Write ``best.pt`` (again: a workflow manager removes the outputs of a job it was killed in before resuming
-        it, and the resumed run may find no better step) and ``history.json``."""
+        it, and the resumed run may find no better step) and ``history.json``, with the best validation's scores and
+        where the training windows lay."""
         if self.best_checkpoint is not None:
             write_checkpoint(self.best_checkpoint, self.best)
-        write_json({**history, "best_validation_rollout_error": best, "config": asdict(config), "hash": self.head["hash"]},
+        at = int(np.argmin(history["validation_rollout_error"])) if history["validation_rollout_error"] else None
+        one_step = history.get("validation_one_step_relative_mse", [])
+        frames = [config.training_frames(t) for t in train_set]
+        write_json({**history, "best_validation_rollout_error": best,
+                    "best_validation_step": None if at is None else history["validation_step"][at],
+                    "best_validation_one_step_relative_mse": one_step[at] if at is not None and at < len(one_step) else None,
+                    "stopped_at": history["step"][-1] if history["step"] else 0,
+                    "training_windows": {"placement": config.windows, "frames": [min(frames, default=0), max(frames, default=0)]},
+                    "config": asdict(config), "hash": self.head["hash"]},
                    self.out_dir / "history.json")
 
 
@@ -268,7 +319,7 @@ def train(simulator: Simulator, train_set: list[TrajectoryGraph], validation_set
     optimiser = torch.optim.Adam(simulator.parameters(), lr=config.learning_rate)
     gamma = (config.final_learning_rate / config.learning_rate) ** (1.0 / config.steps)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma)
-    history = {"step": [], "loss": [], "validation_step": [], "validation_rollout_error": []}
+    history = {"step": [], "loss": [], "validation_step": [], "validation_rollout_error": [], "validation_one_step_relative_mse": []}
     best, start = math.inf, 0
     state = checkpoints.resumable(device)
     if state is not None:
@@ -278,11 +329,13 @@ def train(simulator: Simulator, train_set: list[TrajectoryGraph], validation_set
         generator.set_state(state["generator"])
         history, best, start = state["history"], state["best"], state["step"]
     loss_steps = config.unrolled_steps(simulator.history)
-    windows = _windows(train_set, simulator.history, config.horizon, loss_steps)
-    validation_steps = config.horizon - simulator.history - 1
+    windows = _windows(train_set, simulator.history, config, loss_steps)
     simulator.train()
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc=run["model"], mininterval=2.0)
     for step in bar:
+        if _out_of_patience(history, config.patience):
+            log.info("early stop at step %d: no better validation in the last %d validations", step, config.patience)
+            break
         chosen = torch.randperm(len(windows), generator=generator)[: config.batch_size].tolist()
         loss = simulator.loss(train_set, [windows[i] for i in chosen], loss_steps, generator, config.pushforward)
         if not torch.isfinite(loss):
@@ -296,24 +349,36 @@ def train(simulator: Simulator, train_set: list[TrajectoryGraph], validation_set
         history["loss"].append(loss.item())
         bar.set_postfix(loss=f"{loss.item():.3g}", refresh=False)
         if (step + 1) % config.validate_every == 0 or step + 1 == config.steps:
-            error = rollout_error(simulator, validation_set, validation_steps) if validation_set else loss.item()
+            scores = validate(simulator, validation_set, config) if validation_set else {"rollout_error": loss.item(), "one_step_relative_mse": math.nan}
+            error = scores["rollout_error"]
             history["validation_step"].append(step + 1)
             history["validation_rollout_error"].append(error)
+            history["validation_one_step_relative_mse"].append(scores["one_step_relative_mse"])
             is_best = error < best
             best = min(best, error)
             checkpoints.save(simulator, step + 1, error, is_best, optimiser=optimiser.state_dict(), scheduler=scheduler.state_dict(),
                              history=history, best=best, generator=generator.get_state())
-    checkpoints.finish(history, best, config)
+    checkpoints.finish(history, best, config, train_set)
     return history
+
+
+def _out_of_patience(history: dict, patience: int | None) -> bool:
+    """Whether the last ``patience`` validations all failed to improve on the best before them."""
+    errors = history["validation_rollout_error"]
+    if patience is None or len(errors) <= patience:
+        return False
+    return min(errors[-patience:]) >= min(errors[:-patience])
 
 
 def _fit_closed_form(simulator: Simulator, train_set, validation_set, config: TrainingConfig, checkpoints: _Checkpoints) -> dict:
     """Fit a baseline on every training window, validate it, and checkpoint it like a trained model."""
-    simulator.fit(train_set, _windows(train_set, simulator.history, config.horizon))
-    error = rollout_error(simulator, validation_set, config.horizon - simulator.history - 1)
-    history = {"step": [], "loss": [], "validation_step": [0], "validation_rollout_error": [error]}
+    simulator.fit(train_set, _windows(train_set, simulator.history, config))
+    scores = validate(simulator, validation_set, config)
+    error = scores["rollout_error"]
+    history = {"step": [], "loss": [], "validation_step": [0], "validation_rollout_error": [error],
+               "validation_one_step_relative_mse": [scores["one_step_relative_mse"]]}
     checkpoints.save(simulator, 0, error, True, history=history, best=error)
-    checkpoints.finish(history, error, config)
+    checkpoints.finish(history, error, config, train_set)
     return history
 
 

@@ -22,8 +22,10 @@ import scipy.sparse.linalg as spla
 from densim.config import ConfigError, typed_config
 from densim.elasticity import hessian
 from densim.compression import CompressionSettings, ImpactSettings, SimulationError, compress, impact, impact_md_settings, impact_strips
+from densim.io import dataset_to_network
 from densim.network import SpringNetwork
-from densim.observables import (DIFFICULTY_DESCRIPTIONS, box_strain, difficulty, far_displacement, front_arrival, noise_over_signal,
+from densim.observables import (DIFFICULTY_DESCRIPTIONS, box_strain, difficulty, far_displacement, fastest_period_frames, front_arrival,
+                                local_predictability_r2, noise_over_signal,
                                 poisson_ratio_from_box, poisson_ratio_from_positions, poisson_ratio_from_slope, r_squared)
 
 #: The trajectory protocols: the value of a dataset's ``protocol`` key and of a trajectory file's ``protocol`` attribute.
@@ -88,7 +90,7 @@ def athermal_twin(network: SpringNetwork, settings: CompressionSettings, run, na
 
 
 def trajectory_dataset(network_ds: xr.Dataset, settings: CompressionSettings, run, attrs: dict, athermal=None,
-                       kick: ImpactSettings | None = None) -> xr.Dataset:
+                       kick: ImpactSettings | None = None, dataset: str | None = None) -> xr.Dataset:
     """The trajectory file's contents from the network Dataset and a LAMMPS ``run``: a compression, or with ``kick``
     an impact (:func:`densim.compression.impact`).
 
@@ -97,6 +99,10 @@ def trajectory_dataset(network_ds: xr.Dataset, settings: CompressionSettings, ru
     ratio per frame; impacts add the strips (``kicked``, ``far``), ``far_displacement`` and the front's arrival
     (``arrival_frame`` at ``arrival_threshold``), and their ``md_settings`` hold the MD settings the run used
     (:func:`densim.compression.impact_md_settings`) with the kick under ``impact``.
+
+    The file belongs to ``dataset`` (by default the network's own; a regime variant names itself and keeps its
+    networks' dataset as ``network_dataset``) and records where rollouts start (``rollout_start_frame``,
+    :attr:`densim.compression.CompressionSettings.rollout_start_frame`).
     """
     md = settings if kick is None else impact_md_settings(settings, kick)
     time = np.arange(run.positions.shape[0]) * md.steps_per_frame * md.timestep
@@ -109,6 +115,11 @@ def trajectory_dataset(network_ds: xr.Dataset, settings: CompressionSettings, ru
         "kinetic_energy": (("time",), run.kinetic_energy, {"units": "lj energy", "description": "(mass / 2) sum |v|^2 at the frame's step"}),
         **{name: ((), value, {"description": DIFFICULTY_DESCRIPTIONS[name]})
            for name, value in difficulty([(run.positions, run.box[:, 0])]).items()},
+        "local_predictability_r2": ((), local_predictability_r2([(run.positions, run.box, network_ds["bonds"].values,
+                                                                  network_ds["rest_length"].values, network_ds["stiffness"].values)]),
+                                    {"description": DIFFICULTY_DESCRIPTIONS["local_predictability_r2"]}),
+        "fastest_period_frames": ((), fastest_period_frames(dataset_to_network(network_ds), md.mass, md.steps_per_frame * md.timestep),
+                                  {"units": "frame", "description": DIFFICULTY_DESCRIPTIONS["fastest_period_frames"]}),
         **({} if athermal is None else {"noise_over_signal": (
             (), noise_over_signal(run.positions, athermal.positions, run.box[:, 0]),
             {"description": DIFFICULTY_DESCRIPTIONS["noise_over_signal"]})}),
@@ -120,8 +131,11 @@ def trajectory_dataset(network_ds: xr.Dataset, settings: CompressionSettings, ru
         attrs={
             "densim_kind": "trajectory",
             "protocol": "compression" if kick is None else "impact",
-            "dataset": network_ds.attrs["dataset"],
+            "dataset": dataset or network_ds.attrs["dataset"],
+            "network_dataset": network_ds.attrs["dataset"],
             "network": network_ds.attrs["network"],
+            "rollout_start_frame": md.rollout_start_frame,
+            "frame_time": md.frame_time,
             "generator": network_ds.attrs["generator"],
             "md_settings": json.dumps({**asdict(md), **({} if kick is None else {"impact": asdict(kick)})}, sort_keys=True),
             "lammps_version": int(run.lammps_version),
@@ -191,9 +205,11 @@ def summary(trajectories: list[xr.Dataset], small_strain: float = 0.005, unions:
     of the small-strain compression nu with linear response (C_xxyy/C_yyyy for this protocol, and the isotropic
     (B - G)/(B + G)), and the dataset's difficulty pooled over its trajectories (:func:`densim.observables.difficulty`:
     linear floor R^2, affine share of the acceleration, rms residual acceleration over rms residual velocity) with
-    the mean thermal noise over signal (NaN unless every file records it). Impact datasets have NaN in the Poisson
-    columns (:data:`POISSON_COLUMNS`) and add the front's arrival frame over their trajectories (median, min, max),
-    columns that only appear when some dataset is an impact one. Each union of ``unions`` (name -> member
+    the mean thermal noise over signal (NaN unless every file records it), and the median over its trajectories of
+    each one's local predictability R^2 (:func:`densim.observables.local_predictability_r2`) and fastest vibration
+    period in frames (:func:`densim.observables.fastest_period_frames`), NaN unless every file records them.
+    Impact datasets have NaN in the Poisson columns (:data:`POISSON_COLUMNS`) and add the front's arrival frame
+    over their trajectories (median, min, max), columns that only appear when some dataset is an impact one. Each union of ``unions`` (name -> member
     datasets) gets a row over its members' trajectories.
 
     Raises
@@ -223,6 +239,8 @@ def summary(trajectories: list[xr.Dataset], small_strain: float = 0.005, unions:
                 **(_poisson_columns(group, small_strain) if protocols == ["compression"] else dict.fromkeys(POISSON_COLUMNS, np.nan)),
                 **difficulty([(ds["positions"].values, ds["box"].values[:, 0]) for ds in group]),
                 "noise_over_signal": float(np.mean([ds["noise_over_signal"] for ds in group])) if all("noise_over_signal" in ds for ds in group) else np.nan,
+                **{name: float(np.median([float(ds[name]) for ds in group])) if all(name in ds for ds in group) else np.nan
+                   for name in ("local_predictability_r2", "fastest_period_frames")},
                 **(_arrival_columns(group) if protocols == ["impact"] else {}),
             }
         )

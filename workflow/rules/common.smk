@@ -6,8 +6,9 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from densim.config import SCHEMA_PATH, ConfigError, error_key
-from densim.experiments import (built_datasets, check_config, evaluation_grids, generated_datasets, igns_grid, network_spec,
-                                run_datasets, run_unions, union_datasets)
+from densim.experiments import (built_datasets, check_config, evaluation_grids, generated_datasets, igns_grid, network_count,
+                                network_datasets, network_source, network_spec, run_datasets, run_unions, simulated_datasets,
+                                trajectory_section, union_datasets)
 from densim.models import MODELS, model_variant
 from densim.training import STATISTICS_KEYS
 
@@ -31,13 +32,16 @@ try:
 except (ConfigError, TypeError, KeyError) as err:
     raise WorkflowError(f"invalid config key {err}") from None
 
-# Datasets made by a generator, and unions of them (made by reference, never regenerated).
+# Datasets made by a generator, those with trajectories of their own (the generated ones and their regime variants,
+# which share their networks and spectra), and unions of them (made by reference, never regenerated).
 GENERATED_DATASETS = generated_datasets(config)
+SIMULATED_DATASETS = simulated_datasets(config)
 UNION_DATASETS = union_datasets(config)
-# The datasets the experiment grids train on (experiments.datasets and the ablations'), and the generated ones whose
-# networks they use: the only ones `all` builds.
+# The datasets the experiment grids train on (experiments.datasets and the ablations'), the ones whose trajectories
+# they use, and the generated ones whose networks those use: the only ones `all` builds.
 RUN_DATASETS = run_datasets(config)
 BUILT_DATASETS = built_datasets(config)
+NETWORK_DATASETS = network_datasets(config)
 #: The IGNS ablation's variants (one row per model, factor and value), empty when it is off.
 IGNS_GRID = igns_grid(config)
 
@@ -51,7 +55,7 @@ TRAINED_MODELS = list(dict.fromkeys(EXPERIMENTS["models"] + ABLATION["models"] +
 
 
 wildcard_constraints:
-    dataset="|".join(GENERATED_DATASETS),
+    dataset="|".join(SIMULATED_DATASETS),
     union="|".join(UNION_DATASETS) or "(?!)",
     network=r"\d{4}",
     seed=r"\d+",
@@ -62,14 +66,12 @@ def dataset_spec_json(wildcards):
 
 
 def trajectory_settings_json(wildcards):
-    """The trajectories section a dataset's runs use: the impact subsection only for impact datasets, so that
-    editing it reruns those alone."""
-    impact = config["datasets"][wildcards.dataset]["protocol"] == "impact"
-    return json.dumps({key: value for key, value in config["trajectories"].items() if key != "impact" or impact}, sort_keys=True)
+    """The trajectories section a dataset's runs use (densim.experiments.trajectory_section)."""
+    return json.dumps(trajectory_section(config, wildcards.dataset), sort_keys=True)
 
 
 def network_ids(dataset):
-    return [f"{index:04d}" for index in range(config["datasets"][dataset]["networks"])]
+    return [f"{index:04d}" for index in range(network_count(config, dataset))]
 
 
 def network_files(wildcards):
@@ -77,8 +79,10 @@ def network_files(wildcards):
 
 
 def network_outputs(stage, datasets):
-    """Per-network files of a stage (trajectories, spectra) for the given datasets."""
-    return [f"results/{stage}/{dataset}/{network}.nc" for dataset in datasets for network in network_ids(dataset)]
+    """Per-network files of a stage for the given datasets: trajectories are a dataset's own, networks and spectra
+    those of its network source (a regime variant shares them)."""
+    owner = (lambda dataset: dataset) if stage == "trajectories" else (lambda dataset: network_source(config, dataset))
+    return [f"results/{stage}/{owner(dataset)}/{network}.nc" for dataset in datasets for network in network_ids(dataset)]
 
 
 def member_datasets(dataset):
@@ -140,9 +144,9 @@ def training_histories():
 
 def all_outputs():
     return [
-        *expand("results/networks/{dataset}/manifest.csv", dataset=BUILT_DATASETS),
+        *expand("results/networks/{dataset}/manifest.csv", dataset=NETWORK_DATASETS),
         *network_outputs("trajectories", BUILT_DATASETS),
-        *network_outputs("spectra", BUILT_DATASETS),
+        *network_outputs("spectra", NETWORK_DATASETS),
         "results/trajectories/summary.csv",
         *expand("results/splits/{dataset}/seed{seed}.json", dataset=RUN_DATASETS, seed=config["seeds"]),
         *(path for grid in GRIDS for path in notebook_evaluations(grid)),

@@ -10,6 +10,8 @@ rule network:
         "logs/benchmarks/network/{dataset}/{network}.tsv"
     params:
         spec=dataset_spec_json,
+    wildcard_constraints:
+        dataset="|".join(GENERATED_DATASETS),
     threads: 1
     resources:
         mem_mb=2000,
@@ -29,6 +31,8 @@ rule network_manifest:
     output:
         table="results/networks/{dataset}/manifest.csv",
         provenance="results/networks/{dataset}/manifest.csv.provenance.json",
+    wildcard_constraints:
+        dataset="|".join(GENERATED_DATASETS),
     log:
         "logs/networks/{dataset}/manifest.log",
     benchmark:

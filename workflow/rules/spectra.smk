@@ -13,6 +13,8 @@ rule spectra:
         "logs/spectra/{dataset}/{network}.log",
     benchmark:
         "logs/benchmarks/spectra/{dataset}/{network}.tsv"
+    wildcard_constraints:
+        dataset="|".join(GENERATED_DATASETS),
     params:
         k=config["spectra"]["k"],
         dense_below=config["spectra"]["dense_below"],

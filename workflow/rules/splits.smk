@@ -3,7 +3,7 @@
 
 rule split:
     input:
-        manifest="results/networks/{dataset}/manifest.csv",
+        manifest=lambda w: f"results/networks/{network_source(config, w.dataset)}/manifest.csv",
     output:
         "results/splits/{dataset}/seed{seed}.json",
     log:

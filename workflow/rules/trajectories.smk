@@ -3,7 +3,7 @@
 
 rule trajectory:
     input:
-        network="results/networks/{dataset}/{network}.nc",
+        network=lambda w: f"results/networks/{network_source(config, w.dataset)}/{w.network}.nc",
     output:
         "results/trajectories/{dataset}/{network}.nc",
     log:
@@ -23,7 +23,7 @@ rule trajectory:
         "../../envs/densim.yaml"
     shell:
         "OMP_NUM_THREADS={threads} densim trajectories simulate {input.network} --protocol {params.protocol} --settings {params.settings:q}"
-        " --output {output} 2> {log}"
+        " --dataset {wildcards.dataset} --output {output} 2> {log}"
 
 
 rule trajectory_summary:

@@ -132,7 +132,7 @@ def build_model(key: str, node_in: int, edge_in: int, out: int, **hyperparameter
 
 
 def build_simulator(model: str, history: int, statistics: Statistics, *, seed: int, hyperparameters: dict | None = None,
-                    residual: bool = True, noise_std: float = 0.0) -> Simulator:
+                    residual: bool = True, noise: float = 0.0) -> Simulator:
     """The simulator of a registered model, its initial weights drawn from ``seed``.
 
     Parameters
@@ -147,7 +147,7 @@ def build_simulator(model: str, history: int, statistics: Statistics, *, seed: i
         Seeds the initial weights (in a forked RNG: the caller's random state is left alone).
     hyperparameters : dict, optional
         The network's constructor arguments.
-    residual, noise_std
+    residual, noise
         Settings of the family (see :class:`~densim.simulator.Simulator`).
 
     Raises
@@ -158,7 +158,7 @@ def build_simulator(model: str, history: int, statistics: Statistics, *, seed: i
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         family, network = _family_and_network(model, history, hyperparameters or {})
-    return family(network, history, statistics, residual=residual, noise_std=noise_std)
+    return family(network, history, statistics, residual=residual, noise=noise)
 
 
 def _family_and_network(model: str, history: int, hyperparameters: dict) -> tuple[type[Simulator], nn.Module]:
