@@ -13,7 +13,9 @@ from tests.conftest import ROOT
 
 PRESETS = {"default": [], "paper": ["workflow/presets/paper.yaml"], "igns_ablation": ["workflow/presets/igns_ablation.yaml"],
            # one dataset of four (experiments.datasets): only its networks are built
-           "fidelity_laptop": ["workflow/presets/fidelity.yaml", "workflow/presets/fidelity_laptop.yaml"]}
+           "fidelity_laptop": ["workflow/presets/fidelity.yaml", "workflow/presets/fidelity_laptop.yaml"],
+           # regime variants: trajectories of their own, networks and spectra of their sources
+           "regime": ["workflow/presets/regime.yaml"]}
 
 
 def snakemake_job_counts(presets: list[str]) -> dict[str, int]:

@@ -141,3 +141,18 @@ def test_unknown_or_bad_evaluation_settings_name_the_key():
         evaluation_config({"table_step": 0})
     with pytest.raises(ConfigError, match="evaluation.steps: unknown key"):
         evaluation_config({"steps": 3})
+
+
+def test_rollouts_start_at_the_trajectories_own_rollout_start_and_the_file_says_where(graphs):
+    import dataclasses
+
+    from densim.observables import r_squared
+
+    test = [dataclasses.replace(g, rollout_start=6, uniaxial_poisson_ratio=nu) for g, nu in zip(graphs, (-0.2, 0.1, 0.3, 0.0))]
+    ds = evaluate(build_simulator("frozen", 2, compute_statistics(graphs[:3], TrainingConfig(horizon=12)), seed=0), test)
+    assert ds.attrs["start_frame"] == 6 and ds.sizes["step"] == test[0].frames - 7
+    assert ds.attrs["start_time"] == pytest.approx(6 * test[0].frame_time)
+    strain = float(test[0].box[6 + ds.attrs["table_step"], 0] / test[0].box[0, 0] - 1)
+    assert ds.attrs["table_strain"] == pytest.approx(strain, rel=0.5) and ds.attrs["table_strain"] < 0
+    truth = ds["poisson_ratio_true"].sel(step=3).values
+    assert float(ds["oracle_poisson_r2"].sel(step=3)) == pytest.approx(r_squared(truth, np.array([-0.2, 0.1, 0.3, 0.0])))

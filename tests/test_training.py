@@ -375,3 +375,50 @@ def test_model_setup_layers_section_model_defaults_overrides_and_variant():
         with pytest.raises(ConfigError, match=message):
             check_models([key], models, training, histories)
     check_models(["igns@loss_steps=21", "igns", "spatial"], models, training, [2])
+
+
+@pytest.mark.parametrize("placement, limits", [("start", [12, 12, 12]), ("before_rollout", [12, 14, 12]), ("everywhere", [16, 16, 16])])
+def test_training_windows_and_statistics_lie_where_the_placement_says(graphs, placement, limits):
+    # the second trajectory's rollouts start at frame 13: before_rollout may use frames 0..13, past the horizon of 12
+    train_set = [graphs[0], dataclasses.replace(graphs[1], rollout_start=13), dataclasses.replace(graphs[2], rollout_start=5)]
+    config = dataclasses.replace(CONFIG, windows=placement)
+    assert [config.training_frames(t) for t in train_set] == limits
+    windows = _windows(train_set, 2, config, loss_steps=3)
+    for i, limit in enumerate(limits):
+        lasts = [t for j, t in windows if j == i]
+        assert lasts == list(range(2, limit - 3))  # the last target frame t + 3 stays within the first `limit` frames
+    if placement != "start":  # statistics cover the frames the windows come from
+        assert not torch.equal(compute_statistics(train_set, config).velocity_std, compute_statistics(train_set, CONFIG).velocity_std)
+
+
+def test_early_stopping_stops_after_patience_validations_without_improvement_and_keeps_the_best(graphs, tmp_path):
+    # a learning rate that float32 weights cannot feel: every validation scores the same, so none improves on the first
+    config = dataclasses.replace(CONFIG, steps=40, validate_every=5, patience=2, learning_rate=1e-300, final_learning_rate=1e-300)
+    history = fit(make_simulator(graphs, config), graphs, config, tmp_path)
+    assert history["validation_step"] == [5, 10, 15] and history["step"][-1] == 15
+    saved = json.loads((tmp_path / "history.json").read_text())
+    assert saved["stopped_at"] == 15 and saved["best_validation_step"] == 5
+    assert read_checkpoint(tmp_path / "best.pt")["step"] == 5
+
+
+def test_training_noise_is_a_random_walk_scaled_by_the_acceleration_std(graphs):
+    config = dataclasses.replace(CONFIG, noise=2.0)
+    sim = make_simulator(graphs, config)
+    generator = torch.Generator().manual_seed(0)
+    clean = sim.initial_state(graphs[0], 5)
+    noise = torch.stack([sim.initial_state(graphs[0], 5, generator) - clean for _ in range(400)])  # (draws, N, h + 1, 2)
+    measured = noise[:, :, -1].reshape(-1, 2).std(0)
+    torch.testing.assert_close(measured, 2.0 * sim.acceleration_std, rtol=0.05, atol=0)
+    steps = noise.diff(dim=2)  # independent increments of equal size along the window
+    torch.testing.assert_close(steps.reshape(-1, 2).std(0), 2.0 * sim.acceleration_std / 3**0.5, rtol=0.05, atol=0)
+
+
+def test_validation_reports_the_one_step_relative_mse_and_the_frozen_baseline_scores_one(graphs, tmp_path):
+    from densim.training import one_step_relative_mse
+
+    frozen = make_simulator(graphs, CONFIG, "frozen")
+    assert one_step_relative_mse(frozen, graphs[3:], 2, 9) == pytest.approx(1.0)
+    history = fit(make_simulator(graphs, CONFIG, "linear_floor"), graphs, CONFIG, tmp_path, "linear_floor")
+    saved = json.loads((tmp_path / "history.json").read_text())
+    assert saved["best_validation_one_step_relative_mse"] == history["validation_one_step_relative_mse"][0] < 1.0
+    assert saved["training_windows"] == {"placement": "start", "frames": [12, 12]}

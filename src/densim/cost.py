@@ -47,7 +47,7 @@ STAGES = {
     "split": "splits", "union_split": "splits",
     "statistics": "training", "train": "training",
     "evaluate": "evaluation",
-    "rollout_accuracy": "figures", "history": "figures", "modes_and_bias": "figures", "igns_ablation": "figures", "tables": "figures",
+    "rollout_accuracy": "figures", "history": "figures", "modes_and_bias": "figures", "igns_ablation": "figures", "tables": "figures", "regime": "figures",
 }
 #: The wildcards a rule's benchmark path holds, in order (``logs/benchmarks/{rule}/...``).
 WILDCARDS = {
@@ -96,6 +96,7 @@ def jobs(config: dict) -> list[Job]:
     notebooks = ["rollout_accuracy", "modes_and_bias", "tables"]
     notebooks += ["history"] if ablation["models"] and ablation["datasets"] else []
     notebooks += ["igns_ablation"] if igns_grid(config) else []
+    notebooks += ["regime"] if config["tables"]["regime"] else []
     out += [_job(notebook) for notebook in notebooks]
     return out
 

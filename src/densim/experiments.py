@@ -53,6 +53,14 @@ def trajectory_section(config: dict, dataset: str) -> dict:
     return section
 
 
+def training_section(config: dict, dataset: str) -> dict:
+    """The ``training`` section a dataset's statistics and models use: the shared one with the dataset's own
+    ``training`` keys on top (a union's come from its first member)."""
+    section = config["datasets"][dataset]
+    own = config["datasets"][section["union"][0]].get("training", {}) if "union" in section else section.get("training", {})
+    return {**config["training"], **own}
+
+
 def union_datasets(config: dict) -> list[str]:
     """Datasets that are unions of generated ones (made by reference, never regenerated)."""
     return [name for name, section in config["datasets"].items() if "union" in section]
@@ -63,7 +71,7 @@ def network_spec(config: dict, dataset: str) -> dict:
     generation settings."""
     shared = {"seed": config["generation_seed"], "stiffness": config["stiffness"], "packing": config["packing"]}
     section = config["datasets"][network_source(config, dataset)]
-    return {**shared, **{key: value for key, value in section.items() if key not in ("protocol", "trajectories")}}
+    return {**shared, **{key: value for key, value in section.items() if key not in ("protocol", "trajectories", "training")}}
 
 
 def igns_grid(config: dict) -> list[dict]:

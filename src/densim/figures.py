@@ -61,6 +61,8 @@ DIFFICULTY_LABELS = {
 }
 #: The attributes naming an evaluation file, the leading columns of every tidy frame.
 KEYS = ["dataset", "model", "history", "seed"]
+#: Where an evaluation's rollout window lies (attributes of evaluation files; NaN in older ones).
+WINDOW_ATTRS = ("frame_time", "start_time", "start_strain", "table_strain")
 
 
 def finite_mean(values: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -110,7 +112,9 @@ def evaluation_rows(ds) -> pd.DataFrame:
     pandas.DataFrame
         Columns dataset, model, history, seed, protocol, step, table_step, rollouts (test trajectories), l2, rms,
         slow_share, slow_mse, fast_mse, relative_mse, poisson_r2, poisson_bias, blown_up_count, and the impact
-        metrics of the whole rollout arrival_error and arrival_bias (the same at every step; NaN for compressions).
+        metrics of the whole rollout arrival_error and arrival_bias (the same at every step; NaN for compressions),
+        the network oracle's Poisson R^2 (oracle_poisson_r2; NaN in older files), and where the rollout window lies
+        (start_frame and :data:`WINDOW_ATTRS`).
     """
     per = {name: ds[name].transpose("trajectory", "step").values for name in ("l2", "rms", "mse", "slow_share")}
     means = {name: finite_mean(per[name]) for name in ("l2", "rms", "slow_share")}
@@ -118,8 +122,11 @@ def evaluation_rows(ds) -> pd.DataFrame:
     means["fast_mse"] = finite_mean(per["mse"] * (1.0 - per["slow_share"]))
     across = {name: ds[name].values for name in ("relative_mse", "poisson_r2", "poisson_bias", "blown_up_count")}
     arrival = {name: float(ds[name]) if name in ds else np.nan for name in ("arrival_error", "arrival_bias")}
+    oracle = ds["oracle_poisson_r2"].values if "oracle_poisson_r2" in ds else np.nan
+    window = {name: float(ds.attrs.get(name, np.nan)) for name in WINDOW_ATTRS}
     return pd.DataFrame({**_keys(ds), "protocol": ds.attrs.get("protocol", "compression"), "step": ds["step"].values,
-                         "table_step": int(ds.attrs["table_step"]), "rollouts": ds.sizes["trajectory"], **means, **across, **arrival})
+                         "table_step": int(ds.attrs["table_step"]), "rollouts": ds.sizes["trajectory"], **means, **across, **arrival,
+                         "oracle_poisson_r2": oracle, "start_frame": int(ds.attrs.get("start_frame", -1)), **window})
 
 
 def load_evaluations(paths) -> pd.DataFrame:

@@ -8,7 +8,7 @@ from snakemake.utils import validate
 from densim.config import SCHEMA_PATH, ConfigError, error_key
 from densim.experiments import (built_datasets, check_config, evaluation_grids, generated_datasets, igns_grid, network_count,
                                 network_datasets, network_source, network_spec, run_datasets, run_unions, simulated_datasets,
-                                trajectory_section, union_datasets)
+                                training_section, trajectory_section, union_datasets)
 from densim.models import MODELS, model_variant
 from densim.training import STATISTICS_KEYS
 
@@ -93,11 +93,12 @@ def member_datasets(dataset):
 def training_spec_json(wildcards):
     """For a model's job, the training section plus that model's hyperparameters (so editing one model's section
     retrains that model only); for statistics, only the keys they depend on."""
+    training = training_section(config, wildcards.dataset)
     if not hasattr(wildcards, "model"):
-        return json.dumps({"training": {key: config["training"][key] for key in STATISTICS_KEYS}}, sort_keys=True)
+        return json.dumps({"training": {key: training[key] for key in STATISTICS_KEYS}}, sort_keys=True)
     model = model_variant(wildcards.model)[0]
-    overrides = {model: config["training"]["overrides"][model]} if model in config["training"]["overrides"] else {}
-    spec = {"training": {**config["training"], "overrides": overrides}, "models": {model: config["models"].get(model, {})}}
+    overrides = {model: training["overrides"][model]} if model in training["overrides"] else {}
+    spec = {"training": {**training, "overrides": overrides}, "models": {model: config["models"].get(model, {})}}
     return json.dumps(spec, sort_keys=True)
 
 
@@ -135,11 +136,24 @@ FIDELITY = (["results/tables/fidelity.md", "results/tables/training_curves.pdf",
             if config["tables"]["fidelity"] else [])
 
 
-def training_histories():
-    """The training curves (history.json) of the main grid's models, which the fidelity report summarises."""
-    if not FIDELITY:
+#: The regime study's figure and table (tables.regime).
+REGIME = (expand("results/figures/regime.{suffix}", suffix=["pdf", "png"]) + expand("results/tables/regime.{suffix}", suffix=["csv", "md"])
+          if config["tables"]["regime"] else [])
+
+
+def training_histories(wanted=True):
+    """The training curves (history.json) of the main grid's models, which the fidelity report and the regime study
+    summarise (none unless ``wanted``)."""
+    if not wanted:
         return []
     return [f"results/models/{d}/{m}/h{h}/seed{s}/history.json" for d, m, h, s in GRIDS["main"]]
+
+
+def regime_parameters():
+    """JSON parameters of the regime notebook."""
+    regimes = {dataset: {"networks": network_source(config, member_datasets(dataset)[0])} for dataset in RUN_DATASETS}
+    return json.dumps({"evaluations": notebook_evaluations("main"), "histories": training_histories(), "summary": "results/trajectories/summary.csv",
+                       "regimes": regimes, "figure": "results/figures/regime", "table": "results/tables/regime"})
 
 
 def all_outputs():
@@ -153,4 +167,5 @@ def all_outputs():
         *expand("results/figures/{figure}.{suffix}", figure=FIGURES, suffix=["pdf", "png"]),
         *expand("results/tables/{table}.{suffix}", table=TABLES, suffix=["csv", "md", "tex"]),
         *FIDELITY,
+        *REGIME,
     ]

@@ -107,7 +107,7 @@ rule tables:
         evaluations=notebook_evaluations("main"),
         summary="results/trajectories/summary.csv",
         history_evaluations=notebook_evaluations("history") if FIDELITY else [],
-        training_histories=training_histories(),
+        training_histories=training_histories(bool(FIDELITY)),
     output:
         executed="results/notebooks/tables.ipynb",
         csv=report(expand("results/tables/{table}.csv", table=TABLES), caption="../report/tables.rst", category="Tables"),
@@ -122,7 +122,35 @@ rule tables:
         parameters=notebook_parameters("tables", summary="results/trajectories/summary.csv", tables="results/tables",
                                        steps=config["tables"]["steps"], fidelity=bool(FIDELITY),
                                        history_evaluations=notebook_evaluations("history") if FIDELITY else [],
-                                       training_histories=training_histories()),
+                                       training_histories=training_histories(bool(FIDELITY))),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/densim.yaml"
+    shell:
+        "densim figures {input.notebook} --parameters {params.parameters:q} --output {output.executed} 2> {log}"
+
+
+rule regime:
+    input:
+        notebook="notebooks/regime.ipynb",
+        evaluations=notebook_evaluations("main"),
+        histories=training_histories(),
+        summary="results/trajectories/summary.csv",
+    output:
+        executed="results/notebooks/regime.ipynb",
+        pdf="results/figures/regime.pdf",
+        png=report("results/figures/regime.png", caption="../report/regime.rst", category="Figures"),
+        table=report("results/tables/regime.csv", caption="../report/regime_table.rst", category="Tables"),
+        md="results/tables/regime.md",
+    log:
+        "logs/figures/regime.log",
+    benchmark:
+        "logs/benchmarks/regime/regime.tsv"
+    params:
+        parameters=regime_parameters(),
     threads: 1
     resources:
         mem_mb=2000,

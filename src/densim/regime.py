@@ -1,0 +1,214 @@
+"""The regime study: where learned simulators beat the closed-form linear floor, and what that depends on.
+
+Regime variants of a generated dataset (``variant_of``) share its networks and differ in how their compressions
+are sampled and scored: the frame spacing (in units of ``t0 = sqrt(m / k)``), where the rollout window lies relative
+to the start-up transient (``trajectories.rollout_start``) and where training windows lie (``training.windows``).
+:func:`regime_table` reduces their evaluation files, training histories and trajectory summary to one row per
+(dataset, model): the relative MSE (against ``frozen``) at a few rollout steps and the Poisson R^2 at the table
+step, as mean and standard deviation over seeds, beside each dataset's learnability (local predictability R^2,
+frames per fastest vibration period, the network oracle's Poisson R^2) and each model's one-step relative MSE on
+the validation split. :func:`beats` decides, seed by seed against the linear floor of the same split, whether a model
+is better beyond the seeds' spread; :func:`verdicts` says it in words, and :func:`plot_regime` draws it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from densim.figures import KEYS, dataset_label, model_label, model_styles, ordered
+
+#: Rollout steps at which the study reports the relative MSE.
+STEPS = (1, 10, 50)
+#: The learnability columns of a dataset, from the trajectory summary.
+LEARNABILITY = ("local_predictability_r2", "fastest_period_frames", "linear_floor_r2")
+#: The reference every learned model is compared with, seed by seed.
+FLOOR = "linear_floor"
+
+
+def load_histories(paths) -> pd.DataFrame:
+    """The best validation of training histories ``results/models/{dataset}/{model}/h{history}/seed{seed}/history.json``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns dataset, model, history, seed, one_step_validation (the one-step relative MSE on the validation split
+        at the best validation; NaN in older histories), best_step, stopped_at and windows (training window placement).
+    """
+    rows = []
+    for path in map(Path, paths):
+        history = json.loads(path.read_text())
+        seed, h, model, dataset = path.parent.name, path.parent.parent.name, path.parents[2].name, path.parents[3].name
+        rows.append({"dataset": dataset, "model": model, "history": int(h.removeprefix("h")), "seed": int(seed.removeprefix("seed")),
+                     "one_step_validation": history.get("best_validation_one_step_relative_mse") or np.nan,
+                     "best_step": history.get("best_validation_step"), "stopped_at": history.get("stopped_at"),
+                     "windows": history.get("training_windows", {}).get("placement", "start")})
+    return pd.DataFrame(rows)
+
+
+def per_seed(evaluations: pd.DataFrame, steps=STEPS) -> pd.DataFrame:
+    """One row per (dataset, model, history, seed): relative MSE at ``steps`` (``relative_mse_{s}``, NaN past the
+    rollout), Poisson R^2 and the network oracle's at each file's table step, and where the rollout window lies."""
+    table = evaluations[evaluations["step"] == evaluations["table_step"]].set_index(KEYS)
+    columns = ["table_step", "poisson_r2", "oracle_poisson_r2", "frame_time", "start_frame", "start_time", "table_strain"]
+    out = table[columns].copy()
+    for step in steps:
+        at = evaluations[evaluations["step"] == step].set_index(KEYS)["relative_mse"]
+        out[f"relative_mse_{step}"] = at.reindex(out.index)
+    return out.reset_index()
+
+
+def beats(seeds: pd.DataFrame, metric: str, lower_is_better: bool = True) -> pd.DataFrame:
+    """Whether each model beats the linear floor at ``metric`` beyond the seeds' spread.
+
+    The difference ``d = model - floor`` is taken seed by seed (the same split and test trajectories); a model beats
+    the floor when ``mean(d) + std(d) < 0`` (for a metric where higher is better, ``-d``), with ``std`` the sample
+    standard deviation over seeds (0 for one seed).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns dataset, model, history, ``gap`` (mean of d), ``gap_std`` and ``beats`` (bool).
+    """
+    floor = seeds[seeds["model"] == FLOOR].set_index(["dataset", "history", "seed"])[metric]
+    rows = []
+    for (dataset, model, history), group in seeds[seeds["model"] != FLOOR].groupby(["dataset", "model", "history"]):
+        d = group.set_index("seed")[metric].to_numpy() - floor.reindex([(dataset, history, s) for s in group["seed"]]).to_numpy()
+        d = d if lower_is_better else -d
+        d = d[np.isfinite(d)]
+        mean, std = (float(d.mean()), float(d.std(ddof=1)) if len(d) > 1 else 0.0) if len(d) else (np.nan, np.nan)
+        rows.append({"dataset": dataset, "model": model, "history": history, "gap": mean if lower_is_better else -mean, "gap_std": std,
+                     "beats": bool(len(d) and mean + std < 0)})
+    return pd.DataFrame(rows)
+
+
+def regime_table(evaluations: pd.DataFrame, histories: pd.DataFrame, summary: pd.DataFrame, regimes: dict[str, dict],
+                 steps=STEPS) -> pd.DataFrame:
+    """One row per (dataset, model, history): the regime, each metric's mean and std over seeds, whether it beats the
+    linear floor (:func:`beats`), and the dataset's learnability.
+
+    Parameters
+    ----------
+    evaluations : pandas.DataFrame
+        :func:`densim.figures.load_evaluations` of every run of the study.
+    histories : pandas.DataFrame
+        :func:`load_histories` of the same runs.
+    summary : pandas.DataFrame
+        The trajectory summary (``results/trajectories/summary.csv``), one row per dataset.
+    regimes : dict
+        Dataset -> ``{"networks": the generated dataset it shares networks with}``.
+    """
+    seeds = per_seed(evaluations, steps).merge(histories, on=KEYS, how="left")
+    metrics = [f"relative_mse_{step}" for step in steps] + ["poisson_r2", "one_step_validation"]
+    grouped = seeds.groupby(["dataset", "model", "history"])
+    table = grouped[metrics].agg(["mean", "std"])
+    table.columns = [f"{metric}_{stat}".replace("_mean", "") for metric, stat in table.columns]
+    first = grouped[["frame_time", "start_frame", "start_time", "table_step", "table_strain", "oracle_poisson_r2", "windows"]].first()
+    table = first.join(table).join(grouped.size().rename("seeds")).reset_index()
+    for metric, lower in [(f"relative_mse_{step}", True) for step in steps] + [("poisson_r2", False)]:
+        verdict = beats(seeds, metric, lower).rename(columns={"gap": f"{metric}_gap", "gap_std": f"{metric}_gap_std", "beats": f"beats_floor_{metric}"})
+        table = table.merge(verdict, on=["dataset", "model", "history"], how="left")
+    table["networks"] = table["dataset"].map(lambda d: regimes.get(d, {}).get("networks", d))
+    table["window"] = np.where(table["start_time"] > 0, "after transient", "inside transient")
+    learnability = summary.set_index("dataset").reindex(columns=list(LEARNABILITY))
+    table = table.join(learnability, on="dataset")
+    table["table_strain"] = table["table_strain"].abs()
+    lead = ["networks", "dataset", "frame_time", "window", "windows", "model", "history", "seeds"]
+    return table[lead + [c for c in table.columns if c not in lead]].sort_values(["networks", "window", "windows", "frame_time", "model"]).reset_index(drop=True)
+
+
+def verdicts(table: pd.DataFrame, steps=STEPS, challenger: str = "nlsf_norm", reference: str = "spatial") -> list[str]:
+    """The study's questions answered from :func:`regime_table`, one sentence per regime.
+
+    For every dataset: which learned models beat the linear floor beyond the seeds' spread at each step of ``steps``
+    and in Poisson R^2, and whether ``challenger`` (NLSF (norm)) beats ``reference`` (spatial) at the last step.
+    """
+    lines = []
+    for dataset, rows in table.groupby("dataset", sort=False):
+        learned = rows[~rows["model"].isin([FLOOR, "frozen"])]
+        first = rows.iloc[0]
+        parts = []
+        for step in steps:
+            winners = [model_label(m) for m in learned.loc[learned[f"beats_floor_relative_mse_{step}"].fillna(False).astype(bool), "model"]]
+            parts.append(f"step {step}: {', '.join(winners) if winners else 'none'}")
+        r2 = [model_label(m) for m in learned.loc[learned["beats_floor_poisson_r2"].fillna(False).astype(bool), "model"]]
+        positive = [model_label(m) for m in learned.loc[learned["poisson_r2"] > 0, "model"]]
+        last = f"relative_mse_{steps[-1]}"
+        pair = rows.set_index("model")[last]
+        versus = ""
+        if challenger in pair and reference in pair:
+            better = pair[challenger] < pair[reference]
+            versus = f"; {model_label(challenger)} {'beats' if better else 'trails'} {model_label(reference)} at step {steps[-1]} ({pair[challenger]:.3g} against {pair[reference]:.3g})"
+        lines.append(f"{dataset_label(dataset)} (a frame every {first['frame_time']:g} t0, rollouts {first['window']}, training windows {first['windows']}): "
+                     f"beat the linear floor in relative MSE at {'; '.join(parts)}; in Poisson R^2: {', '.join(r2) or 'none'} "
+                     f"(positive R^2: {', '.join(positive) or 'none'}; the network oracle scores {first['oracle_poisson_r2']:.2f}){versus}.")
+    return lines
+
+
+def format_regime(table: pd.DataFrame, steps=STEPS) -> str:
+    """The regime table as Markdown: mean ± std over seeds, a star where a model beats the linear floor."""
+    def cell(row, metric, verdict=None):
+        mean, std = row[metric], row.get(f"{metric}_std", np.nan)
+        text = "" if not np.isfinite(mean) else f"{mean:.3g}" + (f" ± {std:.2g}" if np.isfinite(std) else "")
+        return text + (" *" if verdict and bool(row.get(verdict)) is True else "")
+
+    rows = []
+    for _, row in table.iterrows():
+        rows.append({
+            "dataset": dataset_label(row["dataset"]), "frame [t0]": f"{row['frame_time']:g}", "rollout window": row["window"],
+            "training windows": row["windows"], "model": model_label(row["model"]),
+            **{f"rel. MSE @{s}": cell(row, f"relative_mse_{s}", f"beats_floor_relative_mse_{s}") for s in steps},
+            f"Poisson R² @{int(row['table_step'])}": cell(row, "poisson_r2", "beats_floor_poisson_r2"),
+            "oracle R²": f"{row['oracle_poisson_r2']:.2f}", "|strain| @table": f"{row['table_strain']:.2g}",
+            "1-step val. rel. MSE": cell(row, "one_step_validation"),
+            "local pred. R²": f"{row['local_predictability_r2']:.2f}", "frames / fastest period": f"{row['fastest_period_frames']:.2f}",
+        })
+    return pd.DataFrame(rows).to_markdown(index=False)
+
+
+def plot_regime(table: pd.DataFrame, steps=STEPS):
+    """Relative MSE at ``steps`` and Poisson R^2 at the table step against the frame spacing.
+
+    One row of panels per network source (generator); lines join the datasets whose rollouts start after the
+    transient (training windows everywhere), hollow markers are the datasets inside the transient (squares: windows
+    everywhere, triangles: windows at the start). Bars are one standard deviation over seeds; the relative MSE is on
+    a log scale (frozen = 1), R^2 below -1 is drawn at -1.
+    """
+    import matplotlib.pyplot as plt
+
+    sources = ordered(table["networks"], ["noi_pru", "bond_pru_opt", "node_opt"])
+    metrics = [(f"relative_mse_{s}", f"relative MSE at step {s}") for s in steps] + [("poisson_r2", "Poisson R² at the table step")]
+    styles = model_styles(table["model"].unique())
+    fig, axes = plt.subplots(len(sources), len(metrics), figsize=(3.4 * len(metrics), 2.9 * len(sources)), squeeze=False, constrained_layout=True)
+    for row, source in zip(axes, sources):
+        data = table[table["networks"] == source]
+        for ax, (metric, title) in zip(row, metrics):
+            for model, (label, colour, _) in styles.items():
+                rows = data[data["model"] == model]
+                after = rows[rows["window"] == "after transient"].sort_values("frame_time")
+                y = after[metric].clip(lower=-1) if metric == "poisson_r2" else after[metric]
+                ax.errorbar(after["frame_time"], y, yerr=after[f"{metric}_std"], color=colour, marker="o", ms=4, label=label, capsize=2, lw=1.2)
+                for windows, shape in (("everywhere", "s"), ("start", "^")):
+                    inside = rows[(rows["window"] == "inside transient") & (rows["windows"] == windows)]
+                    y = inside[metric].clip(lower=-1) if metric == "poisson_r2" else inside[metric]
+                    ax.errorbar(inside["frame_time"] * 1.08, y, yerr=inside[f"{metric}_std"], color=colour, marker=shape, mfc="none", ls="none", capsize=2)
+            if metric == "poisson_r2":
+                oracle = data.groupby("frame_time")["oracle_poisson_r2"].mean()
+                ax.plot(oracle.index, oracle.values, color="0.5", ls=":", label="network oracle")
+                ax.axhline(0, color="0.7", lw=0.8)
+                ax.set_ylim(-1.05, 1.05)
+            else:
+                ax.set_yscale("log")
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("frame spacing [t0]")
+            ax.set_title(f"{dataset_label(source)}: {title}", fontsize=9)
+    handles, labels = axes[0, -1].get_legend_handles_labels()
+    from matplotlib.lines import Line2D
+
+    handles += [Line2D([], [], color="0.3", marker="s", mfc="none", ls="none"), Line2D([], [], color="0.3", marker="^", mfc="none", ls="none")]
+    labels += ["inside transient, windows everywhere", "inside transient, windows at the start"]
+    fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 5), fontsize=8, frameon=False)
+    return fig
