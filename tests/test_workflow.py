@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import xarray as xr
 
 from tests.conftest import copy_checkout
 
@@ -67,6 +68,10 @@ def test_smoke_preset_builds_every_output(smoke):
         assert len(table) == 3
         assert (workdir / f"results/networks/{dataset}/manifest.csv.provenance.json").exists()
         assert len(list((workdir / f"results/trajectories/{dataset}").glob("*.nc"))) == 3
+    # impact is a variant of node_opt: its trajectories kick node_opt's networks, which are never regenerated
+    assert not (workdir / "results/networks/impact").exists() and not (workdir / "results/spectra/impact").exists()
+    impact = xr.open_dataset(workdir / "results/trajectories/impact/0000.nc")
+    assert (impact.attrs["dataset"], impact.attrs["network_dataset"], impact.attrs["protocol"]) == ("impact", "node_opt", "impact")
     summary = pd.read_csv(workdir / "results/trajectories/summary.csv")
     assert sorted(summary["dataset"]) == ["bond_pru_opt", "comb", "impact", "node_opt", "noi_pru"]  # comb pools its members
     comb = json.loads((workdir / "results/splits/comb/seed0.json").read_text())
