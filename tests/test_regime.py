@@ -17,7 +17,8 @@ def synthetic(gaps: dict[str, list[float]], datasets=("noi_pru_dt0.5_after", "no
                     rows.append({"dataset": dataset, "model": model, "history": 2, "seed": seed, "step": step, "table_step": 50,
                                  "relative_mse": 0.5 + offset, "poisson_r2": -offset, "oracle_poisson_r2": 0.8,
                                  "frame_time": 0.5 if "0.5" in dataset else 2.0, "start_frame": 160 if "after" in dataset else 2,
-                                 "start_time": 80.0 if "after" in dataset else 4.0, "table_strain": -1e-3})
+                                 "start_time": 80.0 if "after" in dataset else 4.0, "table_strain": -1e-3,
+                                 "rollout_start_frame": 160 if "after" in dataset else 0, "protocol": "compression"})
     return pd.DataFrame(rows)
 
 
@@ -41,6 +42,7 @@ def test_the_regime_table_its_words_and_its_figure():
     table = regime_table(evaluations, histories, summary, {"noi_pru_dt0.5_after": {"networks": "noi_pru"}, "noi_pru_dt2_inside": {"networks": "noi_pru"}})
     spatial = table[(table["model"] == "spatial") & (table["dataset"] == "noi_pru_dt0.5_after")].iloc[0]
     assert spatial["relative_mse_10"] == pytest.approx(0.39) and spatial["beats_floor_relative_mse_50"]
+    assert set(table.loc[table["dataset"] == "noi_pru_dt2_inside", "window"]) == {"inside transient"}
     assert spatial["window"] == "after transient" and spatial["local_predictability_r2"] == 0.8 and spatial["table_strain"] == 1e-3
     lines = verdicts(table)
     assert len(lines) == 2 and "step 50: Spatial" in lines[0] and "trails" in lines[0]

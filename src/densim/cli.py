@@ -269,6 +269,7 @@ def cmd_evaluate(args) -> None:
     graphs, read = _split_graphs(split, args.split, ("test",), _by_reference(args.trajectories, "--trajectories"),
                                  _by_reference(args.spectra, "--spectra"), simulator.history, "a rollout")
     attrs = {"dataset": args.dataset, "model": run["model"], "seed": run["seed"], "run_hash": checkpoint["hash"],
+             "validation_one_step_relative_mse": float(checkpoint.get("validation_one_step_relative_mse", float("nan"))),
              **provenance_attrs({"evaluation": config.__dict__}, inputs=[args.checkpoint, args.split, *read])}
     ds = evaluate(simulator, graphs["test"], config, attrs=attrs)
     write_dataset(ds, args.output)

@@ -234,8 +234,9 @@ def _oracle(trajectories: list[TrajectoryGraph], nu_true: np.ndarray) -> dict:
 
 
 def _window_attrs(trajectories: list[TrajectoryGraph], start: int, table_step: int) -> dict:
-    """Where the rollout window lies: its start in frames and lj time, the time between frames, and the axial strain
-    (median over trajectories) at the start and at the table step (the Poisson ratio's reference is frame 0)."""
+    """Where the rollout window lies: its start in lj time, the time between frames, the axial strain (median over
+    trajectories) at the start and at the table step (the Poisson ratio's reference is frame 0), and the trajectories'
+    own rollout start (``trajectories.rollout_start``; 0: inside the start-up transient)."""
     frame_time = float(np.median([t.frame_time for t in trajectories]))
 
     def strain(frame):
@@ -243,7 +244,8 @@ def _window_attrs(trajectories: list[TrajectoryGraph], start: int, table_step: i
         return float(np.median(values))
 
     return {"frame_time": frame_time, "start_time": start * frame_time, "start_strain": strain(start),
-            "table_strain": strain(start + table_step), "poisson_reference_frame": 0}
+            "table_strain": strain(start + table_step), "poisson_reference_frame": 0,
+            "rollout_start_frame": max(t.rollout_start for t in trajectories)}
 
 
 def evaluate(simulator, trajectories: list[TrajectoryGraph], config: EvaluationConfig = EvaluationConfig(), batched: bool = True,

@@ -58,11 +58,12 @@ DIFFICULTY_LABELS = {
     "noise_over_signal": "noise / signal",
     "local_predictability_r2": "local-predictability R²",
     "fastest_period_frames": "fastest period (frames)",
+    "oracle_poisson_r2": "network-oracle Poisson R² (table step)",
 }
 #: The attributes naming an evaluation file, the leading columns of every tidy frame.
 KEYS = ["dataset", "model", "history", "seed"]
 #: Where an evaluation's rollout window lies (attributes of evaluation files; NaN in older ones).
-WINDOW_ATTRS = ("frame_time", "start_time", "start_strain", "table_strain")
+WINDOW_ATTRS = ("frame_time", "start_time", "start_strain", "table_strain", "rollout_start_frame")
 
 
 def finite_mean(values: np.ndarray, axis: int = 0) -> np.ndarray:
@@ -113,7 +114,8 @@ def evaluation_rows(ds) -> pd.DataFrame:
         Columns dataset, model, history, seed, protocol, step, table_step, rollouts (test trajectories), l2, rms,
         slow_share, slow_mse, fast_mse, relative_mse, poisson_r2, poisson_bias, blown_up_count, and the impact
         metrics of the whole rollout arrival_error and arrival_bias (the same at every step; NaN for compressions),
-        the network oracle's Poisson R^2 (oracle_poisson_r2; NaN in older files), and where the rollout window lies
+        the network oracle's Poisson R^2 (oracle_poisson_r2; NaN in older files), the trained model's one-step
+        relative MSE on the validation split at its best checkpoint (one_step_validation), and where the rollout window lies
         (start_frame and :data:`WINDOW_ATTRS`).
     """
     per = {name: ds[name].transpose("trajectory", "step").values for name in ("l2", "rms", "mse", "slow_share")}
@@ -123,10 +125,12 @@ def evaluation_rows(ds) -> pd.DataFrame:
     across = {name: ds[name].values for name in ("relative_mse", "poisson_r2", "poisson_bias", "blown_up_count")}
     arrival = {name: float(ds[name]) if name in ds else np.nan for name in ("arrival_error", "arrival_bias")}
     oracle = ds["oracle_poisson_r2"].values if "oracle_poisson_r2" in ds else np.nan
+    one_step = float(ds.attrs.get("validation_one_step_relative_mse", np.nan))
     window = {name: float(ds.attrs.get(name, np.nan)) for name in WINDOW_ATTRS}
     return pd.DataFrame({**_keys(ds), "protocol": ds.attrs.get("protocol", "compression"), "step": ds["step"].values,
                          "table_step": int(ds.attrs["table_step"]), "rollouts": ds.sizes["trajectory"], **means, **across, **arrival,
-                         "oracle_poisson_r2": oracle, "start_frame": int(ds.attrs.get("start_frame", -1)), **window})
+                         "oracle_poisson_r2": oracle, "one_step_validation": one_step, "start_frame": int(ds.attrs.get("start_frame", -1)),
+                         **window})
 
 
 def load_evaluations(paths) -> pd.DataFrame:
@@ -327,7 +331,7 @@ def _cell(mean: float, std: float, blown_up: int, rollouts: int) -> str:
     return text + (f" ({blown_up}/{rollouts} blown up)" if blown_up else "")
 
 
-def difficulty_table(summary: pd.DataFrame, datasets) -> pd.DataFrame:
+def difficulty_table(summary: pd.DataFrame, datasets, evaluations: pd.DataFrame | None = None) -> pd.DataFrame:
     """Difficulty of each dataset from the trajectory summary (:data:`densim.observables.DIFFICULTY_DESCRIPTIONS`).
 
     Parameters
@@ -336,6 +340,9 @@ def difficulty_table(summary: pd.DataFrame, datasets) -> pd.DataFrame:
         The trajectory summary table (``densim trajectories summary``), one row per dataset.
     datasets : iterable of str
         Datasets to report; one without a summary row (a union the summary left out) gets NaN.
+    evaluations : pandas.DataFrame, optional
+        :func:`load_evaluations`: adds the network oracle's Poisson R^2 at each dataset's table step (the same
+        test trajectories for every model of a seed; mean over seeds).
 
     Returns
     -------
@@ -343,6 +350,10 @@ def difficulty_table(summary: pd.DataFrame, datasets) -> pd.DataFrame:
         Columns dataset and the difficulty measures, rows in :data:`DATASET_ORDER`.
     """
     table = summary.set_index("dataset").reindex(columns=list(DIFFICULTY_DESCRIPTIONS))  # a measure a summary lacks is NaN
+    if evaluations is not None:
+        at = at_step(evaluations)
+        table = table.reindex(table.index.union(at["dataset"].unique()))
+        table["oracle_poisson_r2"] = at.groupby(["dataset", "seed"])["oracle_poisson_r2"].first().groupby("dataset").mean()
     return table.reindex(ordered(datasets, DATASET_ORDER)).rename_axis("dataset").reset_index()
 
 

@@ -53,7 +53,8 @@ def per_seed(evaluations: pd.DataFrame, steps=STEPS) -> pd.DataFrame:
     """One row per (dataset, model, history, seed): relative MSE at ``steps`` (``relative_mse_{s}``, NaN past the
     rollout), Poisson R^2 and the network oracle's at each file's table step, and where the rollout window lies."""
     table = evaluations[evaluations["step"] == evaluations["table_step"]].set_index(KEYS)
-    columns = ["table_step", "poisson_r2", "oracle_poisson_r2", "frame_time", "start_frame", "start_time", "table_strain"]
+    columns = ["protocol", "table_step", "poisson_r2", "oracle_poisson_r2", "frame_time", "start_frame", "start_time", "table_strain",
+               "rollout_start_frame"]
     out = table[columns].copy()
     for step in steps:
         at = evaluations[evaluations["step"] == step].set_index(KEYS)["relative_mse"]
@@ -102,17 +103,19 @@ def regime_table(evaluations: pd.DataFrame, histories: pd.DataFrame, summary: pd
         Dataset -> ``{"networks": the generated dataset it shares networks with}``.
     """
     seeds = per_seed(evaluations, steps).merge(histories, on=KEYS, how="left")
+    seeds = seeds[seeds["protocol"] == "compression"]  # the study's questions are about compressions (Poisson ratio)
     metrics = [f"relative_mse_{step}" for step in steps] + ["poisson_r2", "one_step_validation"]
     grouped = seeds.groupby(["dataset", "model", "history"])
     table = grouped[metrics].agg(["mean", "std"])
     table.columns = [f"{metric}_{stat}".replace("_mean", "") for metric, stat in table.columns]
-    first = grouped[["frame_time", "start_frame", "start_time", "table_step", "table_strain", "oracle_poisson_r2", "windows"]].first()
+    first = grouped[["frame_time", "start_frame", "start_time", "table_step", "table_strain", "oracle_poisson_r2", "windows",
+                     "rollout_start_frame"]].first()
     table = first.join(table).join(grouped.size().rename("seeds")).reset_index()
     for metric, lower in [(f"relative_mse_{step}", True) for step in steps] + [("poisson_r2", False)]:
         verdict = beats(seeds, metric, lower).rename(columns={"gap": f"{metric}_gap", "gap_std": f"{metric}_gap_std", "beats": f"beats_floor_{metric}"})
         table = table.merge(verdict, on=["dataset", "model", "history"], how="left")
     table["networks"] = table["dataset"].map(lambda d: regimes.get(d, {}).get("networks", d))
-    table["window"] = np.where(table["start_time"] > 0, "after transient", "inside transient")
+    table["window"] = np.where(table["rollout_start_frame"] > 0, "after transient", "inside transient")
     learnability = summary.set_index("dataset").reindex(columns=list(LEARNABILITY))
     table = table.join(learnability, on="dataset")
     table["table_strain"] = table["table_strain"].abs()
@@ -153,7 +156,7 @@ def format_regime(table: pd.DataFrame, steps=STEPS) -> str:
     def cell(row, metric, verdict=None):
         mean, std = row[metric], row.get(f"{metric}_std", np.nan)
         text = "" if not np.isfinite(mean) else f"{mean:.3g}" + (f" ± {std:.2g}" if np.isfinite(std) else "")
-        return text + (" *" if verdict and bool(row.get(verdict)) is True else "")
+        return text + (" *" if verdict and row.get(verdict) == True else "")  # noqa: E712 (NaN for the baselines)
 
     rows = []
     for _, row in table.iterrows():
@@ -161,8 +164,8 @@ def format_regime(table: pd.DataFrame, steps=STEPS) -> str:
             "dataset": dataset_label(row["dataset"]), "frame [t0]": f"{row['frame_time']:g}", "rollout window": row["window"],
             "training windows": row["windows"], "model": model_label(row["model"]),
             **{f"rel. MSE @{s}": cell(row, f"relative_mse_{s}", f"beats_floor_relative_mse_{s}") for s in steps},
-            f"Poisson R² @{int(row['table_step'])}": cell(row, "poisson_r2", "beats_floor_poisson_r2"),
-            "oracle R²": f"{row['oracle_poisson_r2']:.2f}", "|strain| @table": f"{row['table_strain']:.2g}",
+            "Poisson R² @table": cell(row, "poisson_r2", "beats_floor_poisson_r2"),
+            "table step": int(row["table_step"]), "oracle R²": f"{row['oracle_poisson_r2']:.2f}", "|strain| @table": f"{row['table_strain']:.2g}",
             "1-step val. rel. MSE": cell(row, "one_step_validation"),
             "local pred. R²": f"{row['local_predictability_r2']:.2f}", "frames / fastest period": f"{row['fastest_period_frames']:.2f}",
         })
@@ -200,9 +203,10 @@ def plot_regime(table: pd.DataFrame, steps=STEPS):
                 ax.plot(oracle.index, oracle.values, color="0.5", ls=":", label="network oracle")
                 ax.axhline(0, color="0.7", lw=0.8)
                 ax.set_ylim(-1.05, 1.05)
-            else:
+            elif (data[metric] > 0).any():
                 ax.set_yscale("log")
             ax.set_xscale("log", base=2)
+            ax.set_xlim(table["frame_time"].min() / 1.3, table["frame_time"].max() * 1.3)
             ax.set_xlabel("frame spacing [t0]")
             ax.set_title(f"{dataset_label(source)}: {title}", fontsize=9)
     handles, labels = axes[0, -1].get_legend_handles_labels()

@@ -260,8 +260,9 @@ class _Checkpoints:
         self.best.unlink(missing_ok=True)
         return None
 
-    def save(self, simulator: Simulator, step: int, error: float, is_best: bool, **resume) -> None:
-        checkpoint = {**self.head, "simulator": simulator.state_dict(), "step": step, "validation_rollout_error": error}
+    def save(self, simulator: Simulator, step: int, scores: dict, is_best: bool, **resume) -> None:
+        checkpoint = {**self.head, "simulator": simulator.state_dict(), "step": step, "validation_rollout_error": scores["rollout_error"],
+                      "validation_one_step_relative_mse": scores["one_step_relative_mse"]}
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if is_best:  # a copy: the state dict holds the live parameters, which training goes on changing
             self.best_checkpoint = {**checkpoint, "simulator": {k: v.detach().clone() for k, v in checkpoint["simulator"].items()}}
@@ -356,7 +357,7 @@ def train(simulator: Simulator, train_set: list[TrajectoryGraph], validation_set
             history["validation_one_step_relative_mse"].append(scores["one_step_relative_mse"])
             is_best = error < best
             best = min(best, error)
-            checkpoints.save(simulator, step + 1, error, is_best, optimiser=optimiser.state_dict(), scheduler=scheduler.state_dict(),
+            checkpoints.save(simulator, step + 1, scores, is_best, optimiser=optimiser.state_dict(), scheduler=scheduler.state_dict(),
                              history=history, best=best, generator=generator.get_state())
     checkpoints.finish(history, best, config, train_set)
     return history
@@ -377,7 +378,7 @@ def _fit_closed_form(simulator: Simulator, train_set, validation_set, config: Tr
     error = scores["rollout_error"]
     history = {"step": [], "loss": [], "validation_step": [0], "validation_rollout_error": [error],
                "validation_one_step_relative_mse": [scores["one_step_relative_mse"]]}
-    checkpoints.save(simulator, 0, error, True, history=history, best=error)
+    checkpoints.save(simulator, 0, scores, True, history=history, best=error)
     checkpoints.finish(history, error, config, train_set)
     return history
 
