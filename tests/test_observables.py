@@ -321,3 +321,15 @@ def test_summary_reports_the_median_of_the_recorded_learnability_and_nan_for_old
                     + [trajectory("mixed", local_predictability_r2=0.9, fastest_period_frames=4.0), trajectory("mixed")]).set_index("dataset")
     assert table.loc["new", "local_predictability_r2"] == 0.7 and table.loc["new", "fastest_period_frames"] == 4.0
     assert table.loc["mixed", ["local_predictability_r2", "fastest_period_frames"]].isna().all()
+
+
+def test_a_poisson_ratio_rebased_on_a_later_frame_is_the_box_ratio_measured_from_there():
+    from densim.observables import poisson_ratio_from_box, rebased_poisson_ratio
+
+    rng = np.random.default_rng(0)
+    box = np.column_stack([10 * (1 - 1e-4 * np.arange(40)), 12 * (1 + 3e-5 * np.arange(40) + 1e-6 * rng.standard_normal(40))])
+    nu = poisson_ratio_from_box(box)
+    rebased = rebased_poisson_ratio(nu, box[:, 0], 15)
+    assert np.isnan(rebased[:16]).all()
+    np.testing.assert_allclose(rebased[16:], poisson_ratio_from_box(box[15:])[1:], rtol=1e-9)
+    np.testing.assert_allclose(rebased_poisson_ratio(nu, box[:, 0], 0)[1:], nu[1:], rtol=1e-12)

@@ -37,7 +37,8 @@ import torch
 import xarray as xr
 
 from densim.config import check_settings, setting, typed_config
-from densim.observables import far_displacement, front_arrival, poisson_ratio_from_box, poisson_ratio_from_positions, r_squared
+from densim.observables import (far_displacement, front_arrival, poisson_ratio_from_box, poisson_ratio_from_positions, r_squared,
+                                rebased_poisson_ratio)
 from densim.rollout import TrajectoryGraph, rollout_start, rollouts
 
 @dataclass(frozen=True)
@@ -63,8 +64,8 @@ DEFINITIONS = {
     "mse": "mean over nodes of the squared distance between predicted and true positions",
     "frozen_mse": "mean over nodes of the squared distance between the last input frame (held) and the true positions",
     "relative_mse": "sum over finite rollouts of mse over the same sum of frozen_mse (a ratio of means: the frozen baseline scores 1)",
-    "poisson_ratio": "Poisson ratio from the predicted positions (transverse box at zero transverse stress)",
-    "poisson_ratio_true": "Poisson ratio of the simulation, from its box",
+    "poisson_ratio": "Poisson ratio from the predicted positions (transverse box at zero transverse stress), measured from the last input frame (attribute poisson_reference_frame)",
+    "poisson_ratio_true": "Poisson ratio of the simulation, from its box, measured from the last input frame",
     "poisson_r2": "R^2 of poisson_ratio against poisson_ratio_true over the finite rollouts (1 - SSE / SST, SST about the mean truth)",
     "poisson_bias": "mean over the finite rollouts of poisson_ratio - poisson_ratio_true",
     "mode_energy": "squared positional error projected on each Laplacian eigenvector of the network (lowest eigenvalues first)",
@@ -171,8 +172,9 @@ def score_trajectory(predicted: torch.Tensor, trajectory: TrajectoryGraph, last_
         rest_length = trajectory.graph.rest_length[: len(trajectory.bonds)]
         nu = poisson_ratio_from_positions(predicted.permute(1, 0, 2).cpu().numpy(), box[:, 0], box[0], trajectory.bonds.cpu().numpy(),
                                           rest_length.cpu().numpy(), trajectory.stiffness.cpu().numpy())
-        scores["poisson_ratio"] = nu[steps]
-        scores["poisson_ratio_true"] = poisson_ratio_from_box(box)[steps]
+        # measured from the last input frame: the deformation the rollout predicts (rebased_poisson_ratio)
+        scores["poisson_ratio"] = rebased_poisson_ratio(nu, box[:, 0], last_input)[steps]
+        scores["poisson_ratio_true"] = rebased_poisson_ratio(poisson_ratio_from_box(box), box[:, 0], last_input)[steps]
         scores["far_displacement"], scores["far_displacement_true"] = missing.copy(), missing.copy()
         scores["arrival_frame"], scores["arrival_frame_true"] = np.array(np.nan), np.array(np.nan)
     if "eigvecs" in trajectory.graph:
@@ -235,8 +237,9 @@ def _oracle(trajectories: list[TrajectoryGraph], nu_true: np.ndarray) -> dict:
 
 def _window_attrs(trajectories: list[TrajectoryGraph], start: int, table_step: int) -> dict:
     """Where the rollout window lies: its start in lj time, the time between frames, the axial strain (median over
-    trajectories) at the start and at the table step (the Poisson ratio's reference is frame 0), and the trajectories'
-    own rollout start (``trajectories.rollout_start``; 0: inside the start-up transient)."""
+    trajectories, from frame 0) at the start and at the table step, the Poisson ratio's reference frame (the start:
+    :func:`densim.observables.rebased_poisson_ratio`), and the trajectories' own rollout start
+    (``trajectories.rollout_start``; 0: inside the start-up transient)."""
     frame_time = float(np.median([t.frame_time for t in trajectories]))
 
     def strain(frame):
@@ -244,7 +247,7 @@ def _window_attrs(trajectories: list[TrajectoryGraph], start: int, table_step: i
         return float(np.median(values))
 
     return {"frame_time": frame_time, "start_time": start * frame_time, "start_strain": strain(start),
-            "table_strain": strain(start + table_step), "poisson_reference_frame": 0,
+            "table_strain": strain(start + table_step), "poisson_reference_frame": start,
             "rollout_start_frame": max(t.rollout_start for t in trajectories)}
 
 

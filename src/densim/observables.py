@@ -329,6 +329,30 @@ def poisson_ratio_from_box(box: np.ndarray) -> np.ndarray:
     return _ratio(strain[:, 1], strain[:, 0])
 
 
+def rebased_poisson_ratio(nu: np.ndarray, box_x: np.ndarray, reference: int) -> np.ndarray:
+    """Poisson ratios measured from frame 0 (``nu``, as :func:`poisson_ratio_from_box` and
+    :func:`poisson_ratio_from_positions` give them) re-measured from frame ``reference``:
+    ``-(Ly/Ly_ref - 1) / (Lx/Lx_ref - 1)``, NaN at and before it.
+
+    A rollout is given every frame up to its last input frame, so the deformation it predicts is the one from there
+    on: its Poisson ratio from frame 0 would mostly be the given frames' (after a long start, even the frozen baseline
+    scores well).
+
+    Parameters
+    ----------
+    nu : ndarray, shape (frames,)
+        From frame 0 (NaN at frame 0).
+    box_x : ndarray, shape (frames,)
+        Axial box length of every frame.
+    reference : int
+    """
+    axial = box_x / box_x[0] - 1.0
+    transverse_ratio = np.where(axial != 0, 1.0 - np.nan_to_num(nu) * axial, 1.0)  # Ly / Ly0
+    ratio = _ratio(transverse_ratio / transverse_ratio[reference] - 1.0, box_x / box_x[reference] - 1.0)
+    ratio[: reference + 1] = np.nan
+    return ratio
+
+
 def strain_design_matrix(reference: np.ndarray, box: np.ndarray) -> np.ndarray:
     """Columns: 1, centred y, and cos/sin of the lowest periodic modes of the reference positions, shape (N, 10)."""
     phase = 2 * np.pi * reference / box
