@@ -177,3 +177,43 @@ def test_a_model_needs_no_schema_entry():
         assert set(ablation.pop("default")) <= set(MODELS)
     text = str(trimmed)
     assert not [key for key in MODELS if f"'{key}'" in text and key not in ("node_opt", "noi_pru")]
+
+
+@pytest.mark.parametrize("variant, key", [
+    ({"variant_of": "nowhere"}, "datasets.v.variant_of"),
+    ({"variant_of": "noi_pru", "trajectories": {"frame_spacing": 2}}, "datasets.v.trajectories.frame_spacing"),
+    ({"variant_of": "noi_pru", "trajectories": {"steps_per_frame": 0}}, "datasets.v.trajectories.steps_per_frame"),
+    ({"variant_of": "noi_pru", "trajectories": {"rollout_start": 50}}, "datasets.v.trajectories.rollout_start"),
+    ({"variant_of": "noi_pru", "training": {"windows": "middle"}}, "datasets.v.training.windows"),
+])
+def test_a_bad_regime_variant_is_named_with_its_key(tmp_path, variant, key):
+    import yaml
+
+    from densim.config import load_config
+    from densim.experiments import check_config
+    from tests.conftest import ROOT
+
+    (tmp_path / "variant.yaml").write_text(yaml.safe_dump({"datasets": {"v": variant}, "experiments": {"datasets": ["v"]}}))
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        check_config(load_config([ROOT / "config.yaml", tmp_path / "variant.yaml"]))
+
+
+def test_a_variant_shares_its_sources_networks_and_overrides_only_its_own_trajectory_keys(tmp_path):
+    import yaml
+
+    from densim.config import load_config
+    from densim.experiments import built_datasets, network_datasets, network_spec, trajectory_section, training_section
+    from tests.conftest import ROOT
+
+    layer = {"datasets": {"v": {"variant_of": "noi_pru", "trajectories": {"steps_per_frame": 10, "rollout_start": 10, "frames": 213},
+                                "training": {"windows": "everywhere"}}},
+             "experiments": {"datasets": ["v", "impact"], "history_ablation": {"models": []}}}
+    (tmp_path / "variant.yaml").write_text(yaml.safe_dump(layer))
+    config = load_config([ROOT / "config.yaml", tmp_path / "variant.yaml"])
+    assert built_datasets(config) == ["impact", "v"] and network_datasets(config) == ["node_opt", "noi_pru"]
+    assert network_spec(config, "v") == network_spec(config, "noi_pru")
+    section = trajectory_section(config, "v")
+    assert (section["steps_per_frame"], section["frames"], section["rollout_start"]) == (10, 213, 10)
+    assert section["damping"] == config["trajectories"]["damping"] and "impact" not in section
+    assert "impact" in trajectory_section(config, "impact")
+    assert training_section(config, "v")["windows"] == "everywhere" and training_section(config, "noi_pru")["windows"] == "start"
