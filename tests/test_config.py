@@ -206,7 +206,7 @@ def test_a_variant_shares_its_sources_networks_and_overrides_only_its_own_trajec
     from tests.conftest import ROOT
 
     layer = {"datasets": {"v": {"variant_of": "noi_pru", "trajectories": {"steps_per_frame": 10, "rollout_start": 10, "frames": 213},
-                                "training": {"windows": "everywhere"}}},
+                                "training": {"windows": "start"}}},
              "experiments": {"datasets": ["v", "impact"], "history_ablation": {"models": []}}}
     (tmp_path / "variant.yaml").write_text(yaml.safe_dump(layer))
     config = load_config([ROOT / "config.yaml", tmp_path / "variant.yaml"])
@@ -216,4 +216,4 @@ def test_a_variant_shares_its_sources_networks_and_overrides_only_its_own_trajec
     assert (section["steps_per_frame"], section["frames"], section["rollout_start"]) == (10, 213, 10)
     assert section["damping"] == config["trajectories"]["damping"] and "impact" not in section
     assert "impact" in trajectory_section(config, "impact")
-    assert training_section(config, "v")["windows"] == "everywhere" and training_section(config, "noi_pru")["windows"] == "start"
+    assert training_section(config, "v")["windows"] == "start" and training_section(config, "noi_pru")["windows"] == config["training"]["windows"] != "start"

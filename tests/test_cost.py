@@ -51,14 +51,13 @@ def test_a_config_is_loaded_as_the_workflow_validates_it():
     import copy
 
     import yaml
-    from snakemake.utils import validate
+    from snakemake.utils import update_config, validate
 
     from densim.config import SCHEMA_PATH
 
     files = [ROOT / "config.yaml", ROOT / "workflow/presets/paper.yaml"]
     merged = yaml.safe_load(files[0].read_text())
-    for key, value in yaml.safe_load(files[1].read_text()).items():  # Snakemake's update, one level is enough here
-        merged[key] = {**merged[key], **value} if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    update_config(merged, yaml.safe_load(files[1].read_text()))  # what --configfile does: a recursive update
     expected = copy.deepcopy(merged)
     validate(expected, schema=str(SCHEMA_PATH))
     assert load_config(files) == expected
