@@ -154,6 +154,9 @@ def test_interrupted_run_resumes_without_redoing_finished_trajectories(workdir):
 
     import xarray as xr
 
+    from densim.config import load_config
+    from densim.experiments import trajectory_section
+
     (workdir / "slow.yaml").write_text("trajectories:\n  dynamics: quasi_static\n  frames: 31\n  steps_per_frame: 400\n")
     args = [*SNAKEMAKE, "--cores", "2", "--configfile", "workflow/presets/smoke.yaml", "slow.yaml"]
     trajectories = workdir / "results/trajectories"
@@ -172,11 +175,14 @@ def test_interrupted_run_resumes_without_redoing_finished_trajectories(workdir):
     for path, mtime in finished.items():
         assert path.stat().st_mtime_ns == mtime, f"{path} was redone"
     all_files = sorted(trajectories.glob("*/*.nc"))
-    assert len(all_files) == 12  # 3 networks of each of the 4 generated datasets
+    assert len(all_files) == 12  # 3 networks of each of the 4 simulated datasets
+    config = load_config([workdir / "config.yaml", workdir / "workflow/presets/smoke.yaml", workdir / "slow.yaml"])
+    frames = {path.parent.name: trajectory_section(config, path.parent.name)["frames"] for path in all_files}
+    assert 31 in frames.values()  # the layered file reached the datasets that do not override their frames
     for path in all_files:
         with xr.open_dataset(path) as ds:
             assert ds.attrs["densim_kind"] == "trajectory"
-            assert ds.sizes["time"] == 31
+            assert ds.sizes["time"] == frames[path.parent.name]
 
 
 def test_a_changed_hyperparameter_retrains_that_model_from_step_0(smoke, tmp_path):
