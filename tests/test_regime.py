@@ -30,6 +30,9 @@ def test_a_model_beats_the_floor_only_beyond_the_seeds_spread():
     assert verdict.loc["spatial", "gap"].iloc[0] == pytest.approx(-0.11)
     higher = beats(seeds, "poisson_r2", lower_is_better=False).set_index("model")
     assert higher.loc["spatial", "beats"].all() and higher.loc["spatial", "gap"].iloc[0] == pytest.approx(0.11)
+    versus = beats(seeds, "relative_mse", reference="spatial").set_index("model")  # NLSF (norm): +0.0 and +0.17 over spatial
+    assert not versus.loc["nlsf_norm", "beats"].any() and not versus.loc["nlsf_norm", "trails"].any()
+    assert versus.loc["chebnet", "trails"].all() and "linear_floor" in versus.index
 
 
 def test_the_regime_table_its_words_and_its_figure():
@@ -45,7 +48,7 @@ def test_the_regime_table_its_words_and_its_figure():
     assert set(table.loc[table["dataset"] == "noi_pru_dt2_inside", "window"]) == {"inside transient"}
     assert spatial["window"] == "after transient" and spatial["local_predictability_r2"] == 0.8 and spatial["table_strain"] == 1e-3
     lines = verdicts(table)
-    assert len(lines) == 2 and "step 50: Spatial" in lines[0] and "trails" in lines[0]
+    assert len(lines) == 2 and "step 50: Spatial" in lines[0] and "NLSF (norm) trails Spatial at step 50 beyond" in lines[0]
     assert "*" in format_regime(table)
     fig = plot_regime(table)
     assert len(fig.axes) == 4
