@@ -178,6 +178,11 @@ BAD_CONFIGS = [
     ({"datasets": {"comb": {"union": ["node_opt", "impact"]}}}, "datasets.comb.union", "must share one protocol"),
     ({"evaluation": {"table_step": 0}}, "evaluation.table_step", "less than the minimum of 1"),
     ({"spectra": {"k": 0}}, "spectra.k", "less than the minimum of 1"),
+    # names reach folders, wildcards and shell words: only letters, digits, '_', '.' and '-'
+    ({"datasets": {"a b; rm -rf x": {"variant_of": "node_opt"}}}, "datasets", "'a b; rm -rf x' does not match"),
+    ({"experiments": {"datasets": ["$(id)"]}}, "experiments.datasets[0]", "does not match"),
+    ({"experiments": {"models": ["spatial'"]}}, "experiments.models[0]", "does not match"),
+    ({"models": {"spatial x": {}}}, "models", "does not match"),
 ]
 
 
@@ -236,3 +241,16 @@ def test_an_empty_dataset_list_is_named():
     config["datasets"] = {}
     message = workflow_config_error(config)
     assert message.startswith("datasets") and "should be non-empty" in message, message
+
+
+@pytest.mark.parametrize(("text", "cause"), [('{"frames": 8,', "--settings: not valid JSON (Expecting property name enclosed in double quotes at line 1 column 14)"),
+                                           ("nowhere.yaml", "--settings: 'nowhere.yaml' is neither inline JSON nor a readable file"),
+                                           ("[1, 2]", "--settings: 'nowhere.yaml'")])
+def test_a_malformed_inline_mapping_names_its_option(made, tmp_path, text, cause):
+    if text.startswith("["):
+        (tmp_path / "list.json").write_text(text)
+        text, cause = str(tmp_path / "list.json"), "--settings: expected a mapping"
+    output = tmp_path / "trajectory.nc"
+    message = run("trajectories", "simulate", made / "networks/tiny/0000.nc", "--protocol", "compression", "--settings", text, "--output", output)
+    assert message.startswith("densim: ") and cause in message, message
+    assert not output.exists()

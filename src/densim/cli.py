@@ -19,15 +19,35 @@ from densim import __version__
 from densim.config import ConfigError, default, schema_node
 
 
-def _load_mapping(text: str) -> dict:
-    """A JSON/YAML mapping given inline or as a file path."""
-    # JSON first: PyYAML reads numbers like 1e-12 (no decimal point) as strings
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        value = yaml.safe_load(Path(text).read_text())
+def _load_mapping(text: str, option: str) -> dict:
+    """The mapping that ``option`` gives: inline JSON (it starts with ``{``), or a JSON or YAML file.
+
+    Raises
+    ------
+    SystemExit
+        Naming the option: malformed inline JSON (with the line and column), a missing or unreadable file, or a
+        value that is not a mapping.
+    """
+    if text.lstrip().startswith("{"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise SystemExit(f"densim: {option}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
+    else:
+        try:
+            content = Path(text).read_text()
+        except OSError as err:
+            raise SystemExit(f"densim: {option}: {text!r} is neither inline JSON nor a readable file ({err.strerror})") from None
+        try:
+            # JSON first: PyYAML reads numbers like 1e-12 (no decimal point) as strings
+            value = json.loads(content)
+        except json.JSONDecodeError:
+            try:
+                value = yaml.safe_load(content)
+            except yaml.YAMLError as err:
+                raise SystemExit(f"densim: {option}: {text} is neither JSON nor YAML ({err})") from None
     if not isinstance(value, dict):
-        raise SystemExit(f"densim: expected a mapping (JSON or YAML, inline or a file), got {text!r}")
+        raise SystemExit(f"densim: {option}: expected a mapping (JSON or YAML, inline or a file), got {text!r}")
     return value
 
 
@@ -35,7 +55,7 @@ def _dataset_config(args):
     from densim.networks import ConfigError, DatasetConfig
 
     try:
-        return DatasetConfig.from_dict(args.dataset, _load_mapping(args.spec))
+        return DatasetConfig.from_dict(args.dataset, _load_mapping(args.spec, "--spec"))
     except (ConfigError, TypeError) as err:
         raise SystemExit(f"densim: invalid dataset spec: {err}") from err
 
@@ -73,7 +93,7 @@ def cmd_trajectories_simulate(args) -> None:
     from densim.provenance import provenance_attrs
     from densim.trajectories import athermal_twin, compression_settings, impact_settings, simulate, trajectory_dataset
 
-    section = _load_mapping(args.settings)
+    section = _load_mapping(args.settings, "--settings")
     settings = compression_settings(section)
     # the impact subsection is checked whatever the protocol, so a typo in it never waits for an impact dataset
     kick = impact_settings(section)
@@ -123,7 +143,7 @@ def cmd_splits_make(args) -> None:
 
     import pandas as pd
 
-    fractions = typed_config(SplitFractions, _load_mapping(args.fractions), "splits")
+    fractions = typed_config(SplitFractions, _load_mapping(args.fractions, "--fractions"), "splits")
     table = pd.read_csv(args.manifest, dtype={"network": str})
     references = [f"{args.dataset}/{network}" for network in table["network"]]
     split = split_networks(references, fractions, args.seed)
@@ -217,7 +237,7 @@ def cmd_train_statistics(args) -> None:
     from densim.provenance import provenance_attrs
     from densim.training import STATISTICS_KEYS, compute_statistics, training_config
 
-    config = training_config(_load_mapping(args.spec).get("training", {}))
+    config = training_config(_load_mapping(args.spec, "--spec").get("training", {}))
     split = read_json(args.split, required=("train", "validation", "test"))
     graphs, read = _split_graphs(split, args.split, ("train",), _by_reference(args.trajectories, "--trajectories"), None)
     section = {key: getattr(config, key) for key in STATISTICS_KEYS}
@@ -232,7 +252,7 @@ def cmd_train_fit(args) -> None:
     from densim.provenance import provenance_attrs
     from densim.training import check_models, describe_run, model_setup, train
 
-    spec = _load_mapping(args.spec)
+    spec = _load_mapping(args.spec, "--spec")
     try:  # a bad model key, hyperparameter, history or per-model training setting fails before any file is read
         check_models([args.model], spec.get("models", {}), spec.get("training", {}), [args.history], key="--model")
         setup = model_setup(args.model, spec.get("models", {}), spec.get("training", {}))
@@ -257,7 +277,7 @@ def cmd_evaluate(args) -> None:
     from densim.models import load_simulator
     from densim.provenance import provenance_attrs
 
-    config = evaluation_config(_load_mapping(args.spec))
+    config = evaluation_config(_load_mapping(args.spec, "--spec"))
     simulator, checkpoint = load_simulator(args.checkpoint)
     run = checkpoint["run"]
     for key, expected in (("model", args.model), ("history", args.history)):
@@ -282,7 +302,7 @@ def cmd_evaluate(args) -> None:
 def cmd_figures(args) -> None:
     from densim.figures import render_notebook
 
-    parameters = _load_mapping(args.parameters)
+    parameters = _load_mapping(args.parameters, "--parameters")
     render_notebook(args.notebook, args.output, parameters)
     logging.getLogger("densim").info("executed %s -> %s", args.notebook, args.output)
 

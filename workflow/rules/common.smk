@@ -1,5 +1,6 @@
 # All workflow Python: config validation, wildcard constraints and input functions.
 import json
+import re
 
 import jsonschema
 from snakemake.exceptions import WorkflowError
@@ -54,9 +55,14 @@ def dataset_spec(dataset):
 TRAINED_MODELS = list(dict.fromkeys(EXPERIMENTS["models"] + ABLATION["models"] + [row["key"] for row in IGNS_GRID]))
 
 
+def one_of(names):
+    """A wildcard constraint that matches exactly one of ``names`` (nothing when there are none)."""
+    return "|".join(re.escape(name) for name in names) or "(?!)"
+
+
 wildcard_constraints:
-    dataset="|".join(SIMULATED_DATASETS),
-    union="|".join(UNION_DATASETS) or "(?!)",
+    dataset=one_of(SIMULATED_DATASETS),
+    union=one_of(UNION_DATASETS),
     network=r"\d{4}",
     seed=r"\d+",
 
@@ -107,8 +113,10 @@ def member_splits(wildcards):
 
 
 def union_options():
-    """``--union NAME=A,B`` options of ``densim trajectories summary`` for every union dataset."""
-    return " ".join(f"--union {name}={','.join(config['datasets'][name]['union'])}" for name in run_unions(config))
+    """``--union NAME=A,B`` options of ``densim trajectories summary`` for every union dataset (a list: ``:q`` quotes
+    each word)."""
+    return [word for name in run_unions(config) for word in ("--union", f"{name}={','.join(config['datasets'][name]['union'])}")]
+
 
 
 #: Experiment -> its runs (dataset, model, history, seed): main, history (ablation), igns_ablation.

@@ -17,8 +17,8 @@ rule evaluate:
     params:
         spec=json.dumps(config["evaluation"], sort_keys=True),
     wildcard_constraints:
-        dataset="|".join(config["datasets"]),
-        model="|".join(TRAINED_MODELS),
+        dataset=one_of(config["datasets"]),
+        model=one_of(TRAINED_MODELS),
         history=r"\d+",
     threads: 1
     resources:
@@ -27,6 +27,6 @@ rule evaluate:
     conda:
         "../../envs/densim.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} densim evaluate {input.checkpoint} --dataset {wildcards.dataset} --model {wildcards.model}"
+        "OMP_NUM_THREADS={threads} densim evaluate {input.checkpoint} --dataset {wildcards.dataset:q} --model {wildcards.model:q}"
         " --history {wildcards.history} --split {input.split} --trajectories {input.trajectories} --spectra {input.spectra}"
         " --spec {params.spec:q} --output {output} 2> {log}"

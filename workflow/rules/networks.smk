@@ -11,7 +11,7 @@ rule network:
     params:
         spec=dataset_spec_json,
     wildcard_constraints:
-        dataset="|".join(GENERATED_DATASETS),
+        dataset=one_of(GENERATED_DATASETS),
     threads: 1
     resources:
         mem_mb=2000,
@@ -21,7 +21,7 @@ rule network:
     conda:
         "../../envs/densim.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} densim networks generate --dataset {wildcards.dataset} --spec {params.spec:q}"
+        "OMP_NUM_THREADS={threads} densim networks generate --dataset {wildcards.dataset:q} --spec {params.spec:q}"
         " --index {wildcards.network} --output {output} 2> {log}"
 
 
@@ -32,7 +32,7 @@ rule network_manifest:
         table="results/networks/{dataset}/manifest.csv",
         provenance="results/networks/{dataset}/manifest.csv.provenance.json",
     wildcard_constraints:
-        dataset="|".join(GENERATED_DATASETS),
+        dataset=one_of(GENERATED_DATASETS),
     log:
         "logs/networks/{dataset}/manifest.log",
     benchmark:

@@ -14,7 +14,7 @@ rule spectra:
     benchmark:
         "logs/benchmarks/spectra/{dataset}/{network}.tsv"
     wildcard_constraints:
-        dataset="|".join(GENERATED_DATASETS),
+        dataset=one_of(GENERATED_DATASETS),
     params:
         k=config["spectra"]["k"],
         dense_below=config["spectra"]["dense_below"],

@@ -19,7 +19,7 @@ rule split:
     conda:
         "../../envs/densim.yaml"
     shell:
-        "densim splits make {input.manifest} --dataset {wildcards.dataset} --seed {wildcards.seed}"
+        "densim splits make {input.manifest} --dataset {wildcards.dataset:q} --seed {wildcards.seed}"
         " --fractions {params.fractions:q} --output {output} > {log} 2>&1"
 
 
@@ -39,4 +39,4 @@ rule union_split:
     conda:
         "../../envs/densim.yaml"
     shell:
-        "densim splits union {input.members} --dataset {wildcards.union} --output {output} > {log} 2>&1"
+        "densim splits union {input.members} --dataset {wildcards.union:q} --output {output} > {log} 2>&1"

@@ -15,7 +15,7 @@ rule statistics:
     params:
         spec=training_spec_json,
     wildcard_constraints:
-        dataset="|".join(config["datasets"]),
+        dataset=one_of(config["datasets"]),
     threads: 1
     resources:
         mem_mb=2000,
@@ -23,7 +23,7 @@ rule statistics:
     conda:
         "../../envs/densim.yaml"
     shell:
-        "densim train statistics --dataset {wildcards.dataset} --split {input.split} --trajectories {input.trajectories}"
+        "densim train statistics --dataset {wildcards.dataset:q} --split {input.split} --trajectories {input.trajectories}"
         " --spec {params.spec:q} -o {output} 2> {log}"
 
 
@@ -44,8 +44,8 @@ rule train:
         spec=training_spec_json,
         folder=subpath(output.checkpoint, parent=True),
     wildcard_constraints:
-        dataset="|".join(config["datasets"]),
-        model="|".join(TRAINED_MODELS),
+        dataset=one_of(config["datasets"]),
+        model=one_of(TRAINED_MODELS),
         history=r"\d+",
     threads: 1
     resources:
@@ -55,7 +55,7 @@ rule train:
     conda:
         "../../envs/densim.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} densim train fit --dataset {wildcards.dataset} --model {wildcards.model}"
+        "OMP_NUM_THREADS={threads} densim train fit --dataset {wildcards.dataset:q} --model {wildcards.model:q}"
         " --history {wildcards.history} --seed {wildcards.seed} --split {input.split} --statistics {input.statistics}"
         " --trajectories {input.trajectories} --spectra {input.spectra} --spec {params.spec:q} --output {params.folder}"
         " 2> {log}"

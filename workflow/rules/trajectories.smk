@@ -23,7 +23,7 @@ rule trajectory:
         "../../envs/densim.yaml"
     shell:
         "OMP_NUM_THREADS={threads} densim trajectories simulate {input.network} --protocol {params.protocol} --settings {params.settings:q}"
-        " --dataset {wildcards.dataset} --output {output} 2> {log}"
+        " --dataset {wildcards.dataset:q} --output {output} 2> {log}"
 
 
 rule trajectory_summary:
@@ -45,4 +45,4 @@ rule trajectory_summary:
     conda:
         "../../envs/densim.yaml"
     shell:
-        "densim trajectories summary {input.trajectories} {params.unions} --output {output.table} > {log} 2>&1"
+        "densim trajectories summary {input.trajectories} {params.unions:q} --output {output.table} > {log} 2>&1"
