@@ -25,6 +25,17 @@ def copy_checkout(dest: Path, items=WORKFLOW) -> Path:
     return dest
 
 
+#: Fixtures that run a whole workflow: a test that uses one takes minutes on 2 cores.
+SLOW_FIXTURES = {"smoke"}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark ``slow`` every test that runs a whole workflow (``pytest -m "not slow"`` is the quick suite)."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def smoke(tmp_path_factory):
     """A workflow copy in which the smoke preset has run to the end (tests copy it before changing anything)."""

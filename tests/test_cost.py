@@ -36,6 +36,7 @@ def snakemake_job_counts(presets: list[str], workdir) -> dict[str, int]:
     return counts
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_the_jobs_of_a_config_are_the_workflows_rule_by_rule(preset, tmp_path):
     config = load_config([ROOT / "config.yaml", *(ROOT / p for p in PRESETS[preset])])

@@ -12,6 +12,7 @@ that were cut off resume from their ``last.pt``, which their log says.
 import base64
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,13 +23,12 @@ import pytest
 
 from tests.conftest import copy_checkout
 
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "workflow/presets/smoke.yaml"]
-#: How long after a stage's first finished output the kill may come (so that it lands inside the stage's work,
-#: not on Snakemake's bookkeeping of that first job).
-SETTLED = 5.0
+pytestmark = pytest.mark.slow  # each kills and resumes a workflow run (1 to 4 minutes on 2 cores)
 
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "workflow/presets/smoke.yaml"]
 #: Kill point -> (outputs of the stage, extra config that keeps the stage busy long enough to kill inside it, the
-#: targets run: the stage and what it needs, not the whole DAG).
+#: targets run: the stage and what it needs, not the whole DAG). The kill comes once Snakemake's log says that a job
+#: of the stage's rules (STAGE_RULES) finished.
 DATA = ["results/trajectories/summary.csv"]
 KILL_POINTS = {
     "network generation": ("results/networks/*/[0-9]*.nc", "datasets:\n  noi_pru: {networks: 12}\n", DATA),
@@ -46,6 +46,9 @@ KILL_POINTS = {
     "notebook rendering": ("results/notebooks/*.ipynb", "", ["results/notebooks/tables.ipynb", "results/notebooks/rollout_accuracy.ipynb",
                                                              "results/notebooks/modes_and_bias.ipynb", "results/notebooks/history.ipynb"]),
 }
+#: Kill point -> the rules of its stage (a regular expression of rule names).
+STAGE_RULES = {"network generation": "network", "LAMMPS compression": "trajectory", "spectra": "spectra", "training": "train",
+               "evaluation": "evaluate", "notebook rendering": "tables|rollout_accuracy|modes_and_bias|history"}
 #: Points that start from a finished smoke run less the stage's outputs (the folders removed), so that only the
 #: stage runs again; the others run their stage's inputs too.
 FROM_SMOKE = {"evaluation": ["results/eval"], "notebook rendering": ["results/notebooks", "results/figures", "results/tables"]}
@@ -83,11 +86,23 @@ def incomplete(workdir) -> set:
     return {workdir / base64.b64decode(marker.name).decode() for marker in markers if marker.is_file()}
 
 
-def in_progress(workdir, pattern: str, running: str | None) -> bool:
-    """Whether some of the stage's work has finished (and settled) and, where asked, a job of it is still running."""
-    now = time.time()
-    settled = [path for path in workdir.glob(pattern) if now - path.stat().st_mtime > SETTLED]
-    return any(path not in incomplete(workdir) for path in settled) and (running is None or any(workdir.glob(running)))
+def in_progress(workdir, log, rules: str, running: str | None) -> bool:
+    """Whether Snakemake's log says a job of ``rules`` finished and, where asked, a job of the stage is still running
+    (its ``running`` file exists)."""
+    finished = re.search(rf"^Finished jobid: \d+ \(Rule: (?:{rules})\)$", log.read_text(), re.MULTILINE)
+    return bool(finished) and (running is None or any(workdir.glob(running)))
+
+
+def wait_until_gone(group: int, timeout: float = 60.0) -> None:
+    """Block until no process of the process group is left (a killed group's members are reaped by their parents)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process group {group} still has processes {timeout} s after SIGKILL")
 
 
 @pytest.mark.parametrize("point", list(KILL_POINTS))
@@ -102,11 +117,13 @@ def test_a_hard_kill_inside_a_stage_then_the_readme_command_finishes_without_red
         workdir = copy_checkout(tmp_path)
     (workdir / "slow.yaml").write_text(extra or "{}\n")
     command = [*SNAKEMAKE[:1], "-m", "snakemake", *targets, *SNAKEMAKE[3:], "slow.yaml"]
-    process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    log = workdir / "killed-run.log"
+    with log.open("w") as stream:
+        process = subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL, stderr=stream, start_new_session=True)
     deadline = time.time() + 600
     try:
         while time.time() < deadline:
-            if in_progress(workdir, pattern, RUNNING.get(point)):
+            if in_progress(workdir, log, STAGE_RULES[point], RUNNING.get(point)):
                 break
             assert process.poll() is None, "the run ended before the stage could be killed"
             time.sleep(0.1)
@@ -115,7 +132,7 @@ def test_a_hard_kill_inside_a_stage_then_the_readme_command_finishes_without_red
     finally:
         os.killpg(process.pid, signal.SIGKILL)  # Snakemake and every job it started
         process.wait(timeout=60)
-    time.sleep(1.0)  # every process of the group is gone: nothing writes any more
+    wait_until_gone(process.pid)  # every process of the group is gone: nothing writes any more
     # the hidden temporary files of the writes the kill cut off (a killed process cannot remove its own)
     left_by_kill = set((workdir / "results").rglob(".*.tmp*"))
     before, cut_off = outputs(workdir), incomplete(workdir)

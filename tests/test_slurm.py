@@ -24,7 +24,7 @@ def cluster_is_up() -> bool:
     return result.returncode == 0 and any(state in result.stdout for state in ("idle", "mixed", "allocated"))
 
 
-pytestmark = pytest.mark.skipif(not REQUIRED and not cluster_is_up(), reason="no SLURM cluster here: run slurm/local-cluster.sh start (as root)")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not REQUIRED and not cluster_is_up(), reason="no SLURM cluster here: run slurm/local-cluster.sh start (as root)")]
 
 
 def test_profile_runs_the_smoke_preset_through_training_and_evaluation_on_slurm(tmp_path):

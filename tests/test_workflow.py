@@ -51,12 +51,20 @@ def test_invalid_config_fails_before_any_job_naming_the_key(workdir, override, k
     assert not (workdir / "results").exists()
 
 
-def test_dry_run_lists_the_stage_jobs(workdir):
-    result = snakemake(workdir, "-n", "--cores", "all")
+def test_dry_run_lists_exactly_the_default_configs_jobs_rule_by_rule(workdir):
+    """The README's main command, dry: every rule with the job count that the default config asks for."""
+    from densim.models import MODELS
+
+    result = snakemake(workdir, "-n", "--forceall", "--cores", "all")
     assert result.returncode == 0, result.stderr
-    for rule in ("network", "network_manifest", "trajectory", "trajectory_summary", "spectra", "split", "union_split", "statistics", "train",
-                 "evaluate", "rollout_accuracy", "history", "modes_and_bias", "tables"):
-        assert rule in result.stdout
+    stats = result.stdout[result.stdout.index("Job stats:"):]
+    counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.MULTILINE)}
+    networks, seeds, generated = 40, 2, 3  # node_opt, bond_pru_opt, noi_pru; impact kicks node_opt's networks
+    runs = 5 * len(MODELS) * seeds + 2 * 2 * generated * seeds  # 4 simulated + 1 union dataset; spatial, NLSF (norm) at h 1, 5
+    assert counts == {"network": generated * networks, "network_manifest": generated, "spectra": generated * networks,
+                      "trajectory": 4 * networks, "trajectory_summary": 1, "split": 4 * seeds, "union_split": seeds,
+                      "statistics": 5 * seeds, "train": runs, "evaluate": runs, "rollout_accuracy": 1, "history": 1,
+                      "modes_and_bias": 1, "tables": 1, "all": 1, "total": sum(counts.values()) - counts["total"]}
 
 
 def test_smoke_preset_builds_every_output(smoke):
@@ -147,6 +155,7 @@ def test_editing_one_notebook_reruns_only_its_figure(smoke, tmp_path):
     assert dict(re.findall(r"^(\w+)\s+(\d+)$", stats, flags=re.MULTILINE)) == {"rollout_accuracy": "1", "total": "1"}, stats
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_without_redoing_finished_trajectories(workdir):
     """Stop Snakemake in the middle of the trajectories stage, then run it again."""
     import signal
