@@ -24,7 +24,10 @@ from densim.elasticity import hessian, linear_response
 from densim.io import read_dataset
 from densim.network import minimum_image, triangular_lattice
 from densim.observables import far_displacement, front_arrival
-from densim.trajectories import PROTOCOLS, compression_settings, impact_settings, summary
+from densim.protocols import PROTOCOLS, md_settings
+from densim.trajectories import summary
+
+impact_settings = PROTOCOLS["impact"].settings
 from tests.test_config import beyond_bounds
 
 IMPACT_KEYS = sorted(schema_node("trajectories.impact")["properties"])
@@ -169,13 +172,13 @@ def test_config_sections_and_protocols():
     assert not {"impact", "protocol"} & {f.name for f in dataclasses.fields(CompressionSettings)}
     # the trajectories section as the workflow hands it over, defaults filled in, impact subsection included
     section = {"frames": 5, "impact": {key: default(f"trajectories.impact.{key}") for key in IMPACT_KEYS}}
-    assert compression_settings(section) == CompressionSettings(frames=5)
+    assert md_settings(section) == CompressionSettings(frames=5)
     assert impact_settings(section) == ImpactSettings() == impact_settings({})
     with pytest.raises(ConfigError, match=r"trajectories\.impact\.sped: unknown key"):
         impact_settings({"impact": {"sped": 1.0}})
     with pytest.raises(ConfigError, match=r"trajectories\.impact: expected a mapping"):
         impact_settings({"impact": 3})
-    assert tuple(schema_node("datasets.*.protocol")["enum"]) == PROTOCOLS
+    assert tuple(schema_node("datasets.*.protocol")["enum"]) == tuple(PROTOCOLS)
     assert default("datasets.*.protocol") == "compression"
 
 
@@ -250,3 +253,12 @@ def test_impact_rollouts_are_scored_on_the_wave_front_at_fixed_box(network_file,
     assert float(scored["arrival_frame"][0]) == 20.0  # censored: the held frame never moves
     assert float(scored["arrival_error"]) == pytest.approx(20.0 - float(ds["arrival_frame"]))
     assert np.isnan(scored["poisson_r2"]).all()
+
+
+def test_every_protocol_is_one_registry_entry_that_the_schema_and_the_command_offer():
+    from densim.protocols import Protocol, get_protocol
+
+    assert all(isinstance(protocol, Protocol) and protocol.name == name for name, protocol in PROTOCOLS.items())
+    assert {protocol.headline for protocol in PROTOCOLS.values()} == {"poisson_r2", "arrival_error"}
+    with pytest.raises(ValueError, match="unknown trajectory protocol 'shake'; known protocols: compression, impact"):
+        get_protocol("shake")

@@ -8,7 +8,8 @@ from densim.io import network_to_dataset
 from densim.compression import CompressionSettings, SimulationError
 from densim.networks import DatasetConfig, generate_network, network_dataset
 from densim.observables import r_squared
-from densim.trajectories import simulate, small_strain_poisson_ratio, summary, trajectory_dataset
+from densim.protocols import small_strain_poisson_ratio
+from densim.trajectories import simulate, summary, trajectory_dataset
 
 
 def compressed(settings, networks=5):

@@ -91,24 +91,24 @@ def cmd_trajectories_simulate(args) -> None:
 
     from densim.io import read_network, write_dataset
     from densim.provenance import provenance_attrs
-    from densim.trajectories import athermal_twin, compression_settings, impact_settings, simulate, trajectory_dataset
+    from densim.protocols import PROTOCOLS, md_settings
+    from densim.trajectories import athermal_twin, simulate, trajectory_dataset
 
     section = _load_mapping(args.settings, "--settings")
-    settings = compression_settings(section)
-    # the impact subsection is checked whatever the protocol, so a typo in it never waits for an impact dataset
-    kick = impact_settings(section)
-    if args.protocol == "compression":
-        kick = None
-    trajectories = settings.__dict__ if kick is None else {**settings.__dict__, "impact": kick.__dict__}
+    settings = md_settings(section)
+    # every protocol's own subsection is checked whatever the protocol, so a typo in it never waits for its dataset
+    own = {name: protocol.settings(section) for name, protocol in PROTOCOLS.items()}[args.protocol]
+    protocol = PROTOCOLS[args.protocol]
+    trajectories = settings.__dict__ if protocol.subsection is None else {**settings.__dict__, protocol.subsection: own.__dict__}
     network, network_ds = read_network(args.network)
     name = f"{network_ds.attrs['dataset']}/{network_ds.attrs['network']}"
     with tqdm(total=settings.frames, desc=f"{args.protocol} {name}", unit="frame", mininterval=2.0, file=sys.stderr) as bar:
-        run = simulate(network, settings, name, progress=lambda done: bar.update(done - bar.n), kick=kick)
-    athermal = athermal_twin(network, settings, run, name, kick=kick)
+        run = simulate(network, settings, name, progress=lambda done: bar.update(done - bar.n), protocol=protocol, own=own)
+    athermal = athermal_twin(network, settings, run, name, protocol=protocol, own=own)
     attrs = provenance_attrs({"trajectories": trajectories, "network_config": json.loads(network_ds.attrs["config"])}, inputs=[args.network])
-    ds = trajectory_dataset(network_ds, settings, run, attrs, athermal, kick=kick, dataset=args.dataset)
+    ds = trajectory_dataset(network_ds, settings, run, attrs, athermal, protocol=protocol, own=own, dataset=args.dataset)
     write_dataset(ds, args.output)
-    arrival = "" if kick is None else f", front arrival at frame {float(ds['arrival_frame']):.2f}"
+    arrival = f", front arrival at frame {float(ds['arrival_frame']):.2f}" if "arrival_frame" in ds else ""
     logging.getLogger("densim").info("wrote %s (%s, %d frames%s)", args.output, args.protocol, settings.frames, arrival)
 
 

@@ -34,10 +34,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from densim.experiments import (built_datasets, evaluation_grids, igns_grid, network_count, network_datasets, run_datasets, run_unions,
+from densim.experiments import (built_datasets, dataset_protocol, evaluation_grids, igns_grid, network_count, network_datasets, run_datasets, run_unions,
                                 trajectory_section)
 from densim.splits import SplitFractions, split_networks
-from densim.trajectories import compression_settings, impact_settings
+from densim.protocols import PROTOCOLS, md_settings
 
 #: Stage of each rule, in the order the workflow runs them.
 STAGES = {
@@ -115,11 +115,6 @@ def _test_networks(config: dict, dataset: str) -> int:
     return len(split_networks(references, SplitFractions(**config["splits"]), seed=0)["test"])
 
 
-def _protocol(config: dict, dataset: str) -> str:
-    section = config["datasets"][dataset]
-    return config["datasets"][section["union"][0]].get("protocol", "compression") if "union" in section else section.get("protocol", "compression")
-
-
 def _model_work(setup) -> float:
     """hidden² x layers of a resolved model (:func:`densim.training.model_setup`), its class's defaults filled in."""
     import inspect
@@ -149,7 +144,7 @@ def group(config: dict, job: Job) -> str:
     if job.rule == "network":
         return f"network:{config['datasets'][values['dataset']]['generator']}"
     if job.rule == "trajectory":
-        return f"trajectory:{_protocol(config, values['dataset'])}"
+        return f"trajectory:{dataset_protocol(config, values['dataset'])}"
     return job.rule
 
 
@@ -163,8 +158,8 @@ def work(config: dict, job: Job) -> float:
     if job.rule == "network":
         return float(nodes**2)
     if job.rule == "trajectory":
-        impact = _protocol(config, values["dataset"]) == "impact"
-        steps = impact_settings(section).steps_per_frame if impact else compression_settings(section).steps_per_frame
+        protocol = PROTOCOLS[dataset_protocol(config, values["dataset"])]
+        steps = protocol.md_settings(md_settings(section), protocol.settings(section)).steps_per_frame
         return float(nodes * frames * steps)
     if job.rule == "spectra":
         return float(nodes)

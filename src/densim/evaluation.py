@@ -37,8 +37,8 @@ import torch
 import xarray as xr
 
 from densim.config import check_settings, setting, typed_config
-from densim.observables import (far_displacement, front_arrival, poisson_ratio_from_box, poisson_ratio_from_positions, r_squared,
-                                rebased_poisson_ratio)
+from densim.observables import r_squared
+from densim.protocols import PROTOCOLS
 from densim.rollout import TrajectoryGraph, rollout_start, rollouts
 
 @dataclass(frozen=True)
@@ -159,24 +159,7 @@ def score_trajectory(predicted: torch.Tensor, trajectory: TrajectoryGraph, last_
     steps = slice(last_input + 1, frames)
     scores = positional_errors(predicted[:, steps], truth[:, steps])
     scores["frozen_mse"] = positional_errors(truth[:, last_input : last_input + 1].expand_as(truth[:, steps]), truth[:, steps])["mse"]
-    missing = np.full(frames - last_input - 1, np.nan)
-    if trajectory.protocol == "impact":
-        scores["poisson_ratio"], scores["poisson_ratio_true"] = missing, missing.copy()
-        for suffix, positions in (("", predicted), ("_true", truth)):
-            displacement = far_displacement(positions.permute(1, 0, 2), trajectory.far).cpu().numpy()
-            arrival = front_arrival(displacement, trajectory.arrival_threshold)
-            scores[f"far_displacement{suffix}"] = displacement[steps]
-            scores[f"arrival_frame{suffix}"] = np.array(frames - 1.0 if np.isnan(arrival) else arrival)
-    else:
-        box = trajectory.box[:frames].cpu().numpy()
-        rest_length = trajectory.graph.rest_length[: len(trajectory.bonds)]
-        nu = poisson_ratio_from_positions(predicted.permute(1, 0, 2).cpu().numpy(), box[:, 0], box[0], trajectory.bonds.cpu().numpy(),
-                                          rest_length.cpu().numpy(), trajectory.stiffness.cpu().numpy())
-        # measured from the last input frame: the deformation the rollout predicts (rebased_poisson_ratio)
-        scores["poisson_ratio"] = rebased_poisson_ratio(nu, box[:, 0], last_input)[steps]
-        scores["poisson_ratio_true"] = rebased_poisson_ratio(poisson_ratio_from_box(box), box[:, 0], last_input)[steps]
-        scores["far_displacement"], scores["far_displacement_true"] = missing.copy(), missing.copy()
-        scores["arrival_frame"], scores["arrival_frame_true"] = np.array(np.nan), np.array(np.nan)
+    scores.update(PROTOCOLS[trajectory.protocol].scores(trajectory, predicted, truth, last_input))
     if "eigvecs" in trajectory.graph:
         scores["mode_energy"], scores["slow_share"] = mode_energies(predicted[:, steps] - truth[:, steps], trajectory.graph.eigvecs)
     scores["blown_up"] = _flag_blown_up(scores["l2"], blowup_l2)
@@ -225,14 +208,6 @@ def _stack(arrays: list[np.ndarray], steps: int) -> np.ndarray:
     for i, array in enumerate(arrays):
         out[i, : len(array)] = array
     return out
-
-
-def _oracle(trajectories: list[TrajectoryGraph], nu_true: np.ndarray) -> dict:
-    """The network oracle: each test network's own linear-response uniaxial Poisson ratio (C_xxyy / C_yyyy, it knows
-    the network but not the dynamics) and its R^2 against the simulated (box) Poisson ratio at every step."""
-    network_nu = np.array([t.uniaxial_poisson_ratio for t in trajectories])
-    r2 = np.array([r_squared(nu_true[:, s], network_nu) if np.isfinite(nu_true[:, s]).sum() > 1 else np.nan for s in range(nu_true.shape[1])])
-    return {"poisson_ratio_network": ("trajectory", network_nu), "oracle_poisson_r2": ("step", r2)}
 
 
 def _window_attrs(trajectories: list[TrajectoryGraph], start: int, table_step: int) -> dict:
@@ -306,8 +281,7 @@ def evaluate(simulator, trajectories: list[TrajectoryGraph], config: EvaluationC
     data_vars.update({name: (("step",) if np.ndim(value) else (), value) for name, value in across_trajectories(stacked).items()})
     data_vars["predicted_positions"] = (("trajectory", "kept_step", "node", "xy"), positions)
     data_vars["nodes"] = ("trajectory", np.array([t.positions.shape[0] for t in trajectories]))
-    if protocols == ["compression"]:
-        data_vars.update(_oracle(trajectories, stacked["poisson_ratio_true"]))
+    data_vars.update(PROTOCOLS[protocols[0]].evaluation_variables(trajectories, stacked))
     window = _window_attrs(trajectories, start, kept[0])
     ds = xr.Dataset(
         {name: (dims, value, {"description": DEFINITIONS[name]} if name in DEFINITIONS else {}) for name, (dims, value) in data_vars.items()},

@@ -13,7 +13,7 @@ from densim.models import MODELS
 from densim.networks import DatasetConfig
 from densim.splits import SplitFractions
 from densim.training import ablation_grid, check_models, training_config
-from densim.trajectories import compression_settings, impact_settings
+from densim.protocols import PROTOCOLS, md_settings
 
 
 def generated_datasets(config: dict) -> list[str]:
@@ -41,15 +41,26 @@ def network_count(config: dict, dataset: str) -> int:
     return config["datasets"][network_source(config, dataset)]["networks"]
 
 
+def dataset_protocol(config: dict, dataset: str) -> str:
+    """The trajectory protocol of a dataset (a union's: its members')."""
+    section = config["datasets"][dataset]
+    if "union" in section:
+        section = config["datasets"][section["union"][0]]
+    return section.get("protocol", "compression")
+
+
 def trajectory_section(config: dict, dataset: str) -> dict:
     """The ``trajectories`` section a dataset's runs use: the shared section with the dataset's own ``trajectories``
-    keys on top, and the ``impact`` subsection only for impact datasets (so editing it reruns those alone)."""
+    keys on top, and a protocol's own subsection (``impact``) only for datasets of that protocol (so editing it reruns
+    those alone)."""
     own = config["datasets"][dataset].get("trajectories", {})
     section = {**config["trajectories"], **own}
-    if "impact" in own:
-        section["impact"] = {**config["trajectories"].get("impact", {}), **own["impact"]}
-    if config["datasets"][dataset].get("protocol", "compression") != "impact":
-        section.pop("impact", None)
+    mine = PROTOCOLS[dataset_protocol(config, dataset)].subsection
+    for subsection in {protocol.subsection for protocol in PROTOCOLS.values()} - {None}:
+        if subsection != mine:
+            section.pop(subsection, None)
+        elif subsection in own:
+            section[subsection] = {**config["trajectories"].get(subsection, {}), **own[subsection]}
     return section
 
 
@@ -147,18 +158,19 @@ def check_config(config: dict) -> None:
         unknown = [member for member in members if member not in simulated]
         if unknown:
             raise ConfigError(f"datasets.{name}.union: {unknown} are not generated datasets or their variants")
-        if len({config["datasets"][member].get("protocol", "compression") for member in members}) > 1:
+        if len({dataset_protocol(config, member) for member in members}) > 1:
             raise ConfigError(f"datasets.{name}.union: its members' trajectories must share one protocol")
-    compression_settings(config["trajectories"])
-    impact_settings(config["trajectories"])
+    md_settings(config["trajectories"])
+    for protocol in PROTOCOLS.values():
+        protocol.settings(config["trajectories"])
     for name in simulated:
         own = config["datasets"][name].get("trajectories", {})
         unknown = [key for key in own if key not in schema_node("trajectories")["properties"]]
         if unknown:
             raise ConfigError(f"datasets.{name}.trajectories.{unknown[0]}: not a key of the trajectories section")
         try:
-            compression_settings(trajectory_section(config, name))
-            impact_settings(trajectory_section(config, name))
+            md_settings(trajectory_section(config, name))
+            PROTOCOLS[dataset_protocol(config, name)].settings(trajectory_section(config, name))
         except ConfigError as err:
             raise ConfigError(f"datasets.{name}.{err}") from None
     training_config(config["training"])

@@ -22,6 +22,7 @@ from matplotlib.lines import Line2D
 
 from densim.io import atomic_path, read_evaluation, write_figure
 from densim.observables import DIFFICULTY_DESCRIPTIONS
+from densim.protocols import PROTOCOLS
 
 #: Display label, colour and dashes of each registered model: black for the spatial model, blues for the linear
 #: spectral models, reds for the nonlinear spectral ones, dashed for their spatio-spectral variants, green for the
@@ -262,7 +263,7 @@ def summary_table(frame: pd.DataFrame, metric: str, step: int | str = "table") -
 
 #: Table 2's metric of each trajectory protocol: the Poisson ratio R^2 at the table step for compressions; for
 #: impacts (fixed box, no Poisson ratio) the mean absolute error of the wave front's arrival frame at the far strip.
-HEADLINE_METRICS = {"compression": "poisson_r2", "impact": "arrival_error"}
+HEADLINE_METRICS = {name: protocol.headline for name, protocol in PROTOCOLS.items()}
 #: Metrics that stand in for Table 2's in some columns: which means are best, and the note on the column.
 STAND_IN_METRICS = {"arrival_error": ("lower", "arrival error [frames]")}
 
@@ -456,18 +457,14 @@ def plot_rollout_accuracy(frame: pd.DataFrame, parity: pd.DataFrame, history: in
         ax_l2.set(yscale="log", xlabel="rollout step", ylabel="mean L2 [σ]")
         _lines(ax_r2, shown[shown["dataset"] == dataset], "step", "poisson_r2", styles, errorbar=None)
         ax_r2.set(ylim=(-0.03, 1.03), xlabel="rollout step", ylabel="Poisson R² (R² < 0 at 0)")
-        impact = (last.loc[last["dataset"] == dataset, "protocol"] == "impact").all()
-        best = _best_model(last[last["dataset"] == dataset], "arrival_error" if impact else "poisson_r2")
+        protocol = PROTOCOLS[last.loc[last["dataset"] == dataset, "protocol"].iloc[0]]
+        best = _best_model(last[last["dataset"] == dataset], protocol.headline)
         points = parity[(parity["dataset"] == dataset) & (parity["model"] == best) & (parity["history"] == history)]
-        if impact:
-            ax_r2.text(0.5, 0.5, "fixed box: no Poisson ratio\n(arrival error in Table 2)", transform=ax_r2.transAxes, ha="center", va="center")
-            errors = last[(last["dataset"] == dataset) & (last["model"] == best)]["arrival_error"]
-            _parity(ax_parity, points, styles[best], "arrival_frame", "front arrival [frame]", f"error = {errors.mean():.2f}"
-                    + (f" ± {errors.std():.2f}" if len(errors) > 1 else "") + " frames")
-        else:
-            r2 = last[(last["dataset"] == dataset) & (last["model"] == best)]["poisson_r2"]
-            _parity(ax_parity, points, styles[best], "poisson_ratio", "ν", f"step {int(points['step'].iloc[0])}, R² = {r2.mean():.2f}"
-                    + (f" ± {r2.std():.2f}" if len(r2) > 1 else ""))
+        if protocol.poisson_note:
+            ax_r2.text(0.5, 0.5, protocol.poisson_note, transform=ax_r2.transAxes, ha="center", va="center")
+        values = last[(last["dataset"] == dataset) & (last["model"] == best)][protocol.headline]
+        step = int(points["step"].iloc[0]) if len(points) else int(last["step"].max())
+        _parity(ax_parity, points, styles[best], *protocol.parity, protocol.headline_label(values, step))
         for ax in (ax_l2, ax_r2, ax_parity):
             ax.set_title(dataset_label(dataset), loc="left", fontweight="bold")
     _legend(fig, styles)

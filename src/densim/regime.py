@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from densim.protocols import PROTOCOLS
 from densim.figures import KEYS, dataset_label, model_label, model_styles, ordered
 
 #: Rollout steps at which the study reports the relative MSE.
@@ -104,7 +105,8 @@ def regime_table(evaluations: pd.DataFrame, histories: pd.DataFrame, summary: pd
         Dataset -> ``{"networks": the generated dataset it shares networks with}``.
     """
     seeds = per_seed(evaluations, steps).merge(histories, on=KEYS, how="left")
-    seeds = seeds[seeds["protocol"] == "compression"]  # the study's questions are about compressions (Poisson ratio)
+    # the study's questions are about the Poisson ratio: the datasets of protocols that have one
+    seeds = seeds[seeds["protocol"].map(lambda name: PROTOCOLS[name].poisson_note is None)]
     metrics = [f"relative_mse_{step}" for step in steps] + ["poisson_r2", "one_step_validation"]
     grouped = seeds.groupby(["dataset", "model", "history"])
     table = grouped[metrics].agg(["mean", "std"])

@@ -15,7 +15,8 @@ import torch
 import xarray as xr
 from torch_geometric.data import Data
 
-from densim.observables import bond_images, zero_stress_box_y
+from densim.observables import bond_images
+from densim.protocols import PROTOCOLS, protocol_of
 
 
 @dataclass
@@ -30,7 +31,7 @@ class TrajectoryGraph:
     bonds: torch.Tensor  # (B, 2) each bond once
     images: torch.Tensor  # (B, 2) periodic image offsets of the bonds in frame 0
     stiffness: torch.Tensor  # (B,)
-    protocol: str = "compression"  # or "impact" (densim.trajectories.PROTOCOLS)
+    protocol: str = "compression"  # a name of densim.protocols.PROTOCOLS
     far: torch.Tensor | None = None  # (N,) bool: the far strip of an impact trajectory
     arrival_threshold: float = float("nan")  # far-strip displacement at which the front has arrived (impact)
     uniaxial_poisson_ratio: float = float("nan")  # the network's linear-response C_xxyy / C_yyyy
@@ -62,24 +63,18 @@ def trajectory_graph(trajectory: xr.Dataset, spectra: xr.Dataset | None) -> Traj
     stiffness = torch.as_tensor(trajectory["stiffness"].values, dtype=torch.float64)
     name = f"{trajectory.attrs.get('dataset', '?')}/{trajectory.attrs.get('network', '?')}"
     images = bond_images(positions[:, 0], bonds, box[0])
-    impact = {}
-    if trajectory.attrs.get("protocol") == "impact":
-        impact = {"protocol": "impact", "far": torch.as_tensor(trajectory["far"].values.astype(bool)),
-                  "arrival_threshold": float(trajectory["arrival_threshold"])}
+    protocol = protocol_of(trajectory)
     timing = {"uniaxial_poisson_ratio": float(trajectory["uniaxial_poisson_ratio"]) if "uniaxial_poisson_ratio" in trajectory else float("nan"),
               "rollout_start": int(trajectory.attrs.get("rollout_start_frame", 0)),
               "frame_time": float(trajectory["time"].values[1] - trajectory["time"].values[0]) if trajectory.sizes["time"] > 1 else float("nan")}
-    return TrajectoryGraph(name, graph, positions, box, float(box[0, 0]) / 2, bonds, images, stiffness, **impact, **timing)
+    return TrajectoryGraph(name, graph, positions, box, float(box[0, 0]) / 2, bonds, images, stiffness, protocol=protocol.name,
+                           **protocol.graph_fields(trajectory), **timing)
 
 
 def estimated_box(trajectory: TrajectoryGraph, positions_t: torch.Tensor, box_x: torch.Tensor) -> torch.Tensor:
-    """Box of a predicted frame: imposed x length, y length at zero transverse stress of the positions (the fixed
-    box of an impact trajectory)."""
-    if trajectory.protocol == "impact":
-        return trajectory.box[0]
-    rest_length = trajectory.graph.rest_length[: len(trajectory.bonds)]
-    box_y = zero_stress_box_y(positions_t, box_x, float(trajectory.box[0, 1]), trajectory.bonds, trajectory.images, rest_length, trajectory.stiffness)
-    return torch.stack([box_x, box_y])
+    """Box of a predicted frame, by the trajectory's protocol (:meth:`densim.protocols.Protocol.box`): the imposed x
+    length and the y length at zero transverse stress of the positions for a compression, the fixed box of an impact."""
+    return PROTOCOLS[trajectory.protocol].box(trajectory, positions_t, box_x)
 
 
 def rollout_start(trajectories: list[TrajectoryGraph], history: int, start: int | None = None) -> int:
