@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch_geometric.data import Batch, Data
 
-from densim.models import MODELS, UnknownModelError, build_model
+from densim.models import BASELINES, MODELS, UnknownModelError, build_model
 from densim.models.baselines import Frozen, LinearFloor
 from densim.models.blocks import GraphInputs, project, synthesise
 from densim.models.nlsf import NLSFBlock, NormNLSFBlock
@@ -18,7 +18,6 @@ from densim.models.spectral_mlp import SpectralMLPBlock
 NODE_IN, EDGE_IN, OUT, K_MODES = 6, 4, 2, 8
 TOLERANCE = {"rtol": 1e-9, "atol": 1e-10}  # float64: the routes differ only by summation order
 
-BASELINES = ["frozen", "linear_floor"]
 LEARNED = [key for key in MODELS if key not in BASELINES]
 
 # every learned model at a small size, plus the non-default variants of the NLSF and spatial blocks
@@ -93,10 +92,21 @@ def batch(graphs) -> Batch:
     return Batch.from_data_list(graphs)
 
 
-def test_registry_keys():
-    assert list(MODELS) == ["spatial", "chebnet", "spectral_mlp", "nlsf", "nlsf_norm",
-                            "s2_chebnet", "s2_mlp", "s2_nlsf", "s2_nlsf_norm", "igns", "igns_ti", "graphcon", "frozen", "linear_floor"]
-    assert sorted(LEARNED + BASELINES) == sorted(MODELS)
+def test_every_registered_model_is_a_distinct_class_with_a_valid_name_a_label_and_a_family():
+    import re
+
+    from densim.config import schema
+    from densim.figures import MODEL_STYLES
+
+    pattern = schema()["$defs"]["model"]["pattern"]
+    assert len(set(MODELS.values())) == len(MODELS)
+    for key, cls in MODELS.items():
+        assert re.fullmatch(pattern, key) and key in MODEL_STYLES and cls.simulator is not None, key
+    # the baselines are exactly the models with nothing to learn by gradient descent
+    for key in MODELS:
+        model = small_model(key) if hasattr(MODELS[key], "block_parameters") else build_model(key, NODE_IN, EDGE_IN, OUT)
+        trainable = any(p.requires_grad for p in model.parameters()) and not getattr(model, "closed_form", False)
+        assert trainable == (key not in BASELINES), key
 
 
 def test_unknown_key_is_named_with_the_known_ones():

@@ -37,6 +37,7 @@ from pathlib import Path
 from densim.experiments import (built_datasets, dataset_protocol, evaluation_grids, igns_grid, network_count, network_datasets, run_datasets, run_unions,
                                 trajectory_section)
 from densim.splits import SplitFractions, split_networks
+from densim.models import BASELINES, model_variant
 from densim.protocols import PROTOCOLS, md_settings
 
 #: Stage of each rule, in the order the workflow runs them.
@@ -117,20 +118,10 @@ def _test_networks(config: dict, dataset: str) -> int:
 
 def _model_work(setup) -> float:
     """hidden² x layers of a resolved model (:func:`densim.training.model_setup`), its class's defaults filled in."""
-    import inspect
+    from densim.models import model_defaults
 
-    from densim.models import MODELS
-
-    defaults = {name: p.default for name, p in inspect.signature(MODELS[setup.model].__init__).parameters.items()}
-    settings = {**defaults, **setup.hyperparameters}
+    settings = {**model_defaults(setup.model), **setup.hyperparameters}
     return settings.get("hidden", 1) ** 2 * settings.get("num_layers", 1)
-
-
-def _baseline(key: str) -> bool:
-    from densim.models.baselines import Frozen, LinearFloor
-    from densim.models import MODELS, model_variant
-
-    return MODELS[model_variant(key)[0]] in (Frozen, LinearFloor)
 
 
 def group(config: dict, job: Job) -> str:
@@ -168,7 +159,7 @@ def work(config: dict, job: Job) -> float:
     if job.rule in ("train", "evaluate"):
         from densim.training import model_setup
 
-        if _baseline(values["model"]):
+        if model_variant(values["model"])[0] in BASELINES:
             return 0.0
         history = int(values["history"])
         setup = model_setup(values["model"], config["models"], config["training"])

@@ -21,6 +21,7 @@ import seaborn as sns
 from matplotlib.lines import Line2D
 
 from densim.io import atomic_path, read_evaluation, write_figure
+from densim.models import BASELINES
 from densim.observables import DIFFICULTY_DESCRIPTIONS
 from densim.protocols import PROTOCOLS
 
@@ -44,8 +45,6 @@ MODEL_STYLES = {
     "frozen": ("Frozen (baseline)", "#8c8c8c", (1, 1.5)),
     "linear_floor": ("Linear floor (baseline)", "#4d4d4d", (1, 1.5)),
 }
-#: Models that are references, not learned simulators: the parity plot shows the best of the others.
-BASELINES = ("frozen", "linear_floor")
 #: Column order of tables and row order of figures (the study's Table 1); other datasets follow, sorted.
 DATASET_ORDER = ("node_opt", "comb", "bond_pru_opt", "noi_pru")
 #: The display rule of the study's Fig. 3: R^2 below this is drawn at it, mean L2 above that is left out.

@@ -431,14 +431,12 @@ def ablation_grid(models: list[str], factors: dict[str, list], models_section: d
         ``model``, ``factor``, ``value`` and ``own`` (whether it is the model's own setting). Each factor's rows
         include the model's own setting.
     """
-    import inspect
-
-    from densim.models import MODELS, variant_key
+    from densim.models import model_defaults, variant_key
 
     rows = []
     for model in models:
         setup = model_setup(model, models_section, training_section)
-        defaults = {name: p.default for name, p in inspect.signature(MODELS[model].__init__).parameters.items()}
+        defaults = model_defaults(model)
         for factor, values in factors.items():
             own = getattr(setup.training, factor) if hasattr(setup.training, factor) else setup.hyperparameters.get(factor, defaults.get(factor))
             for value in dict.fromkeys([*values, own]):

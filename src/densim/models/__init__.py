@@ -54,6 +54,18 @@ MODELS: dict[str, type[nn.Module]] = {
 }
 
 
+#: Models that are references, not learned simulators (:class:`densim.models.baselines`).
+BASELINES: tuple[str, ...] = tuple(key for key, cls in MODELS.items() if issubclass(cls, (Frozen, LinearFloor)))
+
+
+def model_defaults(model: str) -> dict[str, Any]:
+    """The constructor defaults of a registered model (its hyperparameters where the config leaves them out)."""
+    import inspect
+
+    return {name: p.default for name, p in inspect.signature(MODELS[model].__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
 class UnknownModelError(KeyError):
     """A model key that is not in :data:`MODELS`."""
 
