@@ -369,12 +369,8 @@ config.yaml (generator, networks, nu_range, tolerance, seed, stiffness, packing,
 take their defaults. Example: '{"generator": "bond_pru_opt", "networks": 8, "nu_range": [-0.6, 0.6]}'"""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="densim", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"densim {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    stages = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
-
+def _networks_parser(stages) -> None:
+    """The ``densim networks`` subcommand."""
     networks = stages.add_parser("networks", help="jammed packings -> spring networks tuned in Poisson ratio", description="The networks stage.")
     actions = networks.add_subparsers(dest="action", required=True, metavar="ACTION")
     generate = actions.add_parser("generate", help="make one network of a dataset", description="Make network INDEX of a dataset and write it as netCDF.", epilog=SPEC_HELP)
@@ -388,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     man.add_argument("-o", "--output", required=True, type=Path, help="CSV file to write")
     man.set_defaults(func=cmd_networks_manifest)
 
+
+def _trajectories_parser(stages) -> None:
+    """The ``densim trajectories`` subcommand."""
     traj = stages.add_parser("trajectories", help="LAMMPS compression of networks", description="The trajectories stage.")
     actions = traj.add_subparsers(dest="action", required=True, metavar="ACTION")
     sim = actions.add_parser(
@@ -417,6 +416,9 @@ def build_parser() -> argparse.ArgumentParser:
     summ.add_argument("-o", "--output", type=Path, help="also write the table as CSV")
     summ.set_defaults(func=cmd_trajectories_summary)
 
+
+def _splits_parser(stages) -> None:
+    """The ``densim splits`` subcommand."""
     splits = stages.add_parser("splits", help="train/validation/test splits by network", description="Splits by network, per seed.")
     actions = splits.add_subparsers(dest="action", required=True, metavar="ACTION")
     make = actions.add_parser("make", help="split one dataset", description="Split the networks of a manifest at random.")
@@ -432,6 +434,9 @@ def build_parser() -> argparse.ArgumentParser:
     union.add_argument("-o", "--output", required=True, type=Path)
     union.set_defaults(func=cmd_splits_union)
 
+
+def _spectra_parser(stages) -> None:
+    """The ``densim spectra`` subcommand."""
     spectra = stages.add_parser(
         "spectra",
         help="Laplacian eigenpairs of a network",
@@ -447,6 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
     spectra.add_argument("-o", "--output", required=True, type=Path, help="spectra netCDF file to write")
     spectra.set_defaults(func=cmd_spectra)
 
+
+def _train_parser(stages) -> None:
+    """The ``densim train`` subcommand."""
     tr = stages.add_parser("train", help="normalisation statistics and learned simulators", description="The training stage.")
     actions = tr.add_subparsers(dest="action", required=True, metavar="ACTION")
     spec_help = "JSON mapping with the `training` and `models` config sections (missing keys take their defaults)"
@@ -475,6 +483,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("-o", "--output", required=True, type=Path, help="output folder (last.pt, best.pt, history.json)")
     fit.set_defaults(func=cmd_train_fit)
 
+
+def _evaluate_parser(stages) -> None:
+    """The ``densim evaluate`` subcommand."""
     ev = stages.add_parser("evaluate", help="roll a trained simulator out on its test split and score every step",
                            description="Roll a checkpoint's simulator out on every test trajectory of a split (all together, one "
                            "batched step at a time) from its first h + 1 frames to its last frame, and write the metrics per "
@@ -492,6 +503,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("-o", "--output", required=True, type=Path, help="evaluation netCDF file to write")
     ev.set_defaults(func=cmd_evaluate)
 
+
+def _figures_parser(stages) -> None:
+    """The ``densim figures`` subcommand."""
     fig = stages.add_parser("figures", help="render a figure or table notebook with papermill",
                             description="Execute a parameterised notebook of notebooks/ (papermill) and keep the executed copy; "
                             "the notebook writes its figures (PDF and PNG) or tables (CSV, Markdown, LaTeX), each with a "
@@ -504,6 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
     fig.add_argument("-o", "--output", required=True, type=Path, help="executed notebook to write")
     fig.set_defaults(func=cmd_figures)
 
+
+def _provenance_parser(stages) -> None:
+    """The ``densim provenance`` subcommand."""
     prov = stages.add_parser("provenance", help="show how an output file was made, or verify its inputs",
                              description="Print the provenance attributes of a densim output and the chain of every file upstream "
                                          "of it (each file's inputs, recorded with their SHA-256 when it was made, back to the "
@@ -515,6 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
     prov.add_argument("--root", type=Path, default=Path("."), help="directory the recorded paths are relative to (default: here)")
     prov.set_defaults(func=cmd_provenance)
 
+
+def _cost_parser(stages) -> None:
+    """The ``densim cost`` subcommand."""
     cost = stages.add_parser("cost", help="estimate the jobs, CPU-hours and GPU-hours of a config before running it",
                              description="List the jobs a run of a configuration consists of, per stage, and price them "
                                          "from the Snakemake benchmarks of a run that finished (logs/benchmarks), scaled by "
@@ -528,6 +548,19 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_argument("--measured-device", choices=["cpu", "gpu"], default="cpu",
                       help="what the measured run's train jobs ran on (default: %(default)s)")
     cost.set_defaults(func=cmd_cost)
+
+
+#: One parser builder per stage, in the order ``densim --help`` lists them.
+STAGE_PARSERS = (_networks_parser, _trajectories_parser, _splits_parser, _spectra_parser, _train_parser, _evaluate_parser, _figures_parser, _provenance_parser, _cost_parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="densim", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"densim {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    stages = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
+    for add in STAGE_PARSERS:
+        add(stages)
     return parser
 
 
