@@ -64,6 +64,24 @@ def test_the_frozen_baseline_scores_relative_mse_one_at_every_step(graphs):
     np.testing.assert_array_equal(scores["mse"], scores["frozen_mse"])
 
 
+def test_constant_velocity_is_exact_on_uniform_motion_and_extrapolates_a_real_trajectory(graphs):
+    from dataclasses import replace
+
+    simulator = build_simulator("constant_velocity", 2, compute_statistics(graphs[:3], TrainingConfig(horizon=12)), seed=0)
+    # every node drifting at its own constant velocity: predicted exactly
+    real = graphs[0]
+    frames = torch.arange(real.frames, dtype=torch.float64)[None, :, None]
+    uniform = replace(real, positions=real.positions[:, :1] + 0.01 * frames * torch.randn(real.positions.shape[0], 1, 2, dtype=torch.float64))
+    assert float(evaluate(simulator, [uniform], EvaluationConfig(table_step=1))["mse"].max()) < 1e-24
+    # a LAMMPS trajectory: frame last + s is last + s (last - previous), by hand
+    scores = evaluate(simulator, [real])
+    last = int(scores.attrs["start_frame"])
+    x = real.positions.numpy()
+    s = np.arange(1, real.frames - last)
+    by_hand = x[:, last][:, None] + s[None, :, None] * (x[:, last] - x[:, last - 1])[:, None]
+    np.testing.assert_allclose(scores["mse"].values[0], ((by_hand - x[:, last + 1:]) ** 2).sum(-1).mean(0), rtol=1e-10)
+
+
 def test_a_common_start_frame_makes_every_history_predict_the_same_frames(graphs):
     """With evaluation.start_frame, histories 1 and 3 are scored on the same predicted frames (the frozen baseline
     holds frame start_frame whatever its history: identical scores); without it, on frames shifted by the history."""

@@ -43,6 +43,7 @@ MODEL_STYLES = {
     "igns_ti": ("IGNS-ti", "#2a9d4b", (4, 2)),
     "graphcon": ("GraphCON", "#8e44ad", ""),
     "frozen": ("Frozen (baseline)", "#8c8c8c", (1, 1.5)),
+    "constant_velocity": ("Constant velocity (baseline)", "#b07d2b", (1, 1.5)),
     "linear_floor": ("Linear floor (baseline)", "#4d4d4d", (1, 1.5)),
 }
 #: Column order of tables and row order of figures (the study's Table 1); other datasets follow, sorted.

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from densim.models import BASELINES
 from densim.protocols import PROTOCOLS
 from densim.figures import KEYS, dataset_label, model_label, model_styles, ordered
 
@@ -29,6 +30,8 @@ LEARNABILITY = ("local_predictability_r2", "fastest_period_frames", "linear_floo
 #: The reference every learned model is compared with, seed by seed.
 FLOOR = "linear_floor"
 SPATIAL = "spatial"
+#: The extrapolation every simulator gets for free: what a learned model must beat to have learned anything.
+INERTIAL = "constant_velocity"
 
 
 def load_histories(paths) -> pd.DataFrame:
@@ -123,6 +126,11 @@ def regime_table(evaluations: pd.DataFrame, histories: pd.DataFrame, summary: pd
     versus = beats(seeds, last, reference=SPATIAL)[["dataset", "model", "history", "beats", "trails"]]
     table = table.merge(versus.rename(columns={"beats": f"beats_spatial_{last}", "trails": f"trails_spatial_{last}"}),
                         on=["dataset", "model", "history"], how="left")
+    if INERTIAL in set(seeds["model"]):
+        for step in steps:
+            metric = f"relative_mse_{step}"
+            inertial = beats(seeds, metric, reference=INERTIAL)[["dataset", "model", "history", "beats"]]
+            table = table.merge(inertial.rename(columns={"beats": f"beats_inertial_{metric}"}), on=["dataset", "model", "history"], how="left")
     table["networks"] = table["dataset"].map(lambda d: regimes.get(d, {}).get("networks", d))
     table["window"] = np.where(table["rollout_start_frame"] > 0, "after transient", "inside transient")
     learnability = summary.set_index("dataset").reindex(columns=list(LEARNABILITY))
@@ -132,22 +140,24 @@ def regime_table(evaluations: pd.DataFrame, histories: pd.DataFrame, summary: pd
     return table[lead + [c for c in table.columns if c not in lead]].sort_values(["networks", "window", "windows", "frame_time", "model"]).reset_index(drop=True)
 
 
+def _winners(learned: pd.DataFrame, column: str) -> str:
+    """The labels of the models whose ``column`` verdict is true, comma-separated ('' for none)."""
+    return ", ".join(model_label(m) for m in learned.loc[learned[column].fillna(False).astype(bool), "model"])
+
+
 def verdicts(table: pd.DataFrame, steps=STEPS, challenger: str = "nlsf_norm") -> list[str]:
     """The study's questions answered from :func:`regime_table`, one sentence per regime.
 
     For every dataset: which learned models beat the linear floor beyond the seeds' spread at each step of ``steps``
-    and in Poisson R^2, and whether ``challenger`` (NLSF (norm)) beats spatial at the last step beyond the seeds'
-    spread, trails it, or ties it.
+    and in Poisson R^2, whether ``challenger`` (NLSF (norm)) beats spatial at the last step beyond the seeds'
+    spread, trails it, or ties it, and (where the study has it) which beat the constant-velocity extrapolation.
     """
     lines = []
     for dataset, rows in table.groupby("dataset", sort=False):
-        learned = rows[~rows["model"].isin([FLOOR, "frozen"])]
+        learned = rows[~rows["model"].isin(BASELINES)]
         first = rows.iloc[0]
-        parts = []
-        for step in steps:
-            winners = [model_label(m) for m in learned.loc[learned[f"beats_floor_relative_mse_{step}"].fillna(False).astype(bool), "model"]]
-            parts.append(f"step {step}: {', '.join(winners) if winners else 'none'}")
-        r2 = [model_label(m) for m in learned.loc[learned["beats_floor_poisson_r2"].fillna(False).astype(bool), "model"]]
+        parts = [f"step {step}: {_winners(learned, f'beats_floor_relative_mse_{step}') or 'none'}" for step in steps]
+        r2 = _winners(learned, "beats_floor_poisson_r2")
         positive = [model_label(m) for m in learned.loc[learned["poisson_r2"] > 0, "model"]]
         last = f"relative_mse_{steps[-1]}"
         pair = rows.set_index("model")
@@ -158,8 +168,11 @@ def verdicts(table: pd.DataFrame, steps=STEPS, challenger: str = "nlsf_norm") ->
             spread = "within" if word == "ties" else "beyond"
             versus = (f"; {model_label(challenger)} {word} {model_label(SPATIAL)} at step {steps[-1]} {spread} the seeds' spread"
                       f" ({row[last]:.3g} against {pair.loc[SPATIAL, last]:.3g})")
+        if f"beats_inertial_{last}" in rows:
+            inertial = [f"step {step}: {_winners(learned, f'beats_inertial_relative_mse_{step}') or 'none'}" for step in steps]
+            versus += f"; beat constant velocity (beyond the seeds' spread) at {'; '.join(inertial)}"
         lines.append(f"{dataset_label(dataset)} (a frame every {first['frame_time']:g} t0, rollouts {first['window']}, training windows {first['windows']}): "
-                     f"beat the linear floor in relative MSE at {'; '.join(parts)}; in Poisson R^2: {', '.join(r2) or 'none'} "
+                     f"beat the linear floor in relative MSE at {'; '.join(parts)}; in Poisson R^2: {r2 or 'none'} "
                      f"(positive R^2: {', '.join(positive) or 'none'}; the network oracle scores {first['oracle_poisson_r2']:.2f}){versus}.")
     return lines
 

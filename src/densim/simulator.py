@@ -283,3 +283,21 @@ class FrozenSimulator(Simulator):
 
     def fit(self, trajectories, windows):
         """Nothing to fit."""
+
+
+class ConstantVelocitySimulator(Simulator):
+    """Every node keeps its last velocity: ``x[t+1] = 2 x[t] - x[t-1]`` (zero acceleration). Under a constant strain
+    rate the affine part of the motion is exact; what any learned simulator adds must beat this extrapolation.
+
+    Its network (:class:`~densim.models.baselines.ConstantVelocity`) has no parameters and is never called.
+    """
+
+    closed_form = True
+
+    def step(self, trajectories, states, lasts):
+        moved = [torch.cat([s[:, 1:], (2 * s[:, -1] - s[:, -2])[:, None]], dim=1) for s in states]
+        return moved, [torch.zeros_like(s[:, -1]) for s in states]
+
+    def fit(self, trajectories, windows):
+        """Nothing to fit."""
+

@@ -3,8 +3,8 @@
 Every model maps a ``torch_geometric.data.Data``/``Batch`` of normalised features to a ``[num_nodes, out]``
 tensor (see :class:`~densim.models.blocks.EncodeProcessDecode` for the fields read), and names the simulator
 family that wraps it in its ``simulator`` class attribute (:mod:`densim.simulator`). Adding a model is one
-file defining the network class plus one line in :data:`MODELS`; the baselines ``frozen`` and
-``linear_floor`` (:mod:`densim.models.baselines`) are registered alongside.
+file defining the network class plus one line in :data:`MODELS`; the baselines ``frozen``,
+``constant_velocity`` and ``linear_floor`` (:mod:`densim.models.baselines`) are registered alongside.
 
 :func:`build_simulator` and :func:`load_simulator` are the one way training, rollouts and evaluation make a
 simulator: the network's widths come from its family, its initial weights from the seed.
@@ -26,7 +26,7 @@ import torch
 import yaml
 from torch import nn
 
-from densim.models.baselines import Frozen, LinearFloor
+from densim.models.baselines import ConstantVelocity, Frozen, LinearFloor, _Baseline
 from densim.models.chebnet import ChebNet
 from densim.models.graphcon import GraphCON
 from densim.models.igns import IGNS, IGNSTimeInvariant
@@ -50,12 +50,13 @@ MODELS: dict[str, type[nn.Module]] = {
     "igns_ti": IGNSTimeInvariant,
     "graphcon": GraphCON,
     "frozen": Frozen,
+    "constant_velocity": ConstantVelocity,
     "linear_floor": LinearFloor,
 }
 
 
 #: Models that are references, not learned simulators (:class:`densim.models.baselines`).
-BASELINES: tuple[str, ...] = tuple(key for key, cls in MODELS.items() if issubclass(cls, (Frozen, LinearFloor)))
+BASELINES: tuple[str, ...] = tuple(key for key, cls in MODELS.items() if issubclass(cls, _Baseline))
 
 
 def model_defaults(model: str) -> dict[str, Any]:

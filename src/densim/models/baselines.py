@@ -4,12 +4,15 @@ r"""Baselines that every learned simulator must beat.
   at its last position (:math:`\mathbf{x}_{t+1} = \mathbf{x}_t`), so a rollout repeats its last input frame;
   errors of the other models are reported relative to this one, which therefore scores a relative MSE of
   exactly 1.
+- :class:`ConstantVelocity`: every node keeps its last velocity (:math:`\mathbf{x}_{t+1} = 2\mathbf{x}_t -
+  \mathbf{x}_{t-1}`, :class:`~densim.simulator.ConstantVelocitySimulator`): the extrapolation a simulator gets for
+  free, exact for the affine part of a compression at a constant strain rate.
 - :class:`LinearFloor`: the best linear predictor of a node's (normalised) acceleration from its own
   (normalised) velocity history, :math:`\mathbf{a}_i = W \mathbf{x}_i + \mathbf{b}`, shared by all nodes. It has
   a closed form, fitted by least squares on every training window (:meth:`LinearFloor.fit`) instead of by
   gradient descent.
 
-Neither reads edges or spectra. Both take no hyperparameters.
+None reads edges or spectra; none takes hyperparameters.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from densim.simulator import AccelerationSimulator, FrozenSimulator
+from densim.simulator import AccelerationSimulator, ConstantVelocitySimulator, FrozenSimulator
 
 
 class _Baseline(nn.Module):
@@ -45,6 +48,16 @@ class Frozen(_Baseline):
     which has no parameters (its output, a zero acceleration, only keeps the models' common shape contract)."""
 
     simulator = FrozenSimulator
+
+    def forward(self, graph: Any) -> Tensor:
+        return graph.x.new_zeros(graph.x.shape[0], self.out)
+
+
+class ConstantVelocity(_Baseline):
+    """Every node keeps its last velocity: :class:`~densim.simulator.ConstantVelocitySimulator` extrapolates and
+    never calls this network, which has no parameters (its zero output only keeps the models' shape contract)."""
+
+    simulator = ConstantVelocitySimulator
 
     def forward(self, graph: Any) -> Tensor:
         return graph.x.new_zeros(graph.x.shape[0], self.out)
