@@ -377,16 +377,18 @@ def test_model_setup_layers_section_model_defaults_overrides_and_variant():
     check_models(["igns@loss_steps=21", "igns", "spatial"], models, training, [2])
 
 
-@pytest.mark.parametrize("placement, limits", [("start", [12, 12, 12]), ("before_rollout", [12, 14, 12]), ("everywhere", [16, 16, 16])])
-def test_training_windows_and_statistics_lie_where_the_placement_says(graphs, placement, limits):
-    # the second trajectory's rollouts start at frame 13: before_rollout may use frames 0..13, past the horizon of 12
+@pytest.mark.parametrize("placement, firsts, limits", [("start", [0, 0, 0], [12, 12, 12]), ("before_rollout", [0, 0, 0], [12, 14, 12]),
+                                                      ("everywhere", [0, 0, 0], [16, 16, 16]), ("after_rollout", [0, 13, 5], [16, 16, 16])])
+def test_training_windows_and_statistics_lie_where_the_placement_says(graphs, placement, firsts, limits):
+    # the second trajectory's rollouts start at frame 13: before_rollout may use frames 0..13, past the horizon of 12;
+    # after_rollout uses frames 13.. of it (5.. of the third)
     train_set = [graphs[0], dataclasses.replace(graphs[1], rollout_start=13), dataclasses.replace(graphs[2], rollout_start=5)]
     config = dataclasses.replace(CONFIG, windows=placement)
-    assert [config.training_frames(t) for t in train_set] == limits
+    assert [config.training_range(t) for t in train_set] == list(zip(firsts, limits))
     windows = _windows(train_set, 2, config, loss_steps=3)
-    for i, limit in enumerate(limits):
+    for i, (first, limit) in enumerate(zip(firsts, limits)):
         lasts = [t for j, t in windows if j == i]
-        assert lasts == list(range(2, limit - 3))  # the last target frame t + 3 stays within the first `limit` frames
+        assert lasts == list(range(first + 2, limit - 3))  # inputs from `first` on, the last target frame t + 3 before `limit`
     if placement != "start":  # statistics cover the frames the windows come from
         assert not torch.equal(compute_statistics(train_set, config).velocity_std, compute_statistics(train_set, CONFIG).velocity_std)
 

@@ -79,11 +79,12 @@ class TrainingConfig:
         """The settings the simulator family takes from this section (see :func:`densim.models.build_simulator`)."""
         return {"residual": self.residual, "noise": self.noise}
 
-    def training_frames(self, trajectory: TrajectoryGraph) -> int:
-        """How many leading frames of a training trajectory its windows and the statistics may use (``windows``)."""
-        limit = {"start": self.horizon, "before_rollout": max(self.horizon, trajectory.rollout_start + 1),
-                 "everywhere": trajectory.frames}[self.windows]
-        return min(limit, trajectory.frames)
+    def training_range(self, trajectory: TrajectoryGraph) -> tuple[int, int]:
+        """The frames ``first .. stop - 1`` of a training trajectory that its windows and the statistics may use
+        (``windows``): from frame 0, except ``after_rollout``, which starts at the trajectory's rollout start."""
+        stop = {"start": self.horizon, "before_rollout": max(self.horizon, trajectory.rollout_start + 1)}.get(self.windows, trajectory.frames)
+        first = trajectory.rollout_start if self.windows == "after_rollout" else 0
+        return min(first, trajectory.frames), min(stop, trajectory.frames)
 
     def validation_rollout_steps(self, history: int) -> int:
         """Steps of each validation rollout."""
@@ -149,11 +150,11 @@ def model_setup(key: str, models: dict, training: dict) -> ModelSetup:
 
 def compute_statistics(trajectories: list[TrajectoryGraph], config: TrainingConfig) -> Statistics:
     """Mean and std of (residual) velocities, accelerations and edge features over the frames training windows come
-    from (:meth:`TrainingConfig.training_frames`)."""
+    from (:meth:`TrainingConfig.training_range`)."""
     per_trajectory = []
     for t in trajectories:
-        frames = config.training_frames(t)
-        per_trajectory.append(residual_velocities(t.positions[:, :frames], t.box[:frames, 0], t.centre_x, config.residual))
+        first, stop = config.training_range(t)
+        per_trajectory.append(residual_velocities(t.positions[:, first:stop], t.box[first:stop, 0], t.centre_x, config.residual))
     v = torch.cat([velocity.reshape(-1, 2) for velocity in per_trajectory])
     a = torch.cat([velocity.diff(dim=1).reshape(-1, 2) for velocity in per_trajectory])
     e = torch.cat([edge_features(t.positions[:, 0], t.graph.edge_index, t.box[0], t.graph.rest_length) for t in trajectories])
@@ -193,9 +194,10 @@ def _device(name: str) -> torch.device:
 
 
 def _windows(trajectories: list[TrajectoryGraph], history: int, config: TrainingConfig, loss_steps: int = 1) -> list[tuple[int, int]]:
-    """(trajectory, last input frame) pairs whose last target frame lies within the trajectory's training frames
-    (:meth:`TrainingConfig.training_frames`)."""
-    windows = [(i, t) for i, traj in enumerate(trajectories) for t in range(history, config.training_frames(traj) - loss_steps)]
+    """(trajectory, last input frame) pairs whose input and target frames lie within the trajectory's training frames
+    (:meth:`TrainingConfig.training_range`)."""
+    windows = [(i, t) for i, traj in enumerate(trajectories)
+               for first, stop in [config.training_range(traj)] for t in range(first + history, stop - loss_steps)]
     if not windows:
         raise TrainingError(f"no training windows: training.horizon {config.horizon} (windows: {config.windows}) is too short for "
                             f"history {history} and {loss_steps} loss steps")
@@ -277,12 +279,14 @@ class _Checkpoints:
             write_checkpoint(self.best_checkpoint, self.best)
         at = int(np.argmin(history["validation_rollout_error"])) if history["validation_rollout_error"] else None
         one_step = history.get("validation_one_step_relative_mse", [])
-        frames = [config.training_frames(t) for t in train_set]
+        ranges = [config.training_range(t) for t in train_set]
+        frames = [stop for _, stop in ranges]
         write_json({**history, "best_validation_rollout_error": best,
                     "best_validation_step": None if at is None else history["validation_step"][at],
                     "best_validation_one_step_relative_mse": one_step[at] if at is not None and at < len(one_step) else None,
                     "stopped_at": history["step"][-1] if history["step"] else 0,
-                    "training_windows": {"placement": config.windows, "frames": [min(frames, default=0), max(frames, default=0)]},
+                    "training_windows": {"placement": config.windows, "frames": [min(frames, default=0), max(frames, default=0)],
+                                         "first_frames": [min((first for first, _ in ranges), default=0), max((first for first, _ in ranges), default=0)]},
                     "config": asdict(config), "hash": self.head["hash"]},
                    self.out_dir / "history.json")
 
