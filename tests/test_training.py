@@ -423,4 +423,4 @@ def test_validation_reports_the_one_step_relative_mse_and_the_frozen_baseline_sc
     history = fit(make_simulator(graphs, CONFIG, "linear_floor"), graphs, CONFIG, tmp_path, "linear_floor")
     saved = json.loads((tmp_path / "history.json").read_text())
     assert saved["best_validation_one_step_relative_mse"] == history["validation_one_step_relative_mse"][0] < 1.0
-    assert saved["training_windows"] == {"placement": "start", "frames": [12, 12]}
+    assert saved["training_windows"] == {"placement": "start", "frames": [12, 12], "first_frames": [0, 0]}
