@@ -1,6 +1,6 @@
 """Benchmark of the evaluation stage: the cost of one evaluation job, batched vs one trajectory at a time.
 
-An evaluation job (``densim evaluate``) rolls one trained simulator out on every test trajectory of its split
+An evaluation job (``densim evaluation``) rolls one trained simulator out on every test trajectory of its split
 and scores every step. For each scale (the embedded default ``config.yaml``, and the paper preset on top of it)
 this makes one network of the scale's size, compresses it in LAMMPS for the scale's frames in its dynamical
 regime (the trajectories stage's own code), and times ``densim.evaluation.evaluate`` on as many copies of it as
@@ -26,7 +26,7 @@ import torch
 import yaml
 
 from bench_models import compressed_graph, median_time, model_hyperparameters
-from densim.compression import CompressionSettings
+from densim.md import MDSettings
 from densim.config import default
 from densim.evaluation import evaluate
 from densim.models import MODELS, build_simulator
@@ -79,7 +79,7 @@ def main() -> None:
     for scale in args.scales:
         config = merged_config(SCALES[scale])
         trajectories = config.get("trajectories", {})
-        settings = CompressionSettings(dynamics=trajectories.get("dynamics", default("trajectories.dynamics")),
+        settings = MDSettings(dynamics=trajectories.get("dynamics", default("trajectories.dynamics")),
                                        frames=trajectories.get("frames", default("trajectories.frames")))
         k, history = config.get("spectra", {}).get("k", default("spectra.k")), config["experiments"]["histories"][0]
         start = time.perf_counter()

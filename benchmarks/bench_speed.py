@@ -18,7 +18,7 @@ Times are medians of ``--repeats`` runs after one warm-up, measured in this run 
 
     python benchmarks/bench_speed.py --network results/networks/noi_pru/0007.nc \\
         --trajectory results/trajectories/noi_pru/0007.nc --spectra results/spectra/noi_pru/0007.nc \\
-        --checkpoints results/models/noi_pru/*/h2/seed0/best.pt [--device cuda] [--output results/tables/speed.md]
+        --checkpoints results/training/noi_pru/*/h2/seed0/best.pt [--device cuda] [--output results/tables/speed.md]
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from densim.compression import CompressionSettings, SimulationError
+from densim.md import MDSettings, SimulationError
 from densim.evaluation import positional_errors
 from densim.io import read_network, read_spectra, read_trajectory
 from densim.models import load_simulator
@@ -60,7 +60,7 @@ def timed(function, repeats: int, synchronise=lambda: None):
     return statistics.median(times), result
 
 
-def md_ladder(network, settings: CompressionSettings, reference: np.ndarray, first: int, repeats: int, name: str) -> list[dict]:
+def md_ladder(network, settings: MDSettings, reference: np.ndarray, first: int, repeats: int, name: str) -> list[dict]:
     """Time and score LAMMPS at the configured timestep and at larger ones (each divisor of the steps per frame, so
     the frames stay the same instants), until it is unstable."""
     rows = []
@@ -94,7 +94,7 @@ def main(argv=None) -> None:
     md = json.loads(trajectory.attrs["md_settings"])
     if "impact" in md:
         raise SystemExit(f"{args.trajectory}: an impact trajectory; this benchmark re-runs the compression protocol")
-    settings = CompressionSettings(**md)
+    settings = MDSettings(**md)
     reference = trajectory["positions"].values
     graph = trajectory_graph(trajectory, read_spectra(args.spectra))
     device = torch.device(args.device)

@@ -60,14 +60,14 @@ def jammed(packing):
 
 def tiny_graphs(indices=range(4)):
     """Tiny BOND-PRU-OPT networks (40 disks) compressed in LAMMPS for 16 frames, as graphs with 8 eigenpairs each."""
-    from densim.compression import CompressionSettings
+    from densim.md import MDSettings
     from densim.networks import DatasetConfig, generate_network, network_dataset
     from densim.rollout import trajectory_graph
     from densim.spectra import spectra_dataset
     from densim.trajectories import simulate, trajectory_dataset
 
     config = DatasetConfig.from_dict("tiny", {"generator": "bond_pru_opt", "networks": 4, "nu_range": [-0.3, 0.3], "packing": {"nodes": 40}})
-    settings = CompressionSettings(frames=16, steps_per_frame=100)
+    settings = MDSettings(frames=16, steps_per_frame=100)
     result = []
     for index in indices:
         generated = generate_network(config, index)

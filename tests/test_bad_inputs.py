@@ -36,20 +36,20 @@ def made(tmp_path_factory):
         assert not run("trajectories", "simulate", network, "--settings", SETTINGS, "-o", root / f"trajectories/tiny/{index:04d}.nc")
         assert not run("spectra", network, "--k", 4, "--cache-dir", root / "cache", "-o", root / f"spectra/tiny/{index:04d}.nc")
     write_json({"train": ["tiny/0000"], "validation": ["tiny/0001"], "test": ["tiny/0002"]}, root / "split.json")
-    assert not run("train", "statistics", "--dataset", "tiny", "--split", root / "split.json", "--trajectories",
+    assert not run("training", "statistics", "--dataset", "tiny", "--split", root / "split.json", "--trajectories",
                    *sorted((root / "trajectories/tiny").glob("*.nc")), "--spec", SPEC, "-o", root / "stats.nc")
     assert not run(*fit(root, "frozen", root / "models/frozen"))
     return root
 
 
 def fit(root: Path, model: str, out: Path, history: int = 2) -> list:
-    return ["train", "fit", "--dataset", "tiny", "--model", model, "--history", history, "--seed", 0, "--split", root / "split.json",
+    return ["training", "fit", "--dataset", "tiny", "--model", model, "--history", history, "--seed", 0, "--split", root / "split.json",
             "--statistics", root / "stats.nc", "--trajectories", *sorted((root / "trajectories/tiny").glob("*.nc")),
             "--spectra", *sorted((root / "spectra/tiny").glob("*.nc")), "--spec", SPEC, "-o", out]
 
 
 def evaluate(root: Path, checkpoint: Path, out: Path, *extra) -> list:
-    return ["evaluate", checkpoint, "--dataset", "tiny", "--split", root / "split.json",
+    return ["evaluation", checkpoint, "--dataset", "tiny", "--split", root / "split.json",
             "--trajectories", *sorted((root / "trajectories/tiny").glob("*.nc")), "--spectra", *sorted((root / "spectra/tiny").glob("*.nc")),
             "--spec", "{}", "-o", out, *extra]
 
@@ -83,18 +83,18 @@ def too_short(path: Path) -> None:
 
 #: (what is wrong, which file it is done to, what to run, what the message must say besides the file's name)
 CASES = {
-    "truncated netCDF": ("trajectories/tiny/0002.nc", truncate, "evaluate", "not a readable netCDF file"),
-    "netCDF missing a variable": ("trajectories/tiny/0002.nc", without_positions, "evaluate", "missing variables ['positions']"),
-    "NaN positions": ("trajectories/tiny/0002.nc", nan_positions, "evaluate", "non-finite positions from frame 5 on (3 frames)"),
-    "a file of another kind": ("trajectories/tiny/0002.nc", other_kind, "evaluate", "expected a densim trajectory file, found kind 'spectra'"),
-    "trajectory shorter than the history": ("trajectories/tiny/0002.nc", too_short, "evaluate",
+    "truncated netCDF": ("trajectories/tiny/0002.nc", truncate, "evaluation", "not a readable netCDF file"),
+    "netCDF missing a variable": ("trajectories/tiny/0002.nc", without_positions, "evaluation", "missing variables ['positions']"),
+    "NaN positions": ("trajectories/tiny/0002.nc", nan_positions, "evaluation", "non-finite positions from frame 5 on (3 frames)"),
+    "a file of another kind": ("trajectories/tiny/0002.nc", other_kind, "evaluation", "expected a densim trajectory file, found kind 'spectra'"),
+    "trajectory shorter than the history": ("trajectories/tiny/0002.nc", too_short, "evaluation",
                                             "3 frames, fewer than the history 2 + 2 that a rollout needs"),
-    "spectra of another network": ("spectra/tiny/0002.nc", lambda p: shutil.copy(p.parent / "0001.nc", p), "evaluate",
+    "spectra of another network": ("spectra/tiny/0002.nc", lambda p: shutil.copy(p.parent / "0001.nc", p), "evaluation",
                                    "the spectra of network tiny/0001 ("),
     "truncated statistics": ("stats.nc", truncate, "fit", "not a readable netCDF file"),
     "training trajectory with NaN positions": ("trajectories/tiny/0000.nc", nan_positions, "fit", "non-finite positions from frame 5"),
     "training trajectory shorter than the history": ("trajectories/tiny/0000.nc", too_short, "fit", "that training needs"),
-    "truncated checkpoint": ("models/frozen/best.pt", truncate, "evaluate", "best.pt"),
+    "truncated checkpoint": ("models/frozen/best.pt", truncate, "evaluation", "best.pt"),
 }
 
 
@@ -107,7 +107,7 @@ def test_a_bad_input_file_is_named_with_its_cause_and_nothing_is_written(made, t
     damage(bad)
     before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
     out = tmp_path / "out"
-    message = run(*(evaluate(root, root / "models/frozen/best.pt", out / "eval.nc") if command == "evaluate" else fit(root, "spatial", out)))
+    message = run(*(evaluate(root, root / "models/frozen/best.pt", out / "eval.nc") if command == "evaluation" else fit(root, "spatial", out)))
     assert str(bad) in message and cause in message, message
     assert not out.exists()  # nothing written
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before  # nothing changed

@@ -8,11 +8,11 @@ import jsonschema
 import pytest
 
 from densim.cli import build_parser
-from densim.compression import CompressionSettings, ImpactSettings
+from densim.md import MDSettings, ImpactSettings
 from densim.config import ConfigError, schema, schema_node, typed_config
 from densim.elasticity import POISSON_DEFINITIONS
 from densim.evaluation import EvaluationConfig
-from densim.network import STIFFNESS_MODES
+from densim.springs import STIFFNESS_MODES
 from densim.networks import GENERATORS, DatasetConfig, NodeOptConfig, NoiPruConfig, PackingConfig
 from densim.splits import SplitFractions
 from densim.training import TrainingConfig
@@ -22,7 +22,7 @@ BUILDERS = {
     TrainingConfig: TrainingConfig,
     EvaluationConfig: EvaluationConfig,
     SplitFractions: SplitFractions,
-    CompressionSettings: CompressionSettings,
+    MDSettings: MDSettings,
     ImpactSettings: ImpactSettings,
     PackingConfig: PackingConfig,
     NodeOptConfig: NodeOptConfig,

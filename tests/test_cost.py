@@ -1,14 +1,15 @@
-"""``densim cost``: the jobs a configuration asks for (the workflow's own count, rule by rule), the configuration
-loaded as Snakemake loads it, and prices from measured Snakemake benchmarks (see also the smoke run's test in
+"""``densim cost``: the jobs a configuration asks for (read from Snakemake's own dry run), the configuration loaded
+as Snakemake loads it, and prices from measured Snakemake benchmarks (see also the smoke run's test in
 ``test_workflow.py``)."""
 
 import subprocess
 import sys
+from collections import Counter
 
 import pytest
 
 from densim.config import ConfigError, load_config
-from densim.cost import Measured, estimate, jobs, read_benchmark
+from densim.cost import Job, Measured, dag_jobs, estimate, parse_dry_run, read_benchmark
 from tests.conftest import ROOT, copy_checkout
 
 PRESETS = {"default": [], "paper": ["workflow/presets/paper.yaml"], "igns_ablation": ["workflow/presets/igns_ablation.yaml"],
@@ -38,14 +39,41 @@ def snakemake_job_counts(presets: list[str], workdir) -> dict[str, int]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", list(PRESETS))
-def test_the_jobs_of_a_config_are_the_workflows_rule_by_rule(preset, tmp_path):
-    config = load_config([ROOT / "config.yaml", *(ROOT / p for p in PRESETS[preset])])
-    ours = {}
-    for job in jobs(config):
-        ours[job.rule] = ours.get(job.rule, 0) + 1
-    theirs = snakemake_job_counts(PRESETS[preset], tmp_path)
-    assert theirs.pop("all") == 1 and theirs.pop("total") == sum(ours.values()) + 1
-    assert ours == theirs
+def test_the_jobs_are_snakemakes_own_with_their_wildcards_and_benchmarks(preset, tmp_path):
+    workdir = copy_checkout(tmp_path / "workflow")
+    jobs = dag_jobs([workdir / "config.yaml", *(workdir / p for p in PRESETS[preset])], workdir)
+    theirs = snakemake_job_counts(PRESETS[preset], tmp_path / "stats")
+    assert theirs.pop("all") == 1 and theirs.pop("total") == len(jobs) + 1
+    assert Counter(job.rule for job in jobs) == theirs
+    for job in jobs:
+        values = job.values
+        if job.rule in ("training", "evaluation"):
+            path = f"{values['dataset']}/{values['model']}/h{values['history']}/seed{values['seed']}.tsv"
+            assert job.benchmark == f"logs/benchmarks/{job.rule}/{path}", job
+        if job.rule == "networks":
+            assert job.benchmark == f"logs/benchmarks/networks/{values['dataset']}/{values['network']}.tsv", job
+    if preset == "igns_ablation":  # variants MODEL@KEY=VALUE keep their '=' inside the wildcard's value
+        assert {"igns@warmup=5", "igns_ti@loss_steps=1"} <= {job.values.get("model") for job in jobs}
+
+
+def test_a_dry_run_block_is_read_whole():
+    text = """Building DAG of jobs...
+[Thu Dec  3 02:59:16 2026]
+rule training:
+    input: results/splits/impact/seed0.json
+    output: results/training/impact/igns@warmup=5/h2/seed0/best.pt
+    jobid: 7
+    benchmark: logs/benchmarks/training/impact/igns@warmup=5/h2/seed0.tsv
+    reason: Forced execution
+    wildcards: dataset=impact, model=igns@warmup=5, history=2, seed=0
+    resources: tmpdir=/tmp
+[Thu Dec  3 02:59:16 2026]
+localrule all:
+    input: results/tables/table1_l2.csv
+    jobid: 0
+"""
+    assert parse_dry_run(text) == [Job("training", (("dataset", "impact"), ("model", "igns@warmup=5"), ("history", "2"), ("seed", "0")),
+                                       "logs/benchmarks/training/impact/igns@warmup=5/h2/seed0.tsv")]
 
 
 def test_a_config_is_loaded_as_the_workflow_validates_it():
@@ -81,28 +109,30 @@ def test_a_broken_benchmark_file_is_named(tmp_path):
 
 
 def test_prices_scale_with_the_work_and_keep_the_fixed_cost():
-    """One second per unit of learned training work and 10 s fixed per train job: doubling the optimiser steps
-    doubles the learned models' variable cost and leaves the baselines' jobs at their fixed cost."""
+    """One second per unit of learned training work and 10 s fixed per training job: doubling the optimiser steps
+    doubles the learned models' variable cost and leaves the baselines' jobs at their fixed cost; a rule nothing
+    measured is named, not priced."""
     config = load_config([ROOT / "config.yaml"])
-    measured = Measured(cpu={"train:spatial": 1.0}, wall={"train:spatial": 1.0}, fixed_cpu={"train": 10.0}, fixed_wall={"train": 10.0}, jobs={})
-    config["experiments"]["models"] = ["spatial", "frozen"]
-    config["experiments"]["history_ablation"]["datasets"] = []
-    training = {row.stage: row for row in estimate(config, measured)}["training"]
+    measured = Measured(cpu={"training:spatial": 1.0}, wall={"training:spatial": 1.0}, fixed_cpu={"training": 10.0}, fixed_wall={"training": 10.0}, jobs={})
+    jobs = [Job(rule, (("dataset", dataset), ("model", model), ("history", "2"), ("seed", "0")))
+            for rule in ("training", "evaluation") for dataset in ("node_opt", "impact") for model in ("spatial", "frozen")]
+    rows, unpriced = estimate(config, measured, jobs)
+    training = {row.stage: row for row in rows}["training"]
     config["training"]["steps"] *= 2
-    doubled = {row.stage: row for row in estimate(config, measured)}["training"]
-    train_jobs = len([job for job in jobs(config) if job.rule == "train"])
-    fixed = train_jobs * 10.0 / 3600
-    assert doubled.cpu_hours - fixed == pytest.approx(2 * (training.cpu_hours - fixed))
-    assert training.priced == train_jobs  # the baselines' jobs at their fixed cost, spatial's scaled
+    doubled = {row.stage: row for row in estimate(config, measured, jobs)[0]}["training"]
+    fixed = 4 * 10.0 / 3600
+    assert doubled.cpu_hours - fixed == pytest.approx(2 * (training.cpu_hours - fixed)) and training.cpu_hours > fixed
+    assert training.priced == training.jobs == 4  # the baselines' jobs at their fixed cost, spatial's scaled
+    assert unpriced == Counter({"evaluation:spatial": 2, "evaluation:frozen": 2})
 
 
 def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
     """``densim cost ... | head``: the pipe's reader goes away before densim writes; densim stops quietly."""
-    benchmark = tmp_path / "benchmarks/network/noi_pru/0000.tsv"
+    benchmark = tmp_path / "benchmarks/networks/noi_pru/0000.tsv"
     benchmark.parent.mkdir(parents=True)
     benchmark.write_text("s\tcpu_time\n2.0\t1.5\n")
     process = subprocess.Popen([sys.executable, "-m", "densim", "cost", "config.yaml", "--measured", str(tmp_path / "benchmarks")],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               cwd=copy_checkout(tmp_path / "workflow"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     process.stdout.close()
     stderr = process.stderr.read()
     assert process.wait(timeout=300) == 1

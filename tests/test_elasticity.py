@@ -5,7 +5,7 @@ import pytest
 
 from densim.elasticity import BondRemoval, NotRigidError, isotropic_poisson_ratio, linear_response
 from densim.lammps import strained_energy_density
-from densim.network import SpringNetwork, stress_free_network, triangular_lattice
+from densim.springs import SpringNetwork, stress_free_network, triangular_lattice
 
 SQRT3 = np.sqrt(3.0)
 

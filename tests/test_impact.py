@@ -1,4 +1,4 @@
-"""The impact protocol (:func:`densim.compression.impact`): a strip kicked outwards at fixed box, against physics.
+"""The impact protocol (:func:`densim.md.impact`): a strip kicked outwards at fixed box, against physics.
 
 Checked: zero total momentum and a fixed box; conservation of energy without damping, to the bound that velocity
 Verlet's shadow energy sets on a linear network; the front's speed on a triangular lattice against the
@@ -18,11 +18,11 @@ import scipy.sparse.linalg as spla
 import torch
 
 from densim.cli import main
-from densim.compression import KICK_CENTRE, CompressionSettings, ImpactSettings, impact, impact_strips, kick_velocities
+from densim.md import KICK_CENTRE, MDSettings, ImpactSettings, impact, impact_strips, kick_velocities
 from densim.config import ConfigError, default, schema_node
 from densim.elasticity import hessian, linear_response
 from densim.io import read_dataset
-from densim.network import minimum_image, triangular_lattice
+from densim.springs import minimum_image, triangular_lattice
 from densim.observables import far_displacement, front_arrival
 from densim.protocols import PROTOCOLS, md_settings
 from densim.trajectories import summary
@@ -49,12 +49,12 @@ def test_the_kick_has_zero_momentum_and_the_box_never_changes(jammed):
     # outwards: x velocity and offset from the strip's centre line have the same sign (up to the strip's mean)
     offset = minimum_image(jammed.positions[kicked, 0] - KICK_CENTRE * jammed.box[0], jammed.box[0])
     assert np.all(velocity[kicked] * offset > 0)
-    run = impact(jammed, CompressionSettings(), kick)
+    run = impact(jammed, MDSettings(), kick)
     assert np.array_equal(run.box, np.broadcast_to(jammed.box, run.box.shape)) and np.all(run.strain == 0)
     assert run.kinetic_energy[0] == pytest.approx(0.5 * np.sum(velocity**2), rel=1e-12)
     # The centre of mass moves by P t / (N m): with P = 0 the summed displacement is rounding only. Measured
     # 2e-13 of speed * N; the thermostat's noise (temperature 1e-12) adds no net force (zero yes).
-    time = np.arange(len(run.positions)) * kick.steps_per_frame * CompressionSettings().timestep
+    time = np.arange(len(run.positions)) * kick.steps_per_frame * MDSettings().timestep
     momentum = np.abs((run.positions - run.positions[0]).sum(axis=1))[1:] / time[1:, None]
     assert momentum.max() <= 1e-12 * kick.speed * n
 
@@ -68,7 +68,7 @@ def test_energy_is_conserved_without_damping_to_the_verlet_shadow_energy_bound(j
     lambda_max = float(spla.eigsh(hessian(jammed), k=1, which="LA", return_eigenvectors=False)[0])
     excess = {}
     for timestep, steps in ((0.05, 20), (0.1, 10)):  # the same frames, 40 t0
-        run = impact(jammed, CompressionSettings(temperature=0.0, timestep=timestep), ImpactSettings(damping=1e9, steps_per_frame=steps))
+        run = impact(jammed, MDSettings(temperature=0.0, timestep=timestep), ImpactSettings(damping=1e9, steps_per_frame=steps))
         energy = run.potential_energy + run.kinetic_energy
         excess[timestep] = energy / energy[0] - 1
         assert excess[timestep].min() >= -1e-6
@@ -88,7 +88,7 @@ def test_the_front_arrives_later_at_farther_strips_at_the_longitudinal_sound_spe
     assert c_xxxx == pytest.approx(moduli.bulk + moduli.shear, rel=1e-9) and c_xxxx == pytest.approx(3 * np.sqrt(3) / 4, rel=1e-9)
     sound_speed = np.sqrt(c_xxxx / (lattice.num_nodes / lattice.area))
     assert sound_speed == pytest.approx(np.sqrt(9 / 8), rel=1e-9)
-    settings, kick = CompressionSettings(frames=201, temperature=0.0), ImpactSettings(strip=0.1, steps_per_frame=2, damping=1e6)
+    settings, kick = MDSettings(frames=201, temperature=0.0), ImpactSettings(strip=0.1, steps_per_frame=2, damping=1e6)
     run = impact(lattice, settings, kick)
     frame_time = kick.steps_per_frame * settings.timestep
     lx = lattice.box[0]
@@ -109,7 +109,7 @@ def test_the_front_arrives_later_at_farther_strips_at_the_longitudinal_sound_spe
 
 
 def test_two_runs_are_bitwise_identical(jammed):
-    settings, kick = CompressionSettings(frames=11, temperature=1e-8), ImpactSettings()  # a noise well above rounding
+    settings, kick = MDSettings(frames=11, temperature=1e-8), ImpactSettings()  # a noise well above rounding
     first, second = impact(jammed, settings, kick), impact(jammed, settings, kick)
     for field in ("positions", "box", "strain", "potential_energy", "kinetic_energy"):
         assert np.array_equal(getattr(first, field), getattr(second, field)), field
@@ -169,10 +169,10 @@ def test_impact_settings_follow_the_schema(key):
 
 def test_config_sections_and_protocols():
     assert {f.name for f in dataclasses.fields(ImpactSettings)} == set(IMPACT_KEYS)
-    assert not {"impact", "protocol"} & {f.name for f in dataclasses.fields(CompressionSettings)}
+    assert not {"impact", "protocol"} & {f.name for f in dataclasses.fields(MDSettings)}
     # the trajectories section as the workflow hands it over, defaults filled in, impact subsection included
     section = {"frames": 5, "impact": {key: default(f"trajectories.impact.{key}") for key in IMPACT_KEYS}}
-    assert md_settings(section) == CompressionSettings(frames=5)
+    assert md_settings(section) == MDSettings(frames=5)
     assert impact_settings(section) == ImpactSettings() == impact_settings({})
     with pytest.raises(ConfigError, match=r"trajectories\.impact\.sped: unknown key"):
         impact_settings({"impact": {"sped": 1.0}})

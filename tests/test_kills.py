@@ -37,23 +37,23 @@ KILL_POINTS = {
                 [f"results/spectra/{d}/{i:04d}.nc" for d in ("node_opt", "bond_pru_opt") for i in range(3)]
                 + [f"results/spectra/noi_pru/{i:04d}.nc" for i in range(12)]),
     # spatial trains long enough to be cut off between checkpoints; nlsf and the baseline finish first
-    "training": ("results/models/*/*/h*/seed*/best.pt",
+    "training": ("results/training/*/*/h*/seed*/best.pt",
                  "training:\n  steps: 3000\n  validate_every: 50\n  overrides:\n    nlsf: {steps: 100}\n",
-                 [f"results/models/node_opt/{m}/h2/seed0/best.pt" for m in ("spatial", "nlsf", "frozen")]),
-    "evaluation": ("results/eval/*/*/h*/seed*.nc", "", [f"results/eval/{d}/{m}/h2/seed0.nc" for d in ("node_opt", "noi_pru", "bond_pru_opt")
+                 [f"results/training/node_opt/{m}/h2/seed0/best.pt" for m in ("spatial", "nlsf", "frozen")]),
+    "evaluation": ("results/evaluation/*/*/h*/seed*.nc", "", [f"results/evaluation/{d}/{m}/h2/seed0.nc" for d in ("node_opt", "noi_pru", "bond_pru_opt")
                                                         for m in ("spatial", "nlsf", "frozen", "linear_floor")]),
     # four notebooks on two cores: the kill comes after the first pair, inside the second
     "notebook rendering": ("results/notebooks/*.ipynb", "", ["results/notebooks/tables.ipynb", "results/notebooks/rollout_accuracy.ipynb",
                                                              "results/notebooks/modes_and_bias.ipynb", "results/notebooks/history.ipynb"]),
 }
 #: Kill point -> the rules of its stage (a regular expression of rule names).
-STAGE_RULES = {"network generation": "network", "LAMMPS compression": "trajectory", "spectra": "spectra", "training": "train",
-               "evaluation": "evaluate", "notebook rendering": "tables|rollout_accuracy|modes_and_bias|history"}
+STAGE_RULES = {"network generation": "networks", "LAMMPS compression": "trajectories", "spectra": "spectra", "training": "training",
+               "evaluation": "evaluation", "notebook rendering": "tables|rollout_accuracy|modes_and_bias|history"}
 #: Points that start from a finished smoke run less the stage's outputs (the folders removed), so that only the
 #: stage runs again; the others run their stage's inputs too.
-FROM_SMOKE = {"evaluation": ["results/eval"], "notebook rendering": ["results/notebooks", "results/figures", "results/tables"]}
+FROM_SMOKE = {"evaluation": ["results/evaluation"], "notebook rendering": ["results/notebooks", "results/figures", "results/tables"]}
 #: Points whose kill must land while a job of the stage runs, not only after one finished.
-RUNNING = {"training": "results/models/node_opt/spatial/h2/seed0/last.pt", "notebook rendering": "results/notebooks/.*.tmp.ipynb"}
+RUNNING = {"training": "results/training/node_opt/spatial/h2/seed0/last.pt", "notebook rendering": "results/notebooks/.*.tmp.ipynb"}
 
 
 def outputs(workdir):
@@ -161,5 +161,5 @@ def test_a_hard_kill_inside_a_stage_then_the_readme_command_finishes_without_red
     for path in after:
         opens(path)
     if point == "training":  # the cut-off job went on from its last checkpoint
-        resumed = [line for line in (workdir / "logs/train/node_opt/spatial/h2/seed0.log").read_text().splitlines() if "resuming from" in line]
+        resumed = [line for line in (workdir / "logs/training/node_opt/spatial/h2/seed0.log").read_text().splitlines() if "resuming from" in line]
         assert resumed and int(resumed[-1].rsplit(" ", 1)[1]) > 0, "training started again from step 0"

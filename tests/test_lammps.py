@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from densim import network
+from densim import springs
 from densim.lammps import (
     bond_commands,
     bond_lengths_in_cell,
@@ -31,7 +31,7 @@ from densim.lammps import (
     wrap_into_box,
     wrapped_fractions,
 )
-from densim.network import SpringNetwork, minimum_image
+from densim.springs import SpringNetwork, minimum_image
 
 SQRT3 = math.sqrt(3.0)
 
@@ -55,7 +55,7 @@ def analytic_energy_forces(positions, box, bonds, l0, k):
 
 def triangular_lattice(nx, ny, a=1.0):
     """Periodic triangular lattice: positions, box and nearest-neighbour bonds."""
-    lattice = network.triangular_lattice(nx, ny, spacing=a)
+    lattice = springs.triangular_lattice(nx, ny, spacing=a)
     return lattice.positions, tuple(lattice.box), lattice.bonds
 
 
@@ -97,7 +97,7 @@ def test_deformed_cell_is_upper_triangular_with_the_deformed_metric():
 
 
 def test_bond_lengths_in_cell_follow_the_minimum_image_and_the_strain():
-    lattice = network.triangular_lattice(4, 4)
+    lattice = springs.triangular_lattice(4, 4)
     fractions = lattice.positions / lattice.box
     lengths = bond_lengths_in_cell(fractions, lattice.bonds, np.diag(lattice.box))
     np.testing.assert_allclose(lengths, lattice.bond_lengths(), rtol=1e-15)
@@ -142,7 +142,7 @@ def test_system_commands_of_a_triangle():
 
 
 def test_lammps_network_hands_over_positions_bit_for_bit():
-    lattice = network.triangular_lattice(4, 4)
+    lattice = springs.triangular_lattice(4, 4)
     np.testing.assert_array_equal(lammps_network(lattice).positions, lattice.positions)
     # Odd nodes moved by whole box lengths come back to their place, up to rounding.
     odd = np.arange(lattice.num_nodes)[:, None] % 2 == 1

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from densim.network import minimum_image, periodic_images, triangular_lattice
+from densim.springs import minimum_image, periodic_images, triangular_lattice
 from densim.observables import (
     bond_images,
     poisson_ratio_from_box,

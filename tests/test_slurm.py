@@ -34,7 +34,7 @@ def test_profile_runs_the_smoke_preset_through_training_and_evaluation_on_slurm(
     for folder in ("workflow", "envs", "slurm", "notebooks", "profiles"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
     targets = ["results/trajectories/bond_pru_opt/0000.nc", "results/splits/bond_pru_opt/seed0.json",
-               "results/eval/bond_pru_opt/spatial/h2/seed0.nc"]
+               "results/evaluation/bond_pru_opt/spatial/h2/seed0.nc"]
     # a Snakemake stuck polling ignores SIGTERM: bound it with SIGINT
     command = ["timeout", "-s", "INT", "900", sys.executable, "-m", "snakemake", *targets, "--cores", "all", "--profile", "slurm", "--configfile", "workflow/presets/smoke.yaml"]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
@@ -48,7 +48,7 @@ def test_profile_runs_the_smoke_preset_through_training_and_evaluation_on_slurm(
         Path(os.environ["DENSIM_SLURM_JOBS_FILE"]).write_text(report + "\n" + "\n".join(
             line for line in result.stderr.splitlines() if "SLURM jobid" in line) + "\n")
     assert len(submitted) >= 5, result.stderr[-4000:]
-    for rule in ("statistics", "train", "evaluate"):  # each ran as a SLURM job of its own
+    for rule in ("training_statistics", "training", "evaluation"):  # each ran as a SLURM job of its own
         assert list((tmp_path / ".snakemake/slurm_logs").glob(f"rule_{rule}/**/*.log")), rule
     logs = tmp_path / ".snakemake/slurm_logs"
     # the three networks and the trajectory ran as one grouped cluster job

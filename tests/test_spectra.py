@@ -5,7 +5,7 @@ import pytest
 
 import densim.spectra
 from densim.io import network_to_dataset, read_dataset, spectra_cache_path, write_dataset
-from densim.network import stress_free_network
+from densim.springs import stress_free_network
 from densim.packing import contact_network, jammed_packing
 from densim.provenance import provenance_attrs
 from densim.spectra import (

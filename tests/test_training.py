@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from densim.compression import CompressionSettings
+from densim.md import MDSettings
 from densim.config import ConfigError
 from densim.evaluation import evaluate
 from densim.io import read_checkpoint
@@ -238,7 +238,7 @@ def test_train_fit_names_a_bad_model_or_a_missing_file_before_training(tmp_path,
     from densim.cli import main
 
     with pytest.raises(SystemExit) as stop:
-        main(["train", "fit", "--dataset", "d", "--model", model, "--history", str(history), "--seed", "0",
+        main(["training", "fit", "--dataset", "d", "--model", model, "--history", str(history), "--seed", "0",
               "--split", str(tmp_path / "split.json"), "--statistics", str(tmp_path / "statistics.nc"),
               "--trajectories", str(tmp_path / "d/0000.nc"), "--spectra", str(tmp_path / "d/0000.nc"), "-o", str(tmp_path / "out")])
     assert message in str(stop.value)
@@ -252,7 +252,7 @@ def files(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("files")
     config = DatasetConfig.from_dict("tiny", {"generator": "bond_pru_opt", "networks": 4, "nu_range": [-0.3, 0.3], "packing": {"nodes": 40}})
-    settings = CompressionSettings(frames=16, steps_per_frame=100)
+    settings = MDSettings(frames=16, steps_per_frame=100)
     for index in range(config.networks):
         generated = generate_network(config, index)
         network_ds = network_dataset(config, index, generated, {})
@@ -262,7 +262,7 @@ def files(tmp_path_factory):
     write_json({"train": ["tiny/0000", "tiny/0001", "tiny/0002"], "validation": ["tiny/0003"], "test": []}, root / "split.json")
     spec = json.dumps({"training": {"horizon": 12, "steps": 2, "batch_size": 2, "validate_every": 1}})
     trajectories = [str(p) for p in sorted((root / "trajectories/tiny").glob("*.nc"))]
-    densim(["train", "statistics", "--dataset", "tiny", "--split", str(root / "split.json"), "--trajectories", *trajectories,
+    densim(["training", "statistics", "--dataset", "tiny", "--split", str(root / "split.json"), "--trajectories", *trajectories,
             "--spec", spec, "-o", str(root / "stats.nc")], root)
     return root, spec, trajectories
 
@@ -277,7 +277,7 @@ def densim(args, cwd):
 def fit_command(files, seed, out, model="spatial"):
     root, spec, trajectories = files
     spectra = [str(p) for p in sorted((root / "spectra/tiny").glob("*.nc"))]
-    return ["train", "fit", "--dataset", "tiny", "--model", model, "--history", "2", "--seed", str(seed), "--split", str(root / "split.json"),
+    return ["training", "fit", "--dataset", "tiny", "--model", model, "--history", "2", "--seed", str(seed), "--split", str(root / "split.json"),
             "--statistics", str(root / "stats.nc"), "--trajectories", *trajectories, "--spectra", *spectra, "--spec", spec, "-o", str(out)]
 
 
@@ -312,7 +312,7 @@ def test_the_evaluate_command_scores_a_checkpoint_and_refuses_another_model_or_a
     densim(fit_command(files, 0, tmp_path / "frozen", model="frozen"), tmp_path)
     spectra = [str(p) for p in sorted((root / "spectra/tiny").glob("*.nc"))]
     split = write_json({"train": ["tiny/0000", "tiny/0001"], "validation": ["tiny/0002"], "test": ["tiny/0003"]}, tmp_path / "split.json")
-    command = ["evaluate", str(tmp_path / "frozen/best.pt"), "--dataset", "tiny", "--split", str(split), "--trajectories", *trajectories,
+    command = ["evaluation", str(tmp_path / "frozen/best.pt"), "--dataset", "tiny", "--split", str(split), "--trajectories", *trajectories,
                "--spectra", *spectra, "--spec", '{"table_step": 5}', "-o", str(tmp_path / "eval.nc")]
     log = densim([*command, "--model", "frozen", "--history", "2"], tmp_path).stderr
     assert "1 test rollouts of 13 steps; at step 5" in log and "relative MSE 1," in log

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from densim.io import network_to_dataset
-from densim.compression import CompressionSettings, SimulationError
+from densim.md import MDSettings, SimulationError
 from densim.networks import DatasetConfig, generate_network, network_dataset
 from densim.observables import r_squared
 from densim.protocols import small_strain_poisson_ratio
@@ -26,12 +26,12 @@ def compressed(settings, networks=5):
 
 @pytest.fixture(scope="module")
 def dataset():
-    return compressed(CompressionSettings(dynamics="quasi_static", frames=21))
+    return compressed(MDSettings(dynamics="quasi_static", frames=21))
 
 
 @pytest.fixture(scope="module")
 def study():
-    return compressed(CompressionSettings(dynamics="study", frames=121), networks=8)
+    return compressed(MDSettings(dynamics="study", frames=121), networks=8)
 
 
 def test_positions_poisson_ratio_agrees_with_box_in_the_study_regime_from_frame_10(study):
@@ -88,7 +88,7 @@ def test_difficulty_is_recorded_per_trajectory_and_pooled_per_dataset(dataset):
 
 def test_unstable_timestep_names_the_network(jammed):
     with pytest.raises(SimulationError, match="net/7.*timestep"):
-        simulate(jammed, CompressionSettings(timestep=5.0, pressure_damping=10.0), "net/7")
+        simulate(jammed, MDSettings(timestep=5.0, pressure_damping=10.0), "net/7")
 
 
 def test_network_dataset_roundtrip_keeps_float64(jammed):
@@ -104,7 +104,7 @@ def test_thermal_noise_is_measured_against_the_athermal_twin_and_scales_as_the_s
     network_ds = network_dataset(config, 0, generated, {})
     noise = {}
     for temperature in (0.0, 1e-12, 1e-10):
-        settings = CompressionSettings(frames=21, temperature=temperature)
+        settings = MDSettings(frames=21, temperature=temperature)
         run = simulate(generated.network, settings, "d/0000")
         ds = trajectory_dataset(network_ds, settings, run, {}, athermal_twin(generated.network, settings, run, "d/0000"))
         noise[temperature] = float(ds["noise_over_signal"])

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from densim.elasticity import affine_extensions, bond_directions, compatibility_matrix, linear_response
-from densim.network import periodic_images
+from densim.springs import periodic_images
 from densim.tuning import noise_and_prune, optimise_node_positions, prune_to_target, torch_poisson_ratio
 
 

@@ -61,10 +61,47 @@ def test_dry_run_lists_exactly_the_default_configs_jobs_rule_by_rule(workdir):
     counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.MULTILINE)}
     networks, seeds, generated = 40, 2, 3  # node_opt, bond_pru_opt, noi_pru; impact kicks node_opt's networks
     runs = 5 * len(MODELS) * seeds + 2 * 2 * generated * seeds  # 4 simulated + 1 union dataset; spatial, NLSF (norm) at h 1, 5
-    assert counts == {"network": generated * networks, "network_manifest": generated, "spectra": generated * networks,
-                      "trajectory": 4 * networks, "trajectory_summary": 1, "split": 4 * seeds, "union_split": seeds,
-                      "statistics": 5 * seeds, "train": runs, "evaluate": runs, "rollout_accuracy": 1, "history": 1,
+    assert counts == {"networks": generated * networks, "networks_manifest": generated, "spectra": generated * networks,
+                      "trajectories": 4 * networks, "trajectories_summary": 1, "splits": 4 * seeds, "splits_union": seeds,
+                      "training_statistics": 5 * seeds, "training": runs, "evaluation": runs, "rollout_accuracy": 1, "history": 1,
                       "modes_and_bias": 1, "tables": 1, "all": 1, "total": sum(counts.values()) - counts["total"]}
+
+
+def _rule_sections(text):
+    """Rule name -> section name -> the quoted strings in it, read from a rules file."""
+    rules, rule, section = {}, None, None
+    for line in text.splitlines():
+        if match := re.match(r"^rule (\w+):", line):
+            rule, section = rules.setdefault(match.group(1), {}), None
+        elif rule is not None and (match := re.match(r"^    (\w+):", line)):
+            section = rule.setdefault(match.group(1), [])
+        elif rule is not None and section is not None:
+            section += re.findall(r'"([^"]*)"', line)
+    return rules
+
+
+def test_each_stage_has_one_name():
+    """The README's stage table: a stage's rules file, CLI subcommand, module, results/ and logs/ folders share a name;
+    its rules carry the name too (the figures stage's notebook rules are named after their notebooks)."""
+    import importlib.util
+
+    from densim.cli import build_parser
+
+    root = Path(__file__).resolve().parent.parent
+    subcommands = next(action for action in build_parser()._actions if action.dest == "stage").choices
+    stages = sorted(path.stem for path in (root / "workflow/rules").glob("*.smk") if path.stem != "common")
+    assert stages == ["evaluation", "figures", "networks", "spectra", "splits", "training", "trajectories"]
+    for stage in stages:
+        assert stage in subcommands and importlib.util.find_spec(f"densim.{stage}") is not None, stage
+        rules = _rule_sections((root / f"workflow/rules/{stage}.smk").read_text())
+        results = ("results/figures/", "results/tables/", "results/notebooks/") if stage == "figures" else (f"results/{stage}/",)
+        for name, sections in rules.items():
+            assert stage == "figures" or name == stage or name.startswith(f"{stage}_"), name
+            outputs = [path for path in sections["output"] if not path.startswith("../report/") and "/" in path]  # not captions
+            assert outputs and all(path.startswith(results) for path in outputs), (name, outputs)
+            assert sections["log"] and all(path.startswith(f"logs/{stage}/") for path in sections["log"]), (name, sections["log"])
+            assert [path.split("/")[2] for path in sections["benchmark"]] == [name], (name, sections["benchmark"])
+        assert stage in rules or stage == "figures"
 
 
 def test_smoke_preset_builds_every_output(smoke):
@@ -88,11 +125,11 @@ def test_smoke_preset_builds_every_output(smoke):
         assert comb[part] == sorted(ref for member in members for ref in member[part])
     assert len(comb["train"] + comb["validation"] + comb["test"]) == 9
     for dataset in ("node_opt", "comb"):
-        assert (workdir / f"results/stats/{dataset}/seed0.nc").exists()
+        assert (workdir / f"results/training/{dataset}/statistics/seed0.nc").exists()
         for model in ("spatial", "nlsf"):
-            folder = workdir / f"results/models/{dataset}/{model}/h2/seed0"
+            folder = workdir / f"results/training/{dataset}/{model}/h2/seed0"
             assert (folder / "best.pt").exists() and json.loads((folder / "history.json").read_text())["step"][-1] == 4
-        errors = {model: json.loads((workdir / f"results/models/{dataset}/{model}/h2/seed0/history.json").read_text())["best_validation_rollout_error"]
+        errors = {model: json.loads((workdir / f"results/training/{dataset}/{model}/h2/seed0/history.json").read_text())["best_validation_rollout_error"]
                   for model in ("frozen", "linear_floor")}
         assert 0 < errors["linear_floor"] < errors["frozen"]
     # asking again does nothing: every output is up to date
@@ -111,16 +148,16 @@ def test_smoke_preset_evaluates_every_model_and_renders_tables_figures_and_repor
 
     for dataset in SMOKE_DATASETS:
         for model in SMOKE_MODELS:
-            with xr.open_dataset(smoke / f"results/eval/{dataset}/{model}/h2/seed0.nc") as ds:
+            with xr.open_dataset(smoke / f"results/evaluation/{dataset}/{model}/h2/seed0.nc") as ds:
                 assert ds.attrs["densim_kind"] == "evaluation" and ds.attrs["model"] == model
                 assert ds.sizes["step"] == 11 - 3 and ds.attrs["table_step"] == 8  # 11 frames: 8 steps after h + 1 = 3
                 if model == "frozen":
                     assert (ds["relative_mse"] == 1.0).all()
                 split = json.loads((smoke / f"results/splits/{dataset}/seed0.json").read_text())
                 assert list(ds["trajectory"].values) == split["test"]
-    assert (smoke / "results/eval/node_opt/spatial/h1/seed0.nc").exists()  # the history ablation
+    assert (smoke / "results/evaluation/node_opt/spatial/h1/seed0.nc").exists()  # the history ablation
     for variant in ("igns", "igns@warmup=1", "igns@loss_steps=1"):  # the IGNS ablation, one factor at a time
-        with xr.open_dataset(smoke / f"results/eval/node_opt/{variant}/h2/seed0.nc") as ds:
+        with xr.open_dataset(smoke / f"results/evaluation/node_opt/{variant}/h2/seed0.nc") as ds:
             assert ds.attrs["model"] == variant
     assert "igns · warmup = 1" in (smoke / "results/tables/igns_ablation.md").read_text().replace("IGNS", "igns")
     for name in ("rollout_accuracy", "history", "modes_and_bias", "igns_ablation", "tables"):
@@ -209,15 +246,15 @@ def test_a_changed_hyperparameter_retrains_that_model_from_step_0(smoke, tmp_pat
     stats = result.stderr.split("Job stats:")[1].split("\n\n")[0]
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", stats, flags=re.MULTILINE))
     # spatial on 5 datasets and at history 1 on node_opt (the ablation), their evaluations and what draws on them
-    assert jobs == {"all": "1", "train": "6", "evaluate": "6", "rollout_accuracy": "1", "history": "1", "modes_and_bias": "1", "tables": "1",
+    assert jobs == {"all": "1", "training": "6", "evaluation": "6", "rollout_accuracy": "1", "history": "1", "modes_and_bias": "1", "tables": "1",
                     "total": "17"}, stats
     for dataset in ("node_opt", "bond_pru_opt", "noi_pru", "comb"):
-        folder = workdir / f"results/models/{dataset}/spatial/h2/seed0"
+        folder = workdir / f"results/training/{dataset}/spatial/h2/seed0"
         checkpoint = read_checkpoint(folder / "best.pt")
         assert checkpoint["run"]["hyperparameters"]["hidden"] == 24
         assert checkpoint["hash"] == config_hash(checkpoint["run"]) == read_checkpoint(folder / "last.pt")["hash"]
         assert json.loads((folder / "history.json").read_text())["step"] == [1, 2, 3, 4]
-        log = (workdir / f"logs/train/{dataset}/spatial/h2/seed0.log").read_text()
+        log = (workdir / f"logs/training/{dataset}/spatial/h2/seed0.log").read_text()
         assert "from another run" in log and "hyperparameters" in log and "training from step 0" in log
 
 
@@ -231,7 +268,7 @@ def test_a_training_setting_that_statistics_do_not_use_reruns_training_only(smok
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", stats, flags=re.MULTILINE))
     # 4 models on 5 datasets, the history ablation's spatial h1 and the IGNS ablation's 3 variants, their evaluations and
     # the notebooks; statistics stay
-    assert jobs == {"all": "1", "train": "24", "evaluate": "24", "rollout_accuracy": "1", "history": "1", "igns_ablation": "1",
+    assert jobs == {"all": "1", "training": "24", "evaluation": "24", "rollout_accuracy": "1", "history": "1", "igns_ablation": "1",
                     "modes_and_bias": "1", "tables": "1", "total": "54"}, stats
 
 
@@ -248,8 +285,8 @@ def test_provenance_verify_passes_on_an_untouched_tree_and_names_an_edited_traje
     assert "upstream files are as they were used" in capsys.readouterr().out
     main(["provenance", table])  # the chain reaches the networks through every stage
     chain = capsys.readouterr().out
-    for upstream in ("results/eval/node_opt/spatial/h2/seed0.nc", "results/models/node_opt/spatial/h2/seed0/best.pt",
-                     "results/stats/node_opt/seed0.nc", "results/splits/node_opt/seed0.json", "results/trajectories/node_opt/0000.nc",
+    for upstream in ("results/evaluation/node_opt/spatial/h2/seed0.nc", "results/training/node_opt/spatial/h2/seed0/best.pt",
+                     "results/training/node_opt/statistics/seed0.nc", "results/splits/node_opt/seed0.json", "results/trajectories/node_opt/0000.nc",
                      "results/spectra/node_opt/0000.nc", "results/networks/node_opt/manifest.csv", "results/networks/node_opt/0000.nc"):
         assert upstream in chain, upstream
     edited = Path("results/trajectories/node_opt/0001.nc")
@@ -268,17 +305,18 @@ def test_every_job_writes_a_benchmark_and_the_cost_of_the_run_it_measured_is_its
     """``densim cost`` priced from the smoke run's benchmarks: every job of the smoke preset is priced, and the
     estimate for the very config it measured adds up to the CPU time the benchmarks recorded."""
     from densim.config import load_config
-    from densim.cost import estimate, jobs, measure, read_benchmark
+    from densim.cost import dag_jobs, estimate, measure, read_benchmark
 
     benchmarks = sorted((smoke / "logs/benchmarks").rglob("*.tsv"))
-    config = load_config([smoke / "config.yaml", smoke / "workflow/presets/smoke.yaml"])
-    assert len(benchmarks) == len(jobs(config))
-    rows = estimate(config, measure(smoke / "logs/benchmarks", config))
-    assert sum(row.priced for row in rows) == sum(row.jobs for row in rows) == len(jobs(config))
+    files = [smoke / "config.yaml", smoke / "workflow/presets/smoke.yaml"]
+    config, jobs = load_config(files), dag_jobs(files, smoke)
+    assert sorted(smoke / job.benchmark for job in jobs) == benchmarks
+    rows, unpriced = estimate(config, measure(smoke / "logs/benchmarks", config, jobs), jobs)
+    assert sum(row.priced for row in rows) == sum(row.jobs for row in rows) == len(jobs) and not unpriced
     recorded = sum(read_benchmark(path)[1] for path in benchmarks) / 3600
     assert sum(row.cpu_hours for row in rows) == pytest.approx(recorded, rel=0.02)
     result = subprocess.run(["densim", "cost", "config.yaml", "workflow/presets/paper.yaml", "--measured-config", "config.yaml",
-                             "workflow/presets/smoke.yaml"], cwd=smoke, capture_output=True, text=True, timeout=120)
+                             "workflow/presets/smoke.yaml"], cwd=smoke, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr
-    paper = len(jobs(load_config([smoke / "config.yaml", smoke / "workflow/presets/paper.yaml"])))
+    paper = len(dag_jobs([smoke / "config.yaml", smoke / "workflow/presets/paper.yaml"], smoke))
     assert f"workflow/presets/paper.yaml: {paper} jobs" in result.stdout and f"| **total** | {paper} | {paper} |" in result.stdout

@@ -17,6 +17,7 @@ import yaml
 
 from densim import __version__
 from densim.config import ConfigError, default, schema_node
+from densim.cost import DryRunError
 
 
 def _load_mapping(text: str, option: str) -> dict:
@@ -232,7 +233,7 @@ def _check_same_network(spectra_path: Path, spectra, trajectory_path: Path, traj
                          f"not of {trajectory_path}'s network {label(trajectory)} ({trajectory.sizes['node']} nodes)")
 
 
-def cmd_train_statistics(args) -> None:
+def cmd_training_statistics(args) -> None:
     from densim.io import read_json, write_statistics
     from densim.provenance import provenance_attrs
     from densim.training import STATISTICS_KEYS, compute_statistics, training_config
@@ -246,7 +247,7 @@ def cmd_train_statistics(args) -> None:
     logging.getLogger("densim").info("wrote %s (train split of %d networks)", args.output, len(split["train"]))
 
 
-def cmd_train_fit(args) -> None:
+def cmd_training_fit(args) -> None:
     from densim.io import read_json, read_statistics
     from densim.models import build_simulator
     from densim.provenance import provenance_attrs
@@ -271,7 +272,7 @@ def cmd_train_fit(args) -> None:
     logging.getLogger("densim").info("best validation rollout error %.4g", min(history["validation_rollout_error"]))
 
 
-def cmd_evaluate(args) -> None:
+def cmd_evaluation(args) -> None:
     from densim.evaluation import evaluate, evaluation_config
     from densim.io import read_json, write_dataset
     from densim.models import load_simulator
@@ -348,19 +349,23 @@ def cmd_provenance(args) -> None:
 
 def cmd_cost(args) -> None:
     from densim.config import load_config
-    from densim.cost import estimate, format_estimate, jobs, measure
+    from densim.cost import dag_jobs, estimate, format_estimate, measure
 
+    log = logging.getLogger("densim")
     config = load_config(args.config)
-    measured = measure(args.measured, load_config(args.measured_config))
+    log.info("asking Snakemake (%s) for the jobs of the measured run and of the run to price ...", args.workflow)
+    measured = measure(args.measured, load_config(args.measured_config), dag_jobs(args.measured_config, args.workflow))
     total = sum(measured.jobs.values())
     if total == 0:
         raise SystemExit(f"densim: {args.measured}: no Snakemake benchmark files of a finished run to measure costs from "
                          "(every rule writes logs/benchmarks/...; run the workflow at some scale first)")
-    print(f"{' + '.join(map(str, args.config))}: {len(jobs(config))} jobs")
-    print(format_estimate(estimate(config, measured), total))
+    jobs = dag_jobs(args.config, args.workflow)
+    print(f"{' + '.join(map(str, args.config))}: {len(jobs)} jobs")
+    rows, unpriced = estimate(config, measured, jobs)
+    print(format_estimate(rows, total, unpriced))
     if config["cluster"]["training_gpus"]:
         bound = " (an upper bound: a GPU trains faster)" if args.measured_device == "cpu" else ""
-        print(f"GPU-hours: train jobs' wall time scaled from jobs that trained on {args.measured_device}{bound}, times "
+        print(f"GPU-hours: training jobs' wall time scaled from jobs that trained on {args.measured_device}{bound}, times "
               f"cluster.training_gpus = {config['cluster']['training_gpus']}.")
 
 
@@ -453,9 +458,9 @@ def _spectra_parser(stages) -> None:
     spectra.set_defaults(func=cmd_spectra)
 
 
-def _train_parser(stages) -> None:
-    """The ``densim train`` subcommand."""
-    tr = stages.add_parser("train", help="normalisation statistics and learned simulators", description="The training stage.")
+def _training_parser(stages) -> None:
+    """The ``densim training`` subcommand."""
+    tr = stages.add_parser("training", help="normalisation statistics and learned simulators", description="The training stage.")
     actions = tr.add_subparsers(dest="action", required=True, metavar="ACTION")
     spec_help = "JSON mapping with the `training` and `models` config sections (missing keys take their defaults)"
     stats = actions.add_parser("statistics", help="normalisation statistics of a split's train part",
@@ -472,27 +477,27 @@ def _train_parser(stages) -> None:
                             help="trajectory files .../{dataset}/{network}.nc, one for every network of the split it uses (only these are read)")
         action.add_argument("--spec", default="{}", help=spec_help)
     stats.add_argument("-o", "--output", required=True, type=Path, help="statistics netCDF file to write")
-    stats.set_defaults(func=cmd_train_statistics)
+    stats.set_defaults(func=cmd_training_statistics)
     fit.add_argument("--model", required=True, help="model key of densim.models.MODELS (e.g. spatial, nlsf_norm, frozen, linear_floor), or a variant "
                      "MODEL@KEY=VALUE@... changing its hyperparameters or training settings (e.g. igns@warmup=5@loss_steps=1)")
     fit.add_argument("--history", required=True, type=int, help="velocities per node feature")
     fit.add_argument("--seed", required=True, type=int)
-    fit.add_argument("--statistics", required=True, type=Path, help="statistics netCDF of the split (densim train statistics)")
+    fit.add_argument("--statistics", required=True, type=Path, help="statistics netCDF of the split (densim training statistics)")
     fit.add_argument("--spectra", required=True, nargs="+", type=Path, metavar="FILE",
                      help="spectra files .../{dataset}/{network}.nc, one for every train and validation network (only these are read)")
     fit.add_argument("-o", "--output", required=True, type=Path, help="output folder (last.pt, best.pt, history.json)")
-    fit.set_defaults(func=cmd_train_fit)
+    fit.set_defaults(func=cmd_training_fit)
 
 
-def _evaluate_parser(stages) -> None:
-    """The ``densim evaluate`` subcommand."""
-    ev = stages.add_parser("evaluate", help="roll a trained simulator out on its test split and score every step",
+def _evaluation_parser(stages) -> None:
+    """The ``densim evaluation`` subcommand."""
+    ev = stages.add_parser("evaluation", help="roll a trained simulator out on its test split and score every step",
                            description="Roll a checkpoint's simulator out on every test trajectory of a split (all together, one "
                            "batched step at a time) from its first h + 1 frames to its last frame, and write the metrics per "
                            "trajectory and step (positional L2 and RMS error, MSE relative to the frozen baseline, Poisson "
                            "ratio, error by Laplacian eigenmode, blow-up flags) and across trajectories (Poisson R^2 and bias) "
                            "as netCDF. Definitions: densim.evaluation, and the file's attributes.")
-    ev.add_argument("checkpoint", type=Path, help="checkpoint of densim train fit (best.pt)")
+    ev.add_argument("checkpoint", type=Path, help="checkpoint of densim training fit (best.pt)")
     ev.add_argument("--dataset", required=True)
     ev.add_argument("--split", required=True, type=Path, help="split JSON of the dataset and seed")
     ev.add_argument("--trajectories", required=True, nargs="+", type=Path, metavar="FILE", help="trajectory files .../{dataset}/{network}.nc of every test network")
@@ -501,7 +506,7 @@ def _evaluate_parser(stages) -> None:
     ev.add_argument("--history", type=int, help="refuse a checkpoint of another history")
     ev.add_argument("--spec", default="{}", help="JSON mapping with keys of the `evaluation` config section (table_step, blowup_l2)")
     ev.add_argument("-o", "--output", required=True, type=Path, help="evaluation netCDF file to write")
-    ev.set_defaults(func=cmd_evaluate)
+    ev.set_defaults(func=cmd_evaluation)
 
 
 def _figures_parser(stages) -> None:
@@ -511,7 +516,7 @@ def _figures_parser(stages) -> None:
                             "the notebook writes its figures (PDF and PNG) or tables (CSV, Markdown, LaTeX), each with a "
                             "provenance sidecar.",
                             epilog="Example: densim figures notebooks/rollout_accuracy.ipynb --parameters "
-                            "'{\"evaluations\": [\"results/eval/node_opt/spatial/h2/seed0.nc\"], \"figure\": \"demo/rollout_accuracy\"}' "
+                            "'{\"evaluations\": [\"results/evaluation/node_opt/spatial/h2/seed0.nc\"], \"figure\": \"demo/rollout_accuracy\"}' "
                             "-o demo/rollout_accuracy.ipynb")
     fig.add_argument("notebook", type=Path, help="notebook to execute (notebooks/*.ipynb)")
     fig.add_argument("--parameters", default="{}", help="JSON or YAML mapping of the notebook's parameters, inline or a file")
@@ -536,9 +541,9 @@ def _provenance_parser(stages) -> None:
 def _cost_parser(stages) -> None:
     """The ``densim cost`` subcommand."""
     cost = stages.add_parser("cost", help="estimate the jobs, CPU-hours and GPU-hours of a config before running it",
-                             description="List the jobs a run of a configuration consists of, per stage, and price them "
-                                         "from the Snakemake benchmarks of a run that finished (logs/benchmarks), scaled by "
-                                         "each stage's units of work (densim.cost).",
+                             description="List the jobs a run of a configuration consists of, per stage (Snakemake's own "
+                                         "dry run of the workflow), and price them from the Snakemake benchmarks of a run "
+                                         "that finished (logs/benchmarks), scaled by each stage's units of work (densim.cost).",
                              epilog="Example: densim cost config.yaml workflow/presets/paper.yaml "
                                     "--measured logs/benchmarks --measured-config config.yaml")
     cost.add_argument("config", nargs="+", type=Path, help="config files layered in order, as Snakemake does (config.yaml first)")
@@ -546,12 +551,13 @@ def _cost_parser(stages) -> None:
     cost.add_argument("--measured-config", nargs="+", type=Path, default=[Path("config.yaml")], metavar="FILE",
                       help="config files of that run, layered in order (default: %(default)s)")
     cost.add_argument("--measured-device", choices=["cpu", "gpu"], default="cpu",
-                      help="what the measured run's train jobs ran on (default: %(default)s)")
+                      help="what the measured run's training jobs ran on (default: %(default)s)")
+    cost.add_argument("--workflow", type=Path, default=Path("."), help="folder of the workflow's Snakefile (default: %(default)s)")
     cost.set_defaults(func=cmd_cost)
 
 
 #: One parser builder per stage, in the order ``densim --help`` lists them.
-STAGE_PARSERS = (_networks_parser, _trajectories_parser, _splits_parser, _spectra_parser, _train_parser, _evaluate_parser, _figures_parser, _provenance_parser, _cost_parser)
+STAGE_PARSERS = (_networks_parser, _trajectories_parser, _splits_parser, _spectra_parser, _training_parser, _evaluation_parser, _figures_parser, _provenance_parser, _cost_parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -582,6 +588,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"densim: {err}") from err
     except ConfigError as err:
         raise SystemExit(f"densim: invalid config key {err}") from err
+    except DryRunError as err:
+        raise SystemExit(f"densim: {err}") from err
     except BrokenPipeError:
         # The reader of stdout went away (`densim cost ... | head`): stop quietly, as the Python docs advise.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -2,27 +2,29 @@
 the per-job costs a finished run measured.
 
 Every rule of the workflow writes a Snakemake benchmark (``logs/benchmarks/{rule}/{wildcards}.tsv``: wall seconds
-``s`` and ``cpu_time``) for each job it runs. :func:`estimate` lists the jobs another configuration asks for
-(:func:`jobs`, the same grids the workflow expands: :mod:`densim.experiments`) and prices each at the measured
-cost per unit of work of its rule (and its model, generator or protocol where those differ), times its own units.
+``s`` and ``cpu_time``) for each job it runs. :func:`dag_jobs` asks Snakemake itself for the jobs of a run of a
+configuration (a dry run of the whole DAG, with each job's rule, wildcards and benchmark file), so the job list is the
+workflow's own. :func:`measure` reads the benchmark of every job of the measured run's DAG, and :func:`estimate`
+prices each job of another at the measured cost per unit of work of its rule (and its model, generator or protocol
+where those differ), times its own units, and says which jobs it could not price.
 The units are each stage's dominant term, assumed rather than fitted:
 
 ========================  ==============================================================================
-network                   nodes² (per generator: each optimises or prunes against linear-response moduli)
-trajectory                nodes × frames × MD steps per frame (per protocol)
+networks                  nodes² (per generator: each optimises or prunes against linear-response moduli)
+trajectories              nodes × frames × MD steps per frame (per protocol)
 spectra                   nodes
-statistics                networks × training horizon × nodes
-train                     optimiser steps × batch × loss steps × nodes × hidden² × layers (per model)
-evaluate                  test networks × rollout steps × nodes × hidden² × layers (per model)
+training_statistics       networks × training horizon × nodes
+training                  optimiser steps × batch × loss steps × nodes × hidden² × layers (per model)
+evaluation                test networks × rollout steps × nodes × hidden² × layers (per model)
 figures and tables        evaluation files read
 others                    one unit per job
 ========================  ==============================================================================
 
-Train and evaluation jobs also have a fixed cost (starting Python and PyTorch, reading the split, validation
+Training and evaluation jobs also have a fixed cost (starting Python and PyTorch, reading the split, validation
 rollouts) that does not grow with the optimiser steps: it is measured as the mean cost of the baselines' jobs
 (``frozen``, ``linear_floor``: fitted in closed form, no optimiser steps) of the same rule, and only the rest of a
 learned model's job is scaled; other rules are scaled whole. Validation inside training is thereby counted as fixed.
-GPU-hours are the train jobs' wall time times ``cluster.training_gpus``, scaled from wall times measured on the
+GPU-hours are the training jobs' wall time times ``cluster.training_gpus``, scaled from wall times measured on the
 device the measured run trained on (``--measured-device``): CPU measurements give an upper bound, not a GPU time.
 """
 
@@ -30,76 +32,80 @@ from __future__ import annotations
 
 import csv
 import math
-from collections import defaultdict
+import re
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from densim.experiments import (built_datasets, dataset_protocol, evaluation_grids, igns_grid, network_count, network_datasets, run_datasets, run_unions,
-                                trajectory_section)
+from densim.experiments import dataset_protocol, evaluation_grids, network_count, trajectory_section
 from densim.splits import SplitFractions, split_networks
 from densim.models import BASELINES, model_variant
 from densim.protocols import PROTOCOLS, md_settings
 
-#: Stage of each rule, in the order the workflow runs them.
-STAGES = {
-    "network": "networks", "network_manifest": "networks",
-    "trajectory": "trajectories", "trajectory_summary": "trajectories",
-    "spectra": "spectra",
-    "split": "splits", "union_split": "splits",
-    "statistics": "training", "train": "training",
-    "evaluate": "evaluation",
-    "rollout_accuracy": "figures", "history": "figures", "modes_and_bias": "figures", "igns_ablation": "figures", "tables": "figures", "regime": "figures",
-}
-#: The wildcards a rule's benchmark path holds, in order (``logs/benchmarks/{rule}/...``).
-WILDCARDS = {
-    "network": ("dataset", "network"), "trajectory": ("dataset", "network"), "spectra": ("dataset", "network"),
-    "network_manifest": ("dataset",), "split": ("dataset", "seed"), "union_split": ("dataset", "seed"),
-    "statistics": ("dataset", "seed"), "train": ("dataset", "model", "history", "seed"),
-    "evaluate": ("dataset", "model", "history", "seed"),
-}
+#: The workflow's stages, in the order it runs them (workflow/rules/{stage}.smk).
+STAGES = ("networks", "trajectories", "spectra", "splits", "training", "evaluation", "figures")
+
+
+def stage_of(rule: str) -> str:
+    """A rule's stage: rules are named after their stage (``training``, ``training_statistics``), the figures stage's
+    notebook rules after their notebooks."""
+    return next((stage for stage in STAGES if rule == stage or rule.startswith(f"{stage}_")), "figures")
+
+
+class DryRunError(RuntimeError):
+    """Snakemake's dry run of a configuration failed (its message says why)."""
 
 
 @dataclass(frozen=True)
 class Job:
-    """One job of the workflow: its rule and its wildcards."""
+    """One job of the workflow: its rule, its wildcards and its benchmark file (``logs/benchmarks/...``)."""
 
     rule: str
     wildcards: tuple[tuple[str, str], ...] = ()
+    benchmark: str | None = None
 
     @property
     def values(self) -> dict:
         return dict(self.wildcards)
 
 
-def _job(rule: str, **wildcards) -> Job:
-    return Job(rule, tuple((key, str(value)) for key, value in wildcards.items()))
+_RULE = re.compile(r"^\s*(?:local)?rule (\w+):$")
+_FIELD = re.compile(r"^\s*(wildcards|benchmark): (.*)$")
 
 
-def jobs(config: dict) -> list[Job]:
-    """Every job a run of ``config`` from scratch consists of (Snakemake's target rule ``all`` aside)."""
-    simulated, used, unions = built_datasets(config), run_datasets(config), run_unions(config)
-    seeds, grids = config["seeds"], evaluation_grids(config)
-    out = []
-    for dataset in network_datasets(config):
-        networks = [f"{i:04d}" for i in range(network_count(config, dataset))]
-        out += [_job(rule, dataset=dataset, network=n) for rule in ("network", "spectra") for n in networks]
-        out.append(_job("network_manifest", dataset=dataset))
-    for dataset in simulated:
-        out += [_job("trajectory", dataset=dataset, network=f"{i:04d}") for i in range(network_count(config, dataset))]
-    out.append(_job("trajectory_summary"))
-    out += [_job("split", dataset=d, seed=s) for d in simulated for s in seeds]
-    out += [_job("union_split", dataset=d, seed=s) for d in unions for s in seeds]
-    out += [_job("statistics", dataset=d, seed=s) for d in used for s in seeds]
-    runs = list(dict.fromkeys(run for grid in grids.values() for run in grid))
-    for rule in ("train", "evaluate"):
-        out += [_job(rule, dataset=d, model=m, history=h, seed=s) for d, m, h, s in runs]
-    ablation = config["experiments"]["history_ablation"]
-    notebooks = ["rollout_accuracy", "modes_and_bias", "tables"]
-    notebooks += ["history"] if ablation["models"] and ablation["datasets"] else []
-    notebooks += ["igns_ablation"] if igns_grid(config) else []
-    notebooks += ["regime"] if config["tables"]["regime"] else []
-    out += [_job(notebook) for notebook in notebooks]
-    return out
+def parse_dry_run(text: str) -> list[Job]:
+    """The jobs of a Snakemake dry run's output (each ``rule NAME:`` block's wildcards and benchmark), rule ``all``
+    aside."""
+    blocks: list[dict] = []
+    for line in text.splitlines():
+        if match := _RULE.match(line):
+            blocks.append({"rule": match.group(1)})
+        elif blocks and (match := _FIELD.match(line)):
+            blocks[-1][match.group(1)] = match.group(2).strip()
+    return [Job(block["rule"], tuple(tuple(pair.split("=", 1)) for pair in block.get("wildcards", "").split(", ") if pair),
+                block.get("benchmark")) for block in blocks if block["rule"] != "all"]
+
+
+def dag_jobs(configs: Sequence[str | Path], workflow: str | Path = ".") -> list[Job]:
+    """Every job of a run of ``configs`` (layered in order) from scratch, as Snakemake's own dry run of the workflow in
+    ``workflow`` lists them: ``--forceall``, so whatever ``results/`` holds does not count, and ``--nolock``, so it
+    runs beside a workflow that is running.
+
+    Raises
+    ------
+    DryRunError
+        With Snakemake's message, when the dry run fails (a bad config key, a missing file).
+    """
+    files = [str(Path(path).resolve()) for path in configs]
+    command = [sys.executable, "-m", "snakemake", "--dry-run", "--forceall", "--nolock", "--cores", "1", "--configfile", *files]
+    result = subprocess.run(command, cwd=workflow, capture_output=True, text=True)
+    if result.returncode != 0:
+        message = "\n".join(line for line in result.stderr.splitlines()[-20:] if line.strip())
+        raise DryRunError(f"Snakemake's dry run of {' + '.join(map(str, configs))} failed:\n{message}")
+    return parse_dry_run(result.stdout)
 
 
 def _networks(config: dict, dataset: str) -> int:
@@ -125,17 +131,17 @@ def _model_work(setup) -> float:
 
 
 def group(config: dict, job: Job) -> str:
-    """Which measured jobs price ``job``: those of the same rule and model (train, evaluate), generator (network)
-    or protocol (trajectory)."""
+    """Which measured jobs price ``job``: those of the same rule and model (training, evaluation), generator
+    (networks) or protocol (trajectories)."""
     values = job.values
-    if job.rule in ("train", "evaluate"):
+    if job.rule in ("training", "evaluation"):
         from densim.models import model_variant
 
         return f"{job.rule}:{model_variant(values['model'])[0]}"
-    if job.rule == "network":
-        return f"network:{config['datasets'][values['dataset']]['generator']}"
-    if job.rule == "trajectory":
-        return f"trajectory:{dataset_protocol(config, values['dataset'])}"
+    if job.rule == "networks":
+        return f"{job.rule}:{config['datasets'][values['dataset']]['generator']}"
+    if job.rule == "trajectories":
+        return f"{job.rule}:{dataset_protocol(config, values['dataset'])}"
     return job.rule
 
 
@@ -146,17 +152,17 @@ def work(config: dict, job: Job) -> float:
     member = config["datasets"][dataset].get("union", [dataset])[0] if dataset else None
     section = trajectory_section(config, member) if member else config["trajectories"]
     frames = section["frames"]
-    if job.rule == "network":
+    if job.rule == "networks":
         return float(nodes**2)
-    if job.rule == "trajectory":
+    if job.rule == "trajectories":
         protocol = PROTOCOLS[dataset_protocol(config, values["dataset"])]
         steps = protocol.md_settings(md_settings(section), protocol.settings(section)).steps_per_frame
         return float(nodes * frames * steps)
     if job.rule == "spectra":
         return float(nodes)
-    if job.rule == "statistics":
+    if job.rule == "training_statistics":
         return float(_networks(config, values["dataset"]) * config["training"]["horizon"] * nodes)
-    if job.rule in ("train", "evaluate"):
+    if job.rule in ("training", "evaluation"):
         from densim.training import model_setup
 
         if model_variant(values["model"])[0] in BASELINES:
@@ -164,13 +170,13 @@ def work(config: dict, job: Job) -> float:
         history = int(values["history"])
         setup = model_setup(values["model"], config["models"], config["training"])
         model = _model_work(setup)
-        if job.rule == "train":
+        if job.rule == "training":
             training = setup.training
             return float(training.steps * training.batch_size * training.unrolled_steps(history) * nodes * model)
         start = config["evaluation"]["start_frame"]
         last_input = history if start is None else start
         return float(_test_networks(config, values["dataset"]) * (frames - last_input - 1) * nodes * model)
-    if job.rule in STAGES and STAGES[job.rule] == "figures":
+    if stage_of(job.rule) == "figures":
         grids = evaluation_grids(config)
         return float(len(grids.get(job.rule, grids["main"])))
     return 1.0
@@ -226,25 +232,17 @@ def read_benchmark(path: Path) -> tuple[float, float]:
     return wall, cpu if math.isfinite(cpu) and cpu > 0 else wall
 
 
-def measure(benchmarks: Path, config: dict) -> Measured:
-    """Costs from every benchmark under ``benchmarks`` (``logs/benchmarks``), the measured run's ``config`` giving
-    each job's units: jobs without units of work (the baselines' train and evaluate jobs) give their rule's fixed
-    cost, the others (less that fixed cost) their group's cost per unit."""
+def measure(benchmarks: Path, config: dict, jobs: Sequence[Job]) -> Measured:
+    """Costs from the benchmark files under ``benchmarks`` (``logs/benchmarks``) of the measured run's ``jobs``
+    (:func:`dag_jobs` of its config), its ``config`` giving each job's units: jobs without units of work (the
+    baselines' training and evaluation jobs) give their rule's fixed cost, the others (less that fixed cost) their
+    group's cost per unit. Jobs whose benchmark is not there are not measured."""
     measured = []
-    for path in sorted(Path(benchmarks).rglob("*.tsv")):
-        parts = path.relative_to(benchmarks).with_suffix("").parts
-        rule = parts[0]
-        if rule not in STAGES:
+    for job in jobs:
+        path = Path(benchmarks) / Path(job.benchmark).relative_to("logs/benchmarks") if job.benchmark else None
+        if path is None or not path.exists():
             continue
-        names = WILDCARDS.get(rule, ())
-        values = [part.removeprefix("h").removeprefix("seed") if name in ("history", "seed") else part
-                  for name, part in zip(names, parts[1:])]
-        job = _job(rule, **dict(zip(names, values)))
-        try:
-            key, size = group(config, job), work(config, job)
-        except (KeyError, ValueError):
-            continue  # a job of a dataset or model the measured config no longer has
-        measured.append((rule, key, size, *read_benchmark(path)))
+        measured.append((job.rule, group(config, job), work(config, job), *read_benchmark(path)))
     fixed = defaultdict(list)
     for rule, _, size, wall, cpu in measured:
         if size == 0:
@@ -272,30 +270,32 @@ class StageCost:
     gpu_hours: float
 
 
-def estimate(config: dict, measured: Measured) -> list[StageCost]:
-    """Jobs, CPU-hours, summed wall-hours, the longest job and GPU-hours per stage of a run of ``config``."""
+def estimate(config: dict, measured: Measured, jobs: Sequence[Job]) -> tuple[list[StageCost], Counter]:
+    """Jobs, CPU-hours, summed wall-hours, the longest job and GPU-hours per stage of a run of ``config`` whose jobs
+    are ``jobs`` (:func:`dag_jobs`), and the number of jobs per cost group that nothing measured could price."""
     rows: dict[str, StageCost] = {}
+    unpriced: Counter = Counter()
     gpus = config["cluster"]["training_gpus"]
-    for job in jobs(config):
-        stage = STAGES[job.rule]
+    for job in jobs:
+        stage = stage_of(job.rule)
         row = rows.setdefault(stage, StageCost(stage, 0, 0, 0.0, 0.0, 0.0, 0.0))
         row.jobs += 1
         seconds = measured.seconds(group(config, job), job.rule, work(config, job))
         if seconds is None:
+            unpriced[group(config, job)] += 1
             continue
         cpu, wall = seconds[0] / 3600, seconds[1] / 3600
         row.priced += 1
         row.cpu_hours += cpu
         row.wall_hours += wall
         row.longest_job_hours = max(row.longest_job_hours, wall)
-        if job.rule == "train":
+        if job.rule == "training":
             row.gpu_hours += wall * gpus
-    order = list(dict.fromkeys(STAGES.values()))
-    return sorted(rows.values(), key=lambda row: order.index(row.stage))
+    return sorted(rows.values(), key=lambda row: STAGES.index(row.stage)), unpriced
 
 
-def format_estimate(rows: list[StageCost], measured_jobs: int) -> str:
-    """The estimate as a Markdown table, with a total line."""
+def format_estimate(rows: list[StageCost], measured_jobs: int, unpriced: Counter | None = None) -> str:
+    """The estimate as a Markdown table, with a total line and the jobs it could not price."""
     def hours(value):
         return f"{value:.3g}"
 
@@ -310,4 +310,7 @@ def format_estimate(rows: list[StageCost], measured_jobs: int) -> str:
                  f"{hours(total.longest_job_hours)} | {hours(total.gpu_hours)} |")
     lines.append(f"\nPer-unit costs from {measured_jobs} measured jobs; a job is priced from its rule's measured jobs of the "
                  "same model, generator or protocol, else from the mean over its rule's; unpriced jobs add nothing.")
+    if unpriced:
+        names = ", ".join(f"{key} ({count})" for key, count in sorted(unpriced.items()))
+        lines.append(f"Not priced (no measured job of their rule): {names}.")
     return "\n".join(lines)

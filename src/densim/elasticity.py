@@ -42,7 +42,7 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from densim.network import SpringNetwork
+from densim.springs import SpringNetwork
 
 PROBES = ("xx", "yy", "xy")
 #: Unit probe strains ``eps_p`` in the order of :data:`PROBES`, shape (3, 2, 2).
@@ -293,7 +293,7 @@ def linear_response(network: SpringNetwork, check_rigidity: bool = True) -> Modu
 
     Examples
     --------
-    >>> from densim.network import triangular_lattice
+    >>> from densim.springs import triangular_lattice
     >>> round(linear_response(triangular_lattice(6, 6)).poisson, 12)
     0.333333333333
     """

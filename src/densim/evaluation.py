@@ -22,7 +22,7 @@ Across test trajectories, per step (over the rollouts that are finite at that st
 beside them): ``relative_mse`` as a ratio of means (the frozen baseline scores exactly 1), ``poisson_r2`` (R^2 of
 the predicted against the true Poisson ratio, the truth as reference) and ``poisson_bias`` (mean signed error).
 
-Impact trajectories (:func:`densim.compression.impact`: fixed box, no Poisson ratio) are scored on the wave front
+Impact trajectories (:func:`densim.md.impact`: fixed box, no Poisson ratio) are scored on the wave front
 instead: ``far_displacement`` per step (predicted and true), the frame at which the front reaches the far strip
 (``arrival_frame``, predicted and true, against the reference's threshold) and, across trajectories,
 ``arrival_error`` (mean absolute error in frames) and ``arrival_bias``; their Poisson ratio variables are NaN.

@@ -198,7 +198,7 @@ def training_summary(histories: dict[str, dict]) -> str:
 
 
 def training_curves(histories: dict[str, dict]) -> pd.DataFrame:
-    """Tidy validation curves: run name ``results/models/{dataset}/{model}/h{history}/seed{seed}`` -> its
+    """Tidy validation curves: run name ``results/training/{dataset}/{model}/h{history}/seed{seed}`` -> its
     ``history.json``; columns dataset, model, history, seed, step, validation_rollout_error."""
     rows = []
     for name, history in histories.items():

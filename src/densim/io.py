@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from densim.network import SpringNetwork
+from densim.springs import SpringNetwork
 
 ENGINE = "netcdf4"
 log = logging.getLogger(__name__)

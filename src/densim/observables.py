@@ -17,7 +17,7 @@ the imposed one; the transverse strain is measured three ways:
   on pruned 128-node networks single networks are off by up to 0.45 in nu and the box-vs-slope R^2 over a
   dataset is 0.92 to 0.99. It is kept as a comparison.
 
-Impact trajectories (:func:`densim.compression.impact`) are at fixed box; their observable is the arrival of
+Impact trajectories (:func:`densim.md.impact`) are at fixed box; their observable is the arrival of
 the pulse front on the far side of the box: :func:`far_displacement` and :func:`front_arrival`.
 """
 
@@ -28,7 +28,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from densim.elasticity import hessian
-from densim.network import SpringNetwork, minimum_image, periodic_images
+from densim.springs import SpringNetwork, minimum_image, periodic_images
 
 
 def box_strain(box: np.ndarray) -> np.ndarray:
@@ -409,7 +409,7 @@ def poisson_ratio_from_slope(positions: np.ndarray, axial_strain: np.ndarray, bo
 def bond_images(reference, bonds, box):
     """Periodic image offsets ``n`` of each bond: ``x_j - x_i - n * L`` is its minimum-image vector in ``reference``.
 
-    The sign convention of :func:`densim.network.periodic_images`. Works on numpy arrays and torch tensors alike.
+    The sign convention of :func:`densim.springs.periodic_images`. Works on numpy arrays and torch tensors alike.
 
     Parameters
     ----------
@@ -523,7 +523,7 @@ def far_displacement(positions, far):
     positions : array, shape (..., T, N, 2)
         Unwrapped node positions, frames first as stored in trajectory files; frame 0 is the reference.
     far : bool array, shape (N,)
-        The far strip (:func:`densim.compression.impact_strips`).
+        The far strip (:func:`densim.md.impact_strips`).
 
     Returns
     -------

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from densim.network import SpringNetwork, minimum_image, remove_rattlers, stress_free_network
+from densim.springs import SpringNetwork, minimum_image, remove_rattlers, stress_free_network
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ Each protocol is one object in :data:`PROTOCOLS` (like a model in :data:`densim.
 :class:`Protocol` and one line in the registry:
 
 - ``compression``: uniaxial compression at a constant strain rate under a transverse barostat
-  (:func:`densim.compression.compress`); files record the Poisson ratio per frame, rollouts set the transverse box at
+  (:func:`densim.md.compress`); files record the Poisson ratio per frame, rollouts set the transverse box at
   zero transverse stress of the predicted positions and are scored on the Poisson ratio (Table 2: its R^2);
-- ``impact``: a strip kicked outwards at rest, at fixed box (:func:`densim.compression.impact`, settings in the
+- ``impact``: a strip kicked outwards at rest, at fixed box (:func:`densim.md.impact`, settings in the
   ``trajectories.impact`` subsection); files record the strips, the far strip's displacement and the front's
   arrival, rollouts keep the box and are scored on the arrival frame (Table 2: its mean absolute error).
 """
@@ -23,9 +23,9 @@ import numpy as np
 import torch
 import xarray as xr
 
-from densim.compression import CompressionSettings, ImpactSettings, compress, impact, impact_md_settings, impact_strips
+from densim.md import MDSettings, ImpactSettings, compress, impact, impact_md_settings, impact_strips
 from densim.config import ConfigError, typed_config
-from densim.network import SpringNetwork
+from densim.springs import SpringNetwork
 from densim.observables import (box_strain, far_displacement, front_arrival, poisson_ratio_from_box, poisson_ratio_from_positions,
                                 poisson_ratio_from_slope, r_squared, rebased_poisson_ratio, zero_stress_box_y)
 
@@ -55,16 +55,16 @@ class Protocol:
         """Its own settings from the ``trajectories`` section (``None`` where it has none), naming any bad key."""
         return None
 
-    def md_settings(self, settings: CompressionSettings, own: Any) -> CompressionSettings:
+    def md_settings(self, settings: MDSettings, own: Any) -> MDSettings:
         """The MD settings its runs use (the frame spacing, damping and the rest)."""
         return settings
 
-    def record(self, settings: CompressionSettings, own: Any) -> dict:
+    def record(self, settings: MDSettings, own: Any) -> dict:
         """The settings a trajectory file records (its ``md_settings`` attribute)."""
         return asdict(self.md_settings(settings, own))
 
-    def run(self, network: SpringNetwork, settings: CompressionSettings, own: Any, progress: Callable[[int], Any] | None = None):
-        """One LAMMPS run of ``network`` (a :class:`densim.compression.Compression`)."""
+    def run(self, network: SpringNetwork, settings: MDSettings, own: Any, progress: Callable[[int], Any] | None = None):
+        """One LAMMPS run of ``network`` (a :class:`densim.md.MDRun`)."""
         raise NotImplementedError
 
     def variables(self, network_ds: xr.Dataset, run, own: Any) -> dict:
@@ -118,7 +118,7 @@ POISSON_COLUMNS = ("nu_min", "nu_max", "positions_vs_box_r2", "positions_vs_box_
 
 
 class Compression(Protocol):
-    """Uniaxial compression along x (:func:`densim.compression.compress`)."""
+    """Uniaxial compression along x (:func:`densim.md.compress`)."""
 
     name = "compression"
     headline = "poisson_r2"
@@ -200,7 +200,7 @@ class Compression(Protocol):
 
 
 class Impact(Protocol):
-    """A strip kicked outwards at rest, at fixed box (:func:`densim.compression.impact`)."""
+    """A strip kicked outwards at rest, at fixed box (:func:`densim.md.impact`)."""
 
     name = "impact"
     subsection = "impact"
@@ -233,7 +233,7 @@ class Impact(Protocol):
         displacement = far_displacement(run.positions, far)
         threshold = own.arrival_fraction * float(displacement.max())
         return {
-            "kicked": (("node",), kicked, {"description": "nodes of the kicked strip (densim.compression.impact_strips)"}),
+            "kicked": (("node",), kicked, {"description": "nodes of the kicked strip (densim.md.impact_strips)"}),
             "far": (("node",), far, {"description": "nodes of the far strip, centred half a box from the kicked one"}),
             "far_displacement": (("time",), displacement, {"units": "small particle diameter",
                                                             "description": "mean over far nodes of |x(t) - x(0)| (densim.observables.far_displacement)"}),
@@ -291,7 +291,7 @@ def protocol_of(ds: xr.Dataset) -> Protocol:
     return get_protocol(ds.attrs.get("protocol", "compression"))
 
 
-def md_settings(section: dict) -> CompressionSettings:
+def md_settings(section: dict) -> MDSettings:
     """The MD settings of a ``trajectories`` section (every protocol's subsection aside), naming any bad key."""
     own = {protocol.subsection for protocol in PROTOCOLS.values()}
-    return typed_config(CompressionSettings, {key: value for key, value in section.items() if key not in own}, "trajectories")
+    return typed_config(MDSettings, {key: value for key, value in section.items() if key not in own}, "trajectories")

@@ -35,7 +35,7 @@ INERTIAL = "constant_velocity"
 
 
 def load_histories(paths) -> pd.DataFrame:
-    """The best validation of training histories ``results/models/{dataset}/{model}/h{history}/seed{seed}/history.json``.
+    """The best validation of training histories ``results/training/{dataset}/{model}/h{history}/seed{seed}/history.json``.
 
     Returns
     -------

@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch
 
-from densim.network import minimum_image
+from densim.springs import minimum_image
 from densim.observables import affine_velocity, residual_velocities
 from densim.rollout import TrajectoryGraph, estimated_box
 

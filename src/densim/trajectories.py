@@ -20,13 +20,13 @@ import xarray as xr
 import scipy.sparse.linalg as spla
 
 from densim.elasticity import hessian
-from densim.compression import CompressionSettings, SimulationError
+from densim.md import MDSettings, SimulationError
 from densim.io import dataset_to_network
-from densim.network import SpringNetwork
+from densim.springs import SpringNetwork
 from densim.observables import DIFFICULTY_DESCRIPTIONS, difficulty, fastest_period_frames, local_predictability_r2, noise_over_signal
 from densim.protocols import PROTOCOLS, Protocol, get_protocol, protocol_of
 
-def simulate(network: SpringNetwork, settings: CompressionSettings, name: str, progress=None, protocol: str | Protocol = "compression",
+def simulate(network: SpringNetwork, settings: MDSettings, name: str, progress=None, protocol: str | Protocol = "compression",
              own=None):
     """One LAMMPS run of ``protocol`` (:data:`densim.protocols.PROTOCOLS`; ``own``: its own settings) on one network;
     a failure names the network.
@@ -47,7 +47,7 @@ def simulate(network: SpringNetwork, settings: CompressionSettings, name: str, p
     return _run_named(network, settings, name, progress, protocol, own)
 
 
-def _run_named(network: SpringNetwork, settings: CompressionSettings, name: str, progress, protocol: str | Protocol, own):
+def _run_named(network: SpringNetwork, settings: MDSettings, name: str, progress, protocol: str | Protocol, own):
     protocol = get_protocol(protocol) if isinstance(protocol, str) else protocol
     try:
         return protocol.run(network, settings, own, progress=progress)
@@ -55,7 +55,7 @@ def _run_named(network: SpringNetwork, settings: CompressionSettings, name: str,
         raise type(err)(f"network {name}: {err}") from err
 
 
-def athermal_twin(network: SpringNetwork, settings: CompressionSettings, run, name: str, protocol: str | Protocol = "compression", own=None):
+def athermal_twin(network: SpringNetwork, settings: MDSettings, run, name: str, protocol: str | Protocol = "compression", own=None):
     """The same run of ``protocol`` at temperature 0 (``run`` itself when it is athermal): what the thermal noise is
     measured against (:func:`densim.observables.noise_over_signal`). The run it twins has passed :func:`simulate`'s
     timestep check, which the temperature does not change."""
@@ -64,7 +64,7 @@ def athermal_twin(network: SpringNetwork, settings: CompressionSettings, run, na
     return _run_named(network, replace(settings, temperature=0.0), name, None, protocol, own)
 
 
-def trajectory_dataset(network_ds: xr.Dataset, settings: CompressionSettings, run, attrs: dict, athermal=None,
+def trajectory_dataset(network_ds: xr.Dataset, settings: MDSettings, run, attrs: dict, athermal=None,
                        protocol: str | Protocol = "compression", own=None, dataset: str | None = None) -> xr.Dataset:
     """The trajectory file's contents from the network Dataset and a LAMMPS ``run`` of ``protocol`` (``own``: its own
     settings).
@@ -76,7 +76,7 @@ def trajectory_dataset(network_ds: xr.Dataset, settings: CompressionSettings, ru
 
     The file belongs to ``dataset`` (by default the network's own; a regime variant names itself and keeps its
     networks' dataset as ``network_dataset``) and records where rollouts start (``rollout_start_frame``,
-    :attr:`densim.compression.CompressionSettings.rollout_start_frame`).
+    :attr:`densim.md.MDSettings.rollout_start_frame`).
     """
     protocol = get_protocol(protocol) if isinstance(protocol, str) else protocol
     md = protocol.md_settings(settings, own)

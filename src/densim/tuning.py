@@ -33,7 +33,7 @@ from densim.elasticity import (
     probe_stiffness,
     relaxed_extensions,
 )
-from densim.network import SpringNetwork, periodic_images, spring_stiffness, stress_free_network
+from densim.springs import SpringNetwork, periodic_images, spring_stiffness, stress_free_network
 
 
 @dataclass(frozen=True)
@@ -162,10 +162,10 @@ def torch_poisson_ratio(
     box : Tensor, shape (2,)
     bonds : LongTensor, shape (Nb, 2)
     images : Tensor, shape (Nb, 2)
-        Periodic image offsets of the bonds (:func:`densim.network.periodic_images` of the starting bond
+        Periodic image offsets of the bonds (:func:`densim.springs.periodic_images` of the starting bond
         vectors), held fixed during optimisation.
     stiffness_mode : str
-        How spring constants follow the rest lengths, which follow the nodes (:func:`densim.network.spring_stiffness`).
+        How spring constants follow the rest lengths, which follow the nodes (:func:`densim.springs.spring_stiffness`).
     definition : str
         One of :data:`densim.elasticity.POISSON_DEFINITIONS`.
 

@@ -125,7 +125,7 @@ GRIDS = evaluation_grids(config)
 
 def notebook_evaluations(notebook):
     """The evaluation files a notebook draws from: its experiment's grid (the main one unless it has its own)."""
-    return [f"results/eval/{d}/{m}/h{h}/seed{s}.nc" for d, m, h, s in GRIDS.get(notebook, GRIDS["main"])]
+    return [f"results/evaluation/{d}/{m}/h{h}/seed{s}.nc" for d, m, h, s in GRIDS.get(notebook, GRIDS["main"])]
 
 
 def notebook_parameters(notebook, **paths):
@@ -139,8 +139,8 @@ FIGURES = (["rollout_accuracy"] + (["history"] if ABLATION["models"] and ABLATIO
            + (["igns_ablation"] if IGNS_GRID else []))
 TABLES = (["table1_l2", "table2_poisson_r2", "one_step_validation", "difficulty"]
           + [f"{table}_step{step}" for step in config["tables"]["steps"] for table in ("table1_l2", "table2_poisson_r2")])
-#: The tables notebook's report beside the study (tables.fidelity).
-FIDELITY = (["results/tables/fidelity.md", "results/tables/training_curves.pdf", "results/tables/training_curves.png"]
+#: The tables notebook's report beside the study and its training curves (tables.fidelity).
+FIDELITY = (["results/tables/fidelity.md", "results/figures/training_curves.pdf", "results/figures/training_curves.png"]
             if config["tables"]["fidelity"] else [])
 
 
@@ -154,7 +154,7 @@ def training_histories(wanted=True):
     summarise (none unless ``wanted``)."""
     if not wanted:
         return []
-    return [f"results/models/{d}/{m}/h{h}/seed{s}/history.json" for d, m, h, s in GRIDS["main"]]
+    return [f"results/training/{d}/{m}/h{h}/seed{s}/history.json" for d, m, h, s in GRIDS["main"]]
 
 
 def regime_parameters():

@@ -2,18 +2,18 @@
 # (densim.evaluation).
 
 
-rule evaluate:
+rule evaluation:
     input:
-        checkpoint="results/models/{dataset}/{model}/h{history}/seed{seed}/best.pt",
+        checkpoint="results/training/{dataset}/{model}/h{history}/seed{seed}/best.pt",
         split="results/splits/{dataset}/seed{seed}.json",
         trajectories=lambda w: network_outputs("trajectories", member_datasets(w.dataset)),
         spectra=lambda w: network_outputs("spectra", member_datasets(w.dataset)),
     output:
-        "results/eval/{dataset}/{model}/h{history}/seed{seed}.nc",
+        "results/evaluation/{dataset}/{model}/h{history}/seed{seed}.nc",
     log:
-        "logs/eval/{dataset}/{model}/h{history}/seed{seed}.log",
+        "logs/evaluation/{dataset}/{model}/h{history}/seed{seed}.log",
     benchmark:
-        "logs/benchmarks/evaluate/{dataset}/{model}/h{history}/seed{seed}.tsv"
+        "logs/benchmarks/evaluation/{dataset}/{model}/h{history}/seed{seed}.tsv"
     params:
         spec=json.dumps(config["evaluation"], sort_keys=True),
     wildcard_constraints:
@@ -27,6 +27,6 @@ rule evaluate:
     conda:
         "../../envs/densim.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} densim evaluate {input.checkpoint} --dataset {wildcards.dataset:q} --model {wildcards.model:q}"
+        "OMP_NUM_THREADS={threads} densim evaluation {input.checkpoint} --dataset {wildcards.dataset:q} --model {wildcards.model:q}"
         " --history {wildcards.history} --split {input.split} --trajectories {input.trajectories} --spectra {input.spectra}"
         " --spec {params.spec:q} --output {output} 2> {log}"

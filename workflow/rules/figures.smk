@@ -119,7 +119,7 @@ rule tables:
     benchmark:
         "logs/benchmarks/tables/tables.tsv"
     params:
-        parameters=notebook_parameters("tables", summary="results/trajectories/summary.csv", tables="results/tables",
+        parameters=notebook_parameters("tables", summary="results/trajectories/summary.csv", tables="results/tables", figures="results/figures",
                                        steps=config["tables"]["steps"], fidelity=bool(FIDELITY),
                                        history_evaluations=notebook_evaluations("history") if FIDELITY else [],
                                        training_histories=training_histories(bool(FIDELITY))),

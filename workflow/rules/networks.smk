@@ -1,13 +1,13 @@
 # Stage 1: jammed packings -> spring networks -> tuned Poisson ratio (densim.networks).
 
 
-rule network:
+rule networks:
     output:
         "results/networks/{dataset}/{network}.nc",
     log:
         "logs/networks/{dataset}/{network}.log",
     benchmark:
-        "logs/benchmarks/network/{dataset}/{network}.tsv"
+        "logs/benchmarks/networks/{dataset}/{network}.tsv"
     params:
         spec=dataset_spec_json,
     wildcard_constraints:
@@ -25,7 +25,7 @@ rule network:
         " --index {wildcards.network} --output {output} 2> {log}"
 
 
-rule network_manifest:
+rule networks_manifest:
     input:
         networks=network_files,
     output:
@@ -36,7 +36,7 @@ rule network_manifest:
     log:
         "logs/networks/{dataset}/manifest.log",
     benchmark:
-        "logs/benchmarks/network_manifest/{dataset}/manifest.tsv"
+        "logs/benchmarks/networks_manifest/{dataset}/manifest.tsv"
     threads: 1
     resources:
         mem_mb=1000,

@@ -1,7 +1,7 @@
 # Train / validation / test splits by network, per seed (densim.splits).
 
 
-rule split:
+rule splits:
     input:
         manifest=lambda w: f"results/networks/{network_source(config, w.dataset)}/manifest.csv",
     output:
@@ -9,7 +9,7 @@ rule split:
     log:
         "logs/splits/{dataset}/seed{seed}.log",
     benchmark:
-        "logs/benchmarks/split/{dataset}/seed{seed}.tsv"
+        "logs/benchmarks/splits/{dataset}/seed{seed}.tsv"
     params:
         fractions=json.dumps(config["splits"], sort_keys=True),
     threads: 1
@@ -23,7 +23,7 @@ rule split:
         " --fractions {params.fractions:q} --output {output} > {log} 2>&1"
 
 
-rule union_split:
+rule splits_union:
     input:
         members=member_splits,
     output:
@@ -31,7 +31,7 @@ rule union_split:
     log:
         "logs/splits/{union}/seed{seed}.log",
     benchmark:
-        "logs/benchmarks/union_split/{union}/seed{seed}.tsv"
+        "logs/benchmarks/splits_union/{union}/seed{seed}.tsv"
     threads: 1
     resources:
         mem_mb=500,

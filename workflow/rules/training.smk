@@ -2,16 +2,16 @@
 # seed) (densim.training).
 
 
-rule statistics:
+rule training_statistics:
     input:
         split="results/splits/{dataset}/seed{seed}.json",
         trajectories=lambda w: network_outputs("trajectories", member_datasets(w.dataset)),
     output:
-        "results/stats/{dataset}/seed{seed}.nc",
+        "results/training/{dataset}/statistics/seed{seed}.nc",
     log:
-        "logs/stats/{dataset}/seed{seed}.log",
+        "logs/training/{dataset}/statistics/seed{seed}.log",
     benchmark:
-        "logs/benchmarks/statistics/{dataset}/seed{seed}.tsv"
+        "logs/benchmarks/training_statistics/{dataset}/seed{seed}.tsv"
     params:
         spec=training_spec_json,
     wildcard_constraints:
@@ -23,23 +23,23 @@ rule statistics:
     conda:
         "../../envs/densim.yaml"
     shell:
-        "densim train statistics --dataset {wildcards.dataset:q} --split {input.split} --trajectories {input.trajectories}"
+        "densim training statistics --dataset {wildcards.dataset:q} --split {input.split} --trajectories {input.trajectories}"
         " --spec {params.spec:q} -o {output} 2> {log}"
 
 
-rule train:
+rule training:
     input:
         split="results/splits/{dataset}/seed{seed}.json",
-        statistics="results/stats/{dataset}/seed{seed}.nc",
+        statistics="results/training/{dataset}/statistics/seed{seed}.nc",
         trajectories=lambda w: network_outputs("trajectories", member_datasets(w.dataset)),
         spectra=lambda w: network_outputs("spectra", member_datasets(w.dataset)),
     output:
-        checkpoint="results/models/{dataset}/{model}/h{history}/seed{seed}/best.pt",
-        history="results/models/{dataset}/{model}/h{history}/seed{seed}/history.json",
+        checkpoint="results/training/{dataset}/{model}/h{history}/seed{seed}/best.pt",
+        history="results/training/{dataset}/{model}/h{history}/seed{seed}/history.json",
     log:
-        "logs/train/{dataset}/{model}/h{history}/seed{seed}.log",
+        "logs/training/{dataset}/{model}/h{history}/seed{seed}.log",
     benchmark:
-        "logs/benchmarks/train/{dataset}/{model}/h{history}/seed{seed}.tsv"
+        "logs/benchmarks/training/{dataset}/{model}/h{history}/seed{seed}.tsv"
     params:
         spec=training_spec_json,
         folder=subpath(output.checkpoint, parent=True),
@@ -55,7 +55,7 @@ rule train:
     conda:
         "../../envs/densim.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} densim train fit --dataset {wildcards.dataset:q} --model {wildcards.model:q}"
+        "OMP_NUM_THREADS={threads} densim training fit --dataset {wildcards.dataset:q} --model {wildcards.model:q}"
         " --history {wildcards.history} --seed {wildcards.seed} --split {input.split} --statistics {input.statistics}"
         " --trajectories {input.trajectories} --spectra {input.spectra} --spec {params.spec:q} --output {params.folder}"
         " 2> {log}"

@@ -1,7 +1,7 @@
 # Stage 2: LAMMPS runs of every network, compression or impact by the dataset's protocol (densim.trajectories).
 
 
-rule trajectory:
+rule trajectories:
     input:
         network=lambda w: f"results/networks/{network_source(config, w.dataset)}/{w.network}.nc",
     output:
@@ -9,7 +9,7 @@ rule trajectory:
     log:
         "logs/trajectories/{dataset}/{network}.log",
     benchmark:
-        "logs/benchmarks/trajectory/{dataset}/{network}.tsv"
+        "logs/benchmarks/trajectories/{dataset}/{network}.tsv"
     params:
         settings=trajectory_settings_json,
         protocol=lambda w: config["datasets"][w.dataset]["protocol"],
@@ -26,7 +26,7 @@ rule trajectory:
         " --dataset {wildcards.dataset:q} --output {output} 2> {log}"
 
 
-rule trajectory_summary:
+rule trajectories_summary:
     input:
         trajectories=network_outputs("trajectories", BUILT_DATASETS),
     output:
@@ -35,7 +35,7 @@ rule trajectory_summary:
     log:
         "logs/trajectories/summary.log",
     benchmark:
-        "logs/benchmarks/trajectory_summary/summary.tsv"
+        "logs/benchmarks/trajectories_summary/summary.tsv"
     params:
         unions=union_options(),
     threads: 1

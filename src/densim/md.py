@@ -1,6 +1,6 @@
-"""The trajectory protocols of a spring network in LAMMPS: compression, release and impact.
+"""Molecular dynamics of a spring network in LAMMPS (the runs behind densim.protocols): compression, release and impact.
 
-:func:`compress` places a :class:`~densim.network.SpringNetwork` in an in-memory LAMMPS instance
+:func:`compress` places a :class:`~densim.springs.SpringNetwork` in an in-memory LAMMPS instance
 (:mod:`densim.lammps`), relaxes its box to zero stress and compresses it along x at a constant engineering
 rate while the transverse box follows zero stress, recording a frame every ``steps_per_frame`` steps.
 :func:`release` lets a displaced network ring at fixed box; :func:`impact` kicks a strip of nodes outwards at
@@ -20,9 +20,9 @@ import numpy as np
 
 from densim.config import ConfigError, check_settings, setting
 from densim.lammps import format_float, gather_xy, new_lammps, place_network
-from densim.network import SpringNetwork, minimum_image
+from densim.springs import SpringNetwork, minimum_image
 
-__all__ = ["KICK_CENTRE", "REGIMES", "Compression", "CompressionSettings", "ImpactSettings", "SimulationError", "compress",
+__all__ = ["KICK_CENTRE", "REGIMES", "MDRun", "MDSettings", "ImpactSettings", "SimulationError", "compress",
            "compression_commands", "impact", "impact_commands", "impact_md_settings", "impact_strips", "kick_velocities",
            "release", "release_commands"]
 
@@ -54,8 +54,9 @@ REGIMES: dict[str, dict[str, float]] = {
 
 
 @dataclass(frozen=True)
-class CompressionSettings:
-    """Settings of a uniaxial compression in LAMMPS (``units lj``).
+class MDSettings:
+    """Settings of a LAMMPS run (``units lj``; the ``trajectories`` config section): every protocol reads the
+    dynamics, compression also the strain.
 
     Only dimensionless combinations matter.  With springs of stiffness
     ``k ~ 1`` and unit node mass the fastest vibration has angular frequency
@@ -217,8 +218,8 @@ class ImpactSettings:
 
 
 @dataclass(frozen=True)
-class Compression:
-    """Frames of a compression run.
+class MDRun:
+    """Frames of one LAMMPS run (compression, release or impact).
 
     Attributes
     ----------
@@ -247,7 +248,7 @@ class Compression:
     lammps_version: int
 
 
-def compression_commands(settings: CompressionSettings) -> tuple[list[str], list[str], list[str]]:
+def compression_commands(settings: MDSettings) -> tuple[list[str], list[str], list[str]]:
     """LAMMPS commands of the compression protocol, for a network already built.
 
     :func:`compress` runs them in memory; the same lists written into an input
@@ -255,7 +256,7 @@ def compression_commands(settings: CompressionSettings) -> tuple[list[str], list
 
     Parameters
     ----------
-    settings : CompressionSettings
+    settings : MDSettings
         MD settings.
 
     Returns
@@ -308,13 +309,13 @@ def compression_commands(settings: CompressionSettings) -> tuple[list[str], list
     return relax, fixes, runs
 
 
-def _langevin(s: CompressionSettings) -> str:
+def _langevin(s: MDSettings) -> str:
     """The thermostat of every protocol (``zero yes``: the random forces add no net momentum)."""
     return (f"fix damp all langevin {format_float(s.temperature)} {format_float(s.temperature)} "
             f"{format_float(s.damping)} {s.seed} zero yes")
 
 
-def release_commands(settings: CompressionSettings) -> tuple[list[str], list[str]]:
+def release_commands(settings: MDSettings) -> tuple[list[str], list[str]]:
     """LAMMPS commands of free motion at fixed box under the regime's thermostat, for a network already built.
 
     Returns
@@ -330,7 +331,7 @@ def release_commands(settings: CompressionSettings) -> tuple[list[str], list[str
     return fixes, runs
 
 
-def impact_md_settings(settings: CompressionSettings, kick: ImpactSettings) -> CompressionSettings:
+def impact_md_settings(settings: MDSettings, kick: ImpactSettings) -> MDSettings:
     """The MD settings an impact run uses: ``settings`` with the kick's damping and steps per frame.
 
     Its ``strain`` and barostat settings are not used (the box stays fixed).
@@ -387,12 +388,12 @@ def kick_velocities(positions: np.ndarray, box: np.ndarray, kick: ImpactSettings
     return velocity
 
 
-def impact_commands(settings: CompressionSettings, kick: ImpactSettings, velocity_x: np.ndarray) -> tuple[list[str], list[str], list[str]]:
+def impact_commands(settings: MDSettings, kick: ImpactSettings, velocity_x: np.ndarray) -> tuple[list[str], list[str], list[str]]:
     """LAMMPS commands of the impact protocol, for a network already built.
 
     Parameters
     ----------
-    settings : CompressionSettings
+    settings : MDSettings
         Timestep, frames, mass, temperature and seed.
     kick : ImpactSettings
         Damping and steps per frame of the run.
@@ -415,8 +416,8 @@ def impact_commands(settings: CompressionSettings, kick: ImpactSettings, velocit
     return [*setup, "run 0"], fixes, runs
 
 
-def impact(network: SpringNetwork, settings: CompressionSettings, kick: ImpactSettings,
-           progress: Callable[[int], Any] | None = None) -> Compression:
+def impact(network: SpringNetwork, settings: MDSettings, kick: ImpactSettings,
+           progress: Callable[[int], Any] | None = None) -> MDRun:
     """Kick a strip of a network at rest outwards and follow the pulse at fixed box.
 
     Frame 0 is the network at its rest positions (wrapped into the box), with the velocities of
@@ -429,7 +430,7 @@ def impact(network: SpringNetwork, settings: CompressionSettings, kick: ImpactSe
     ----------
     network : SpringNetwork
         The network at rest (stress free).
-    settings : CompressionSettings
+    settings : MDSettings
         Timestep, frames, mass, temperature and seed (the strain, damping, steps per frame and barostat
         settings are not used).
     kick : ImpactSettings
@@ -438,7 +439,7 @@ def impact(network: SpringNetwork, settings: CompressionSettings, kick: ImpactSe
 
     Returns
     -------
-    Compression
+    MDRun
         Positions, the constant box, zero strain, potential and kinetic energy per frame.
 
     Raises
@@ -460,8 +461,8 @@ def impact(network: SpringNetwork, settings: CompressionSettings, kick: ImpactSe
 
     Examples
     --------
-    >>> from densim.network import triangular_lattice
-    >>> run = impact(triangular_lattice(16, 4), CompressionSettings(frames=3), ImpactSettings())
+    >>> from densim.springs import triangular_lattice
+    >>> run = impact(triangular_lattice(16, 4), MDSettings(frames=3), ImpactSettings())
     >>> bool((run.box == run.box[0]).all()), round(float(run.kinetic_energy[0]) / 1e-6, 3)  # 12 nodes at 1e-3
     (True, 6.0)
     """
@@ -511,9 +512,9 @@ def _frame(lmp: Any, n: int, frame: int, mass: float) -> tuple[np.ndarray, np.nd
 
 def compress(
     network: SpringNetwork,
-    settings: CompressionSettings | None = None,
+    settings: MDSettings | None = None,
     progress: Callable[[int], Any] | None = None,
-) -> Compression:
+) -> MDRun:
     """Compress a periodic 2D spring network along x in LAMMPS.
 
     The protocol, in one in-memory LAMMPS instance (no files):
@@ -537,7 +538,7 @@ def compress(
     network : SpringNetwork
         The network; positions in ``[0, Lx) x [0, Ly)`` (other values are
         wrapped), energy ``(k/2) (r - l0)**2`` per bond.
-    settings : CompressionSettings, optional
+    settings : MDSettings, optional
         MD settings; the defaults when omitted.
     progress : callable, optional
         Called with the number of frames recorded so far after each frame
@@ -545,7 +546,7 @@ def compress(
 
     Returns
     -------
-    Compression
+    MDRun
         ``frames`` frames of unwrapped float64 positions, box, strain and energy.
 
     Raises
@@ -582,19 +583,19 @@ def compress(
 
     Examples
     --------
-    >>> from densim.network import triangular_lattice
-    >>> run = compress(triangular_lattice(8, 8), CompressionSettings(dynamics="quasi_static"))
+    >>> from densim.springs import triangular_lattice
+    >>> run = compress(triangular_lattice(8, 8), MDSettings(dynamics="quasi_static"))
     >>> eps = run.box[-1] / run.box[0] - 1
     >>> round(float(-eps[1] / eps[0]), 2)  # nu = 1/3 at 2 % strain
     0.33
     """
-    s = CompressionSettings() if settings is None else settings
+    s = MDSettings() if settings is None else settings
     relax, fixes, runs = compression_commands(s)
     return _record(network, s.mass, relax, fixes, runs, progress)
 
 
-def release(network: SpringNetwork, settings: CompressionSettings, displacement: np.ndarray,
-            progress: Callable[[int], Any] | None = None) -> Compression:
+def release(network: SpringNetwork, settings: MDSettings, displacement: np.ndarray,
+            progress: Callable[[int], Any] | None = None) -> MDRun:
     """Displace a network at rest and let it go: free motion at fixed box under the regime's thermostat.
 
     Frame 0 is the displaced network (nodes at rest); every ``steps_per_frame`` steps a frame follows, as in
@@ -606,7 +607,7 @@ def release(network: SpringNetwork, settings: CompressionSettings, displacement:
     ----------
     network : SpringNetwork
         The network at rest (its rest lengths are kept).
-    settings : CompressionSettings
+    settings : MDSettings
         Timestep, frames, steps per frame, mass, temperature, damping and seed.
     displacement : ndarray, shape (N, 2)
         Added to the node positions at frame 0.
@@ -618,7 +619,7 @@ def release(network: SpringNetwork, settings: CompressionSettings, displacement:
     return _record(displaced, settings.mass, ["run 0"], fixes, runs, progress)
 
 
-def _record(network: SpringNetwork, mass: float, setup: list[str], fixes: list[str], runs: list[str], progress) -> Compression:
+def _record(network: SpringNetwork, mass: float, setup: list[str], fixes: list[str], runs: list[str], progress) -> MDRun:
     """Place a network, run ``setup`` (ending in frame 0), then ``fixes`` and one run per further frame, recording each."""
     with new_lammps() as lmp:
         version = int(lmp.version())
@@ -634,4 +635,4 @@ def _record(network: SpringNetwork, mass: float, setup: list[str], fixes: list[s
             if progress is not None:
                 progress(frame + 1)
     positions, box, potential, kinetic = (np.array(column) for column in zip(*frames))
-    return Compression(positions, box, box[:, 0] / box[0, 0] - 1.0, potential, kinetic, version)
+    return MDRun(positions, box, box[:, 0] / box[0, 0] - 1.0, potential, kinetic, version)

@@ -1,4 +1,4 @@
-"""Tests of the LAMMPS compression (:func:`densim.compression.compress`) against elasticity.
+"""Tests of the LAMMPS compression (:func:`densim.md.compress`) against elasticity.
 
 The box Poisson ratio of a run, ``nu = -(Ly/Ly0 - 1) / (Lx/Lx0 - 1)``, is compared with two independent
 routes: linear response (``C12 / C22``, the ratio for an orthogonal box with ``sigma_yy = 0``) and quasi-static
@@ -14,15 +14,15 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from densim.compression import CompressionSettings, SimulationError, compress
+from densim.md import MDSettings, SimulationError, compress
 from densim.elasticity import linear_response
 from densim.lammps import new_lammps, place_network
-from densim.network import triangular_lattice
+from densim.springs import triangular_lattice
 from densim.tuning import prune_to_target
 
 ARRAYS = ("positions", "box", "strain", "potential_energy")
 #: The tests of the compression protocol against quasi-static elasticity run in the quasi-static regime.
-QUASI_STATIC = CompressionSettings(dynamics="quasi_static")
+QUASI_STATIC = MDSettings(dynamics="quasi_static")
 
 
 def box_poisson_ratio(compression):
@@ -61,7 +61,7 @@ def test_jammed_small_strain_poisson_ratio_matches_linear_response(jammed):
     m = linear_response(jammed).stiffness_matrix
     expected = m[0, 1] / m[1, 1]
     # 41 frames up to 0.2 % strain: the same 8,000 steps, so the same relative lag, with less nonlinearity.
-    compression = compress(jammed, CompressionSettings(dynamics="quasi_static", strain=0.002))
+    compression = compress(jammed, MDSettings(dynamics="quasi_static", strain=0.002))
     nu = box_poisson_ratio(compression)
     eps = compression.box / compression.box[0] - 1.0
     slope = -np.polyfit(eps[4:, 0], eps[4:, 1], 1)[0]
@@ -85,19 +85,19 @@ def test_box_follows_quasi_static_response(request, network_name, tolerances):
 
 
 def test_same_inputs_give_bitwise_identical_runs(jammed):
-    settings = CompressionSettings(frames=6)
+    settings = MDSettings(frames=6)
     first, second = compress(jammed, settings), compress(jammed, settings)
     for name in ARRAYS:
         assert np.array_equal(getattr(first, name), getattr(second, name)), name
     assert first.lammps_version == second.lammps_version > 20240000
     # The Langevin noise is on and seeded: another seed moves the nodes (by ~1e-6 at T = 1e-12).
-    other = compress(jammed, CompressionSettings(frames=6, seed=2))
+    other = compress(jammed, MDSettings(frames=6, seed=2))
     assert not np.array_equal(first.positions, other.positions)
     assert np.allclose(first.positions, other.positions, atol=1e-4)
 
 
 def test_frames_box_strain_and_progress(jammed):
-    settings = CompressionSettings(frames=11, strain=0.01)
+    settings = MDSettings(frames=11, strain=0.01)
     calls = []
     compression = compress(jammed, settings, progress=calls.append)
     assert calls == list(range(1, 12))
@@ -122,7 +122,7 @@ def reduced_x(compression):
 
 
 def test_positions_are_unwrapped_across_the_boundary(jammed):
-    settings = CompressionSettings(frames=11)
+    settings = MDSettings(frames=11)
     drift = np.diff(reduced_x(compress(jammed, settings))[[0, -1]], axis=0)[0]
     node = int(np.argmax(np.abs(drift)))
     assert abs(drift[node]) > 1e-4  # enough non-affine motion to cross a boundary placed in its way
@@ -152,12 +152,12 @@ def test_invalid_input_is_rejected_before_lammps(jammed):
     with pytest.raises(ValueError, match="stiffness"):
         compress(replace(jammed, stiffness=stiffness))
     with pytest.raises(ValueError, match="frames"):
-        CompressionSettings(frames=1)
+        MDSettings(frames=1)
     with pytest.raises(ValueError, match="seed"):
-        CompressionSettings(seed=0)
+        MDSettings(seed=0)
     with pytest.raises(ValueError, match="barostat_drag"):
-        CompressionSettings(timestep=0.5, barostat_drag=2.0, pressure_damping=1.0)
-    assert isinstance(CompressionSettings(damping=50).damping, float)
+        MDSettings(timestep=0.5, barostat_drag=2.0, pressure_damping=1.0)
+    assert isinstance(MDSettings(damping=50).damping, float)
 
 
 def ringing_frequency(signal, frame_time):
@@ -182,14 +182,14 @@ def test_the_slowest_mode_rings_at_its_damped_frequency_in_the_study_regime(jamm
     sqrt(lambda / m - 1 / (4 damping^2)) and decays at 1 / (2 damping): study frames resolve it."""
     import scipy.linalg
 
-    from densim.compression import release
+    from densim.md import release
     from densim.elasticity import hessian
 
     eigenvalues, vectors = scipy.linalg.eigh(hessian(jammed).toarray())
     slowest = np.flatnonzero(eigenvalues > 1e-8)[0]  # the two rigid translations have eigenvalue 0
     mode = vectors[:, slowest].reshape(-1, 2)
     displacement = 1e-3 * mode / np.abs(mode).max()  # small: the linear regime
-    settings = CompressionSettings(dynamics="study", frames=80)
+    settings = MDSettings(dynamics="study", frames=80)
     expected = math.sqrt(eigenvalues[slowest] / settings.mass - 1 / (4 * settings.damping**2))
     frame_time = settings.steps_per_frame * settings.timestep
 
@@ -201,7 +201,7 @@ def test_the_slowest_mode_rings_at_its_damped_frequency_in_the_study_regime(jamm
     assert rate == pytest.approx(1 / (2 * settings.damping), rel=5e-2)
     assert 2 * np.pi / (expected * frame_time) > 10  # frames per period
 
-    quasi_static = CompressionSettings(dynamics="quasi_static", frames=30)
+    quasi_static = MDSettings(dynamics="quasi_static", frames=30)
     coarse = release(jammed, quasi_static, displacement)
     coarse_time = quasi_static.steps_per_frame * quasi_static.timestep
     assert 2 * np.pi / (expected * coarse_time) < 2  # under two frames per period: beyond the Nyquist limit
