@@ -19,6 +19,11 @@ PRESETS = {"default": [], "paper": ["workflow/presets/paper.yaml"], "igns_ablati
            "regime": ["workflow/presets/regime.yaml"]}
 
 
+def _folder(path):
+    path.mkdir(parents=True)
+    return path
+
+
 def snakemake_job_counts(presets: list[str], workdir) -> dict[str, int]:
     """Snakemake's own job count per rule in a dry run (its ``Job stats`` table) of a run from scratch: in a copy of the
     workflow, so that the user's own ``results/`` (a finished or interrupted run) never counts."""
@@ -40,9 +45,9 @@ def snakemake_job_counts(presets: list[str], workdir) -> dict[str, int]:
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_the_jobs_are_snakemakes_own_with_their_wildcards_and_benchmarks(preset, tmp_path):
-    workdir = copy_checkout(tmp_path / "workflow")
+    workdir = copy_checkout(_folder(tmp_path / "workflow"))
     jobs = dag_jobs([workdir / "config.yaml", *(workdir / p for p in PRESETS[preset])], workdir)
-    theirs = snakemake_job_counts(PRESETS[preset], tmp_path / "stats")
+    theirs = snakemake_job_counts(PRESETS[preset], _folder(tmp_path / "stats"))
     assert theirs.pop("all") == 1 and theirs.pop("total") == len(jobs) + 1
     assert Counter(job.rule for job in jobs) == theirs
     for job in jobs:
@@ -132,7 +137,7 @@ def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
     benchmark.parent.mkdir(parents=True)
     benchmark.write_text("s\tcpu_time\n2.0\t1.5\n")
     process = subprocess.Popen([sys.executable, "-m", "densim", "cost", "config.yaml", "--measured", str(tmp_path / "benchmarks")],
-                               cwd=copy_checkout(tmp_path / "workflow"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               cwd=copy_checkout(_folder(tmp_path / "workflow")), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     process.stdout.close()
     stderr = process.stderr.read()
     assert process.wait(timeout=300) == 1
