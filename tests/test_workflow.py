@@ -71,7 +71,7 @@ def _rule_sections(text):
     """Rule name -> section name -> the quoted strings in it, read from a rules file."""
     rules, rule, section = {}, None, None
     for line in text.splitlines():
-        if match := re.match(r"^rule (\w+):", line):
+        if match := re.match(r"^(?:rule|use rule \w+ as) (\w+)(?: with)?:", line):
             rule, section = rules.setdefault(match.group(1), {}), None
         elif rule is not None and (match := re.match(r"^    (\w+):", line)):
             section = rule.setdefault(match.group(1), [])

@@ -1,5 +1,6 @@
 # Stage 7: figures and tables, rendered from the evaluation files by papermill-executed notebooks
-# (notebooks/, densim.figures); each executed copy is kept in results/notebooks/.
+# (notebooks/, densim.figures); each executed copy is kept in results/notebooks/. Every notebook rule is the first one
+# (`use rule ... with:`) with its own notebook, inputs, outputs and parameters.
 
 
 rule rollout_accuracy:
@@ -26,7 +27,7 @@ rule rollout_accuracy:
         "densim figures {input.notebook} --parameters {params.parameters:q} --output {output.executed} 2> {log}"
 
 
-rule history:
+use rule rollout_accuracy as history with:
     input:
         notebook="notebooks/history.ipynb",
         evaluations=notebook_evaluations("history"),
@@ -41,17 +42,9 @@ rule history:
         "logs/benchmarks/history/history.tsv"
     params:
         parameters=notebook_parameters("history", figure="results/figures/history", table="results/tables/history.csv"),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../../envs/densim.yaml"
-    shell:
-        "densim figures {input.notebook} --parameters {params.parameters:q} --output {output.executed} 2> {log}"
 
 
-rule igns_ablation:
+use rule rollout_accuracy as igns_ablation with:
     input:
         notebook="notebooks/igns_ablation.ipynb",
         evaluations=notebook_evaluations("igns_ablation"),
@@ -67,17 +60,9 @@ rule igns_ablation:
         "logs/benchmarks/igns_ablation/igns_ablation.tsv"
     params:
         parameters=notebook_parameters("igns_ablation", figure="results/figures/igns_ablation", table="results/tables/igns_ablation"),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../../envs/densim.yaml"
-    shell:
-        "densim figures {input.notebook} --parameters {params.parameters:q} --output {output.executed} 2> {log}"
 
 
-rule modes_and_bias:
+use rule rollout_accuracy as modes_and_bias with:
     input:
         notebook="notebooks/modes_and_bias.ipynb",
         evaluations=notebook_evaluations("main"),
@@ -91,17 +76,9 @@ rule modes_and_bias:
         "logs/benchmarks/modes_and_bias/modes_and_bias.tsv"
     params:
         parameters=notebook_parameters("modes_and_bias", figure="results/figures/modes_and_bias"),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../../envs/densim.yaml"
-    shell:
-        "densim figures {input.notebook} --parameters {params.parameters:q} --output {output.executed} 2> {log}"
 
 
-rule tables:
+use rule rollout_accuracy as tables with:
     input:
         notebook="notebooks/tables.ipynb",
         evaluations=notebook_evaluations("main"),
@@ -123,17 +100,9 @@ rule tables:
                                        steps=config["tables"]["steps"], fidelity=bool(FIDELITY),
                                        history_evaluations=notebook_evaluations("history") if FIDELITY else [],
                                        training_histories=training_histories(bool(FIDELITY))),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../../envs/densim.yaml"
-    shell:
-        "densim figures {input.notebook} --parameters {params.parameters:q} --output {output.executed} 2> {log}"
 
 
-rule regime:
+use rule rollout_accuracy as regime with:
     input:
         notebook="notebooks/regime.ipynb",
         evaluations=notebook_evaluations("main"),
@@ -151,11 +120,3 @@ rule regime:
         "logs/benchmarks/regime/regime.tsv"
     params:
         parameters=regime_parameters(),
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    conda:
-        "../../envs/densim.yaml"
-    shell:
-        "densim figures {input.notebook} --parameters {params.parameters:q} --output {output.executed} 2> {log}"
