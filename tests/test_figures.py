@@ -8,9 +8,11 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from densim.figures import (at_step, difficulty_table, for_display, format_difficulty, format_table, load_evaluations,
-                            load_mode_energy, load_parity, plot_history, plot_rollout_accuracy, render_notebook, summary_table)
+from densim.figures import render_notebook
 from densim.io import DensimFileError, read_evaluation, write_dataset, write_table
+from densim.plots import plot_history, plot_rollout_accuracy
+from densim.tables import (at_step, difficulty_table, for_display, format_difficulty, format_table, load_evaluations, load_mode_energy,
+                           load_parity, summary_table)
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NODES, MODES, SLOW_SHARE = 4, 2, 0.25
@@ -184,7 +186,7 @@ def test_failed_notebook_leaves_no_executed_copy(tmp_path):
 
 
 def test_table2_takes_the_arrival_error_for_impact_datasets_lower_is_better(files, tmp_path):
-    from densim.figures import headline_table
+    from densim.tables import headline_table
 
     impact = []
     for model, error in (("spatial", 2.0), ("nlsf_norm", 0.5)):

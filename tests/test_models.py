@@ -96,7 +96,7 @@ def test_every_registered_model_is_a_distinct_class_with_a_valid_name_a_label_an
     import re
 
     from densim.config import schema
-    from densim.figures import MODEL_STYLES
+    from densim.tables import MODEL_STYLES
 
     pattern = schema()["$defs"]["model"]["pattern"]
     assert len(set(MODELS.values())) == len(MODELS)

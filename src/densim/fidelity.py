@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from densim.figures import MODEL_STYLES, _grid, _legend, _lines, dataset_label, model_label, model_styles, ordered, summary_table
+from densim.plots import model_legend, model_lines, model_styles, panel_grid
+from densim.tables import MODEL_STYLES, dataset_label, model_label, ordered, summary_table
 
 #: The study's four datasets, in its column order.
 STUDY_DATASETS = ["node_opt", "comb", "bond_pru_opt", "noi_pru"]
@@ -69,7 +70,7 @@ def claims(frame: pd.DataFrame, history_frame: pd.DataFrame | None, step: int = 
     Parameters
     ----------
     frame : pandas.DataFrame
-        :func:`densim.figures.load_evaluations` of the main grid.
+        :func:`densim.tables.load_evaluations` of the main grid.
     history_frame : pandas.DataFrame, optional
         The same of the history ablation.
     step : int
@@ -151,7 +152,7 @@ def fidelity_report(frame: pd.DataFrame, history_frame: pd.DataFrame | None, ste
     Parameters
     ----------
     frame, history_frame : pandas.DataFrame
-        :func:`densim.figures.load_evaluations` of the main grid and of the history ablation (or None).
+        :func:`densim.tables.load_evaluations` of the main grid and of the history ablation (or None).
     steps : list of int
         Rollout steps of the tables (the claims are decided at :data:`STUDY_STEP`).
     difficulty, training : str
@@ -216,13 +217,13 @@ def plot_training_curves(curves: pd.DataFrame):
     panels = list(learned.groupby(["dataset", "history"]).groups) or [("", 0)]
     styles = model_styles(learned["model"].unique())
     columns = min(3, len(panels))
-    fig, axes = _grid(-(-len(panels) // columns), columns)
+    fig, axes = panel_grid(-(-len(panels) // columns), columns)
     for ax in axes.flat[len(panels):]:
         ax.set_axis_off()
     for ax, (dataset, history) in zip(axes.flat, panels):
         data = learned[(learned["dataset"] == dataset) & (learned["history"] == history)]
         if not data.empty:
-            _lines(ax, data, "step", "validation_rollout_error", styles, errorbar="sd")
+            model_lines(ax, data, "step", "validation_rollout_error", styles, errorbar="sd")
         ax.set(yscale="log", xlabel="optimiser step", ylabel="validation rollout error [σ]", title=f"{dataset_label(dataset)} · h = {history}")
-    _legend(fig, styles)
+    model_legend(fig, styles)
     return fig

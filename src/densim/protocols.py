@@ -40,7 +40,7 @@ class Protocol:
     name: ClassVar[str]
     #: Its own subsection of the ``trajectories`` config section (``None``: it has none).
     subsection: ClassVar[str | None] = None
-    #: The evaluation metric of its datasets' column in Table 2 (:func:`densim.figures.headline_table`).
+    #: The evaluation metric of its datasets' column in Table 2 (:func:`densim.tables.headline_table`).
     headline: ClassVar[str]
     #: Fig. 2's parity panel: the evaluation quantity drawn predicted against true, and its axis label.
     parity: ClassVar[tuple[str, str]]

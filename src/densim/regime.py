@@ -21,7 +21,8 @@ import pandas as pd
 
 from densim.models import BASELINES
 from densim.protocols import PROTOCOLS
-from densim.figures import KEYS, dataset_label, model_label, model_styles, ordered
+from densim.plots import model_styles
+from densim.tables import KEYS, dataset_label, model_label, ordered
 
 #: Rollout steps at which the study reports the relative MSE.
 STEPS = (1, 10, 50)
@@ -99,7 +100,7 @@ def regime_table(evaluations: pd.DataFrame, histories: pd.DataFrame, summary: pd
     Parameters
     ----------
     evaluations : pandas.DataFrame
-        :func:`densim.figures.load_evaluations` of every run of the study.
+        :func:`densim.tables.load_evaluations` of every run of the study.
     histories : pandas.DataFrame
         :func:`load_histories` of the same runs.
     summary : pandas.DataFrame
