@@ -347,7 +347,7 @@ def test_pushforward_scores_only_the_last_step_with_gradients_through_it_alone(g
 
 def test_model_setup_layers_section_model_defaults_overrides_and_variant():
     from densim.models import model_variant, variant_key
-    from densim.training import check_models, model_setup
+    from densim.experiments import check_models, model_setup
 
     training = {"horizon": 24, "loss_steps": 1, "overrides": {"igns_ti": {"loss_steps": 3, "pushforward": True}}}
     models = {"igns": {"hidden": 8, "warmup": 1}}

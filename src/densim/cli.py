@@ -251,7 +251,8 @@ def cmd_training_fit(args) -> None:
     from densim.io import read_json, read_statistics
     from densim.models import build_simulator
     from densim.provenance import provenance_attrs
-    from densim.training import check_models, describe_run, model_setup, train
+    from densim.experiments import check_models, model_setup
+    from densim.training import describe_run, train
 
     spec = _load_mapping(args.spec, "--spec")
     try:  # a bad model key, hyperparameter, history or per-model training setting fails before any file is read

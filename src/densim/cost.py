@@ -123,7 +123,7 @@ def _test_networks(config: dict, dataset: str) -> int:
 
 
 def _model_work(setup) -> float:
-    """hidden² x layers of a resolved model (:func:`densim.training.model_setup`), its class's defaults filled in."""
+    """hidden² x layers of a resolved model (:func:`densim.experiments.model_setup`), its class's defaults filled in."""
     from densim.models import model_defaults
 
     settings = {**model_defaults(setup.model), **setup.hyperparameters}
@@ -163,7 +163,7 @@ def work(config: dict, job: Job) -> float:
     if job.rule == "training_statistics":
         return float(_networks(config, values["dataset"]) * config["training"]["horizon"] * nodes)
     if job.rule in ("training", "evaluation"):
-        from densim.training import model_setup
+        from densim.experiments import model_setup
 
         if model_variant(values["model"])[0] in BASELINES:
             return 0.0

@@ -1,4 +1,5 @@
-"""What a whole configuration asks for: its datasets and experiment grids, and the checks a schema cannot express.
+"""What a whole configuration asks for: its datasets and experiment grids, what each model key resolves to, and the
+checks a schema cannot express.
 
 The workflow (``workflow/rules/common.smk``) validates ``config.yaml`` against the schema (which fills in the
 defaults) and then calls :func:`check_config`, so that every bad value is named, with its key and cause, before any
@@ -7,12 +8,14 @@ job runs; the grids it expands come from here too.
 
 from __future__ import annotations
 
-from densim.config import ConfigError, schema_node
+from dataclasses import dataclass, fields
+
+from densim.config import ConfigError, check_value, schema_node
 from densim.evaluation import evaluation_config
 from densim.models import MODELS
 from densim.networks import DatasetConfig
 from densim.splits import SplitFractions
-from densim.training import ablation_grid, check_models, training_config
+from densim.training import STATISTICS_KEYS, TrainingConfig, training_config
 from densim.protocols import PROTOCOLS, md_settings
 
 
@@ -86,7 +89,7 @@ def network_spec(config: dict, dataset: str) -> dict:
 
 
 def igns_grid(config: dict) -> list[dict]:
-    """The IGNS ablation's variants (:func:`densim.training.ablation_grid`), empty when it is off."""
+    """The IGNS ablation's variants (:func:`ablation_grid`), empty when it is off."""
     grid = config["experiments"]["igns_ablation"]
     if not grid["datasets"]:
         return []
@@ -192,3 +195,107 @@ def check_config(config: dict) -> None:
         SplitFractions(**config["splits"])
     except TypeError as err:
         raise ConfigError(f"splits: {err}") from None
+
+
+@dataclass(frozen=True)
+class ModelSetup:
+    """What one model key trains: its registered model, hyperparameters and training settings."""
+
+    key: str
+    model: str
+    hyperparameters: dict
+    training: TrainingConfig
+
+
+def model_setup(key: str, models: dict, training: dict) -> ModelSetup:
+    """Resolve a model key or variant (``MODEL@KEY=VALUE@...``) against the ``models`` and ``training`` sections.
+
+    Hyperparameters: ``models.<model>``, then the variant's settings that are not training keys. Training: the
+    ``training`` section, then the model's :func:`~densim.models.training_defaults`, then
+    ``training.overrides.<model>``, then the variant's training keys.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``training.overrides.<model>.<key>`` or the variant for a bad or shared training key.
+    UnknownModelError
+        For an unknown model or a malformed variant.
+    """
+    from densim.models import model_variant, training_defaults
+
+    model, settings = model_variant(key)
+    names = {field.name for field in fields(TrainingConfig)}
+    fixed = set(STATISTICS_KEYS)  # shared with the statistics of the dataset
+    layers = [(f"training.overrides.{model}.", training.get("overrides", {}).get(model, {})),
+              (f"model variant {key}, setting ", {name: value for name, value in settings.items() if name in names})]
+    resolved = {**{name: value for name, value in training.items() if name != "overrides"}, **training_defaults(model)}
+    for where, layer in layers:
+        for name, value in layer.items():
+            if name not in names or name in fixed:
+                raise ConfigError(f"{where}{name}: not a training key of one model (all are but {', '.join(sorted(fixed))} and overrides)")
+            check_value(value, f"training.{name}", f"{where}{name}")
+        resolved.update(layer)
+    hyperparameters = {**models.get(model, {}), **{name: value for name, value in settings.items() if name not in names}}
+    return ModelSetup(key, model, hyperparameters, training_config(resolved))
+
+
+def check_models(models: list[str], models_section: dict, training_section: dict, histories: list[int],
+                 key: str = "experiments.models") -> None:
+    """Resolve and build every model of an experiment once at each history, so a bad key or value fails before any job.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``key`` for an unknown model or variant, ``models.<model>`` for a bad hyperparameter, the training key
+        at fault for a bad per-model setting, and ``training.horizon`` when a model's loss window does not fit.
+    """
+    from densim.models import UnknownModelError, check_model
+
+    for model in models:
+        try:
+            setup = model_setup(model, models_section, training_section)
+        except UnknownModelError as err:
+            raise ConfigError(f"{key}: {err}") from None
+        for history in histories:
+            try:
+                check_model(setup.model, setup.hyperparameters, history)
+            except (TypeError, ValueError) as err:
+                raise ConfigError(f"models.{model}: {err}" if model == setup.model else f"{key}: model variant {model}: {err}") from None
+            steps, horizon = setup.training.unrolled_steps(history), setup.training.horizon
+            if steps < 1 or history + 1 + steps > horizon:
+                raise ConfigError(f"training.horizon: {horizon} frames leave no training window for {model} at history {history} "
+                                  f"with {steps} loss steps (needs history + 1 + loss steps <= horizon)")
+
+
+def ablation_grid(models: list[str], factors: dict[str, list], models_section: dict, training_section: dict) -> list[dict]:
+    """The variants of a one-factor-at-a-time ablation: each factor's values, the other factors at the model's own.
+
+    Parameters
+    ----------
+    models : list of str
+        Registered model keys.
+    factors : dict
+        Setting name (a hyperparameter such as ``warmup`` or a per-model training key such as ``loss_steps``) ->
+        the values to try.
+    models_section, training_section : dict
+        The ``models`` and ``training`` config sections (what the model's own settings are).
+
+    Returns
+    -------
+    list of dict
+        One row per (model, factor, value) with ``key`` (the variant, or the model itself at its own setting),
+        ``model``, ``factor``, ``value`` and ``own`` (whether it is the model's own setting). Each factor's rows
+        include the model's own setting.
+    """
+    from densim.models import model_defaults, variant_key
+
+    rows = []
+    for model in models:
+        setup = model_setup(model, models_section, training_section)
+        defaults = model_defaults(model)
+        for factor, values in factors.items():
+            own = getattr(setup.training, factor) if hasattr(setup.training, factor) else setup.hyperparameters.get(factor, defaults.get(factor))
+            for value in dict.fromkeys([*values, own]):
+                key = model if value == own else variant_key(model, {factor: value})
+                rows.append({"key": key, "model": model, "factor": factor, "value": value, "own": value == own})
+    return rows

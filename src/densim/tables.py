@@ -392,7 +392,7 @@ def ablation_frame(frame: pd.DataFrame, grid: list[dict]) -> pd.DataFrame:
     frame : pandas.DataFrame
         :func:`load_evaluations` of the ablation's files (``model`` is the variant key).
     grid : list of dict
-        :func:`densim.training.ablation_grid` (``key``, ``model``, ``factor``, ``value``, ``own``); a model at its
+        :func:`densim.experiments.ablation_grid` (``key``, ``model``, ``factor``, ``value``, ``own``); a model at its
         own setting appears once per factor.
 
     Returns

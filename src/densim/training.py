@@ -1,7 +1,8 @@
 """The training stage: one simulator per (dataset, model, history, seed).
 
-Windows of ``history + 1 + K`` frames come from the first ``horizon`` frames of each training trajectory (the
-rest is kept for rollouts), K the unrolled loss steps (``loss_steps``; ``window`` is the whole horizon). Normalisation statistics come from the train split only and are a
+Windows of ``history + 1 + K`` frames lie where ``training.windows`` puts them in each training trajectory (its
+first ``horizon`` frames, the frames before or after the rollout start, or everywhere), K the unrolled loss steps
+(``loss_steps``; ``window`` is the whole horizon). Normalisation statistics come from the train split only and are a
 pipeline output of their own (:func:`compute_statistics`). Training uses Adam with an exponential learning-rate
 decay and gradient clipping on the simulator's own loss (:meth:`densim.simulator.Simulator.loss`: with
 K > 1 it is unrolled K steps, each step's prediction feeding the next, with gradients through the window, or
@@ -13,7 +14,7 @@ disk stay the last good ones.
 
 Each model trains with the ``training`` section, its class's own defaults on top (IGNS: the whole-window loss)
 and ``training.overrides.<model>`` on top of those; a model variant ``MODEL@KEY=VALUE`` changes a hyperparameter or
-a training setting of one model (:func:`model_setup`).
+a training setting of one model (:func:`densim.experiments.model_setup`).
 
 Baselines (:attr:`densim.simulator.Simulator.closed_form`) are not trained by gradient descent: they are fitted
 on every training window, then validated and checkpointed the same way.
@@ -23,14 +24,14 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from densim.config import ConfigError, check_settings, check_value, setting, typed_config
+from densim.config import ConfigError, check_settings, setting, typed_config
 from densim.io import read_checkpoint, write_checkpoint, write_json
 from densim.models import parameters_digest
 from densim.observables import residual_velocities
@@ -93,7 +94,7 @@ class TrainingConfig:
 
 def training_config(section: dict) -> TrainingConfig:
     """The shared settings of a ``training`` section (its ``overrides`` are checked to name models and applied per
-    model by :func:`model_setup`)."""
+    model by :func:`densim.experiments.model_setup`)."""
     from densim.models import MODELS
 
     unknown = [model for model in section.get("overrides", {}) if model not in MODELS]
@@ -104,48 +105,6 @@ def training_config(section: dict) -> TrainingConfig:
 
 #: The ``training`` keys that shape the normalisation statistics (the rest shapes only the models).
 STATISTICS_KEYS = ("horizon", "residual", "windows")
-
-
-@dataclass(frozen=True)
-class ModelSetup:
-    """What one model key trains: its registered model, hyperparameters and training settings."""
-
-    key: str
-    model: str
-    hyperparameters: dict
-    training: TrainingConfig
-
-
-def model_setup(key: str, models: dict, training: dict) -> ModelSetup:
-    """Resolve a model key or variant (``MODEL@KEY=VALUE@...``) against the ``models`` and ``training`` sections.
-
-    Hyperparameters: ``models.<model>``, then the variant's settings that are not training keys. Training: the
-    ``training`` section, then the model's :func:`~densim.models.training_defaults`, then
-    ``training.overrides.<model>``, then the variant's training keys.
-
-    Raises
-    ------
-    ConfigError
-        Naming ``training.overrides.<model>.<key>`` or the variant for a bad or shared training key.
-    UnknownModelError
-        For an unknown model or a malformed variant.
-    """
-    from densim.models import model_variant, training_defaults
-
-    model, settings = model_variant(key)
-    names = {field.name for field in fields(TrainingConfig)}
-    fixed = set(STATISTICS_KEYS)  # shared with the statistics of the dataset
-    layers = [(f"training.overrides.{model}.", training.get("overrides", {}).get(model, {})),
-              (f"model variant {key}, setting ", {name: value for name, value in settings.items() if name in names})]
-    resolved = {**{name: value for name, value in training.items() if name != "overrides"}, **training_defaults(model)}
-    for where, layer in layers:
-        for name, value in layer.items():
-            if name not in names or name in fixed:
-                raise ConfigError(f"{where}{name}: not a training key of one model (all are but {', '.join(sorted(fixed))} and overrides)")
-            check_value(value, f"training.{name}", f"{where}{name}")
-        resolved.update(layer)
-    hyperparameters = {**models.get(model, {}), **{name: value for name, value in settings.items() if name not in names}}
-    return ModelSetup(key, model, hyperparameters, training_config(resolved))
 
 
 def compute_statistics(trajectories: list[TrajectoryGraph], config: TrainingConfig) -> Statistics:
@@ -385,65 +344,3 @@ def _fit_closed_form(simulator: Simulator, train_set, validation_set, config: Tr
     checkpoints.save(simulator, 0, scores, True, history=history, best=error)
     checkpoints.finish(history, error, config, train_set)
     return history
-
-
-def check_models(models: list[str], models_section: dict, training_section: dict, histories: list[int],
-                 key: str = "experiments.models") -> None:
-    """Resolve and build every model of an experiment once at each history, so a bad key or value fails before any job.
-
-    Raises
-    ------
-    ConfigError
-        Naming ``key`` for an unknown model or variant, ``models.<model>`` for a bad hyperparameter, the training key
-        at fault for a bad per-model setting, and ``training.horizon`` when a model's loss window does not fit.
-    """
-    from densim.models import UnknownModelError, check_model
-
-    for model in models:
-        try:
-            setup = model_setup(model, models_section, training_section)
-        except UnknownModelError as err:
-            raise ConfigError(f"{key}: {err}") from None
-        for history in histories:
-            try:
-                check_model(setup.model, setup.hyperparameters, history)
-            except (TypeError, ValueError) as err:
-                raise ConfigError(f"models.{model}: {err}" if model == setup.model else f"{key}: model variant {model}: {err}") from None
-            steps, horizon = setup.training.unrolled_steps(history), setup.training.horizon
-            if steps < 1 or history + 1 + steps > horizon:
-                raise ConfigError(f"training.horizon: {horizon} frames leave no training window for {model} at history {history} "
-                                  f"with {steps} loss steps (needs history + 1 + loss steps <= horizon)")
-
-
-def ablation_grid(models: list[str], factors: dict[str, list], models_section: dict, training_section: dict) -> list[dict]:
-    """The variants of a one-factor-at-a-time ablation: each factor's values, the other factors at the model's own.
-
-    Parameters
-    ----------
-    models : list of str
-        Registered model keys.
-    factors : dict
-        Setting name (a hyperparameter such as ``warmup`` or a per-model training key such as ``loss_steps``) ->
-        the values to try.
-    models_section, training_section : dict
-        The ``models`` and ``training`` config sections (what the model's own settings are).
-
-    Returns
-    -------
-    list of dict
-        One row per (model, factor, value) with ``key`` (the variant, or the model itself at its own setting),
-        ``model``, ``factor``, ``value`` and ``own`` (whether it is the model's own setting). Each factor's rows
-        include the model's own setting.
-    """
-    from densim.models import model_defaults, variant_key
-
-    rows = []
-    for model in models:
-        setup = model_setup(model, models_section, training_section)
-        defaults = model_defaults(model)
-        for factor, values in factors.items():
-            own = getattr(setup.training, factor) if hasattr(setup.training, factor) else setup.hyperparameters.get(factor, defaults.get(factor))
-            for value in dict.fromkeys([*values, own]):
-                key = model if value == own else variant_key(model, {factor: value})
-                rows.append({"key": key, "model": model, "factor": factor, "value": value, "own": value == own})
-    return rows
