@@ -96,3 +96,108 @@ def test_damping_is_never_negative_and_igns_ti_shares_one_step():
     assert len(build_model("igns_ti", 4, 4, 2, hidden=8, num_layers=3, warmup=2).steps) == 1
     with pytest.raises(ValueError, match="hidden must be even"):
         IGNS(4, 4, 2, hidden=7)
+
+
+# The latent family: one encoding per rollout, one latent step per frame, Theorem 2 across frames.
+
+
+def latent_simulator(graphs, model="igns", **hyperparameters):
+    from densim.models import build_simulator
+    from densim.training import TrainingConfig, compute_statistics
+
+    settings = {"hidden": 8, "num_layers": 3, "warmup": 2, "mlp_layers": 1, **hyperparameters}
+    return build_simulator(model, 2, compute_statistics(graphs[:3], TrainingConfig(horizon=12)), seed=0, hyperparameters=settings)
+
+
+def test_a_rollout_encodes_once_warms_up_once_and_takes_one_latent_step_per_frame(graphs, monkeypatch):
+    from densim.rollout import rollouts
+    from densim.simulator import LatentSimulator
+
+    simulator = latent_simulator(graphs)
+    assert isinstance(simulator, LatentSimulator)
+    calls = {"encode": 0, "advance": []}
+    encode, advance = simulator.network.encode, simulator.network.advance
+
+    def counted_encode(graph):
+        calls["encode"] += 1
+        return encode(graph)
+
+    def counted_advance(q, p, edge_index, e, t):
+        calls["advance"].append((t, q.shape[0]))
+        return advance(q, p, edge_index, e, t)
+
+    monkeypatch.setattr(simulator.network, "encode", counted_encode)
+    monkeypatch.setattr(simulator.network, "advance", counted_advance)
+    frames = rollouts(simulator, graphs[:2])
+    nodes = graphs[0].positions.shape[0]
+    predicted = graphs[0].frames - 3
+    assert calls["encode"] == 2
+    # the warmup once per trajectory (latent times 0, 1), then one batched step per frame at latent times 2, 3, ...
+    assert calls["advance"][:4] == [(0, nodes), (1, nodes), (0, graphs[1].positions.shape[0]), (1, graphs[1].positions.shape[0])]
+    assert [t for t, _ in calls["advance"][4:]] == list(range(2, 2 + predicted))
+    assert all(torch.isfinite(f).all() for f in frames) and frames[0].shape == graphs[0].positions.shape
+
+
+def latent_flow_norm(simulator, trajectory, frames: int, scale: float = 1.0) -> float:
+    """Spectral norm of d z(s + frames) / d z(s), z = (q, p), through ``frames`` rollout steps of the simulator."""
+    from densim.simulator import LatentState
+
+    torch.manual_seed(1)
+    m = simulator.network.hyperparameters["hidden"] // 2
+    z = scale * torch.randn(trajectory.positions.shape[0], 2 * m, dtype=torch.float64)
+
+    def flow(z):
+        q, p = z.chunk(2, dim=1)
+        current = LatentState(trajectory.positions[:, :3], q, p, simulator.network.warmup)
+        for _ in range(frames):
+            (current,), _ = simulator.step([trajectory], [current], [2])
+        return torch.cat([current.q, current.p], dim=1).flatten()
+
+    jacobian = torch.autograd.functional.jacobian(flow, z).reshape(z.numel(), z.numel())
+    return float(torch.linalg.matrix_norm(jacobian, ord=2))
+
+
+@pytest.mark.parametrize("model", ["igns", "igns_ti"])
+def test_theorem_2_across_frames_without_damping_the_sensitivity_never_falls_below_one(graphs, model):
+    """Across 1 to 40 frames of a rollout, past the last time-varying weight set: the latent flow is symplectic."""
+    simulator = latent_simulator(graphs, model, damping=False, forcing=False).double()
+    for frames in (1, 10, 40):
+        assert latent_flow_norm(simulator, graphs[0], frames) >= 1 - 1e-10
+
+
+def test_theorem_2_across_frames_with_damping_the_sensitivity_decays(graphs):
+    simulator = latent_simulator(graphs, damping=True, forcing=False).double()
+    torch.manual_seed(2)
+    with torch.no_grad():
+        for step in simulator.network.steps:  # well-conditioned weights, as in dynamics()
+            step.damping.fill_(0.0)  # D = softplus(0) = 0.69
+            for part in (step.position, step.momentum):
+                part.w.copy_(torch.linalg.qr(torch.randn(part.w.shape, dtype=torch.float64))[0])
+                part.v.mul_(0.3)
+    norms = [latent_flow_norm(simulator, graphs[0], frames, scale=0.3) for frames in (10, 50, 150)]
+    assert norms[0] > norms[1] > norms[2] and norms[2] < 0.5
+
+
+def test_latent_training_unrolls_the_window_and_its_checkpoint_rolls_out_the_same(graphs, tmp_path):
+    import dataclasses
+
+    from densim.models import load_simulator
+    from densim.rollout import rollouts
+    from densim.training import TrainingConfig, describe_run, train
+
+    config = dataclasses.replace(TrainingConfig(horizon=12, steps=6, batch_size=2, validate_every=3), loss_steps="window")
+    simulator = latent_simulator(graphs)
+    history = train(simulator, graphs[:3], graphs[3:], config, tmp_path, describe_run("igns", simulator, 0, config, {}))
+    assert len(history["loss"]) == 6 and all(torch.isfinite(torch.tensor(history["loss"])))
+    reloaded, _ = load_simulator(tmp_path / "best.pt")
+    best = read_checkpoint_step(tmp_path / "best.pt")
+    if best == 6:  # the last step was the best: the reloaded weights are the trained ones
+        for mine, theirs in zip(rollouts(simulator, graphs[3:]), rollouts(reloaded, graphs[3:])):
+            assert torch.equal(mine, theirs)
+    assert all(torch.isfinite(f).all() for f in rollouts(reloaded, graphs[3:]))
+
+
+def read_checkpoint_step(path):
+    from densim.io import read_checkpoint
+
+    return read_checkpoint(path)["step"]

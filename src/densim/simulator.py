@@ -27,8 +27,12 @@ are formed, because per-frame displacements are about 1e-5 of the positions.
 
 :class:`FrozenSimulator` is the ``frozen`` baseline: nothing moves.
 
-Families with their own latent state and integrator (port-Hamiltonian models) implement the same methods with
-a state of their own.
+:class:`LatentSimulator` carries a latent state through the whole rollout (the port-Hamiltonian IGNS of seed 000):
+the first frames are encoded once and advanced by ``warmup`` latent steps without output; then every frame is one
+latent step, decoded into a normalised acceleration that is integrated as above (the decode is an integrated
+acceleration, not an offset, so the affine compression and the normalisation stay those of the acceleration
+family). The state holds the decoded frames beside the latent ``(q, p)`` and the latent time ``t`` that indexes
+time-varying weights.
 """
 
 from __future__ import annotations
@@ -301,3 +305,57 @@ class ConstantVelocitySimulator(Simulator):
     def fit(self, trajectories, windows):
         """Nothing to fit."""
 
+
+@dataclass
+class LatentState:
+    """A rollout state of :class:`LatentSimulator`: the decoded frames, shape (N, history + 1, 2) float64, the latent
+    ``q`` and ``p``, shape (N, m) each, and the latent time of the next step."""
+
+    frames: Tensor
+    q: Tensor
+    p: Tensor
+    time: int
+
+
+class LatentSimulator(AccelerationSimulator):
+    """A latent state carried through the rollout: encode once, warm up once, one latent step per frame.
+
+    The network provides ``encode(graph) -> (q, p)``, ``edges(graph)`` (the encoded edge features of a frame, or
+    None), ``advance(q, p, edge_index, e, t)`` (one latent step at latent time ``t``), ``decode(q, p)`` (a normalised
+    acceleration per node) and its ``warmup``. :meth:`initial_state` encodes the ``history + 1`` input frames (noisy
+    in training) and runs the warmup, at latent times ``0 .. warmup - 1``; each :meth:`step` advances every state by
+    one latent step, whose forcing sees the geometry of the state's last decoded frame, decodes the acceleration and
+    integrates it into the next frame. The training loss (:meth:`Simulator.loss`) unrolls ``steps`` such steps from
+    one encoding, with gradients through the whole window. Targets are those of the acceleration family.
+    """
+
+    def initial_state(self, trajectory: TrajectoryGraph, last: int, generator: torch.Generator | None = None) -> LatentState:
+        frames = super().initial_state(trajectory, last, generator)
+        graph = self._graph(trajectory, frames, last)
+        q, p = self.network.encode(graph)
+        edges = self.network.edges(graph)
+        for t in range(self.network.warmup):
+            q, p = self.network.advance(q, p, graph.edge_index, edges, t)
+        return LatentState(frames, q, p, self.network.warmup)
+
+    def positions(self, state: LatentState) -> Tensor:
+        return state.frames[:, -1]
+
+    def step(self, trajectories, states, lasts):
+        times = {state.time for state in states}
+        if len(times) != 1:
+            raise ValueError(f"states at different latent times {sorted(times)} cannot step together")
+        batch = Batch.from_data_list([self._graph(tr, s.frames, last) for tr, s, last in zip(trajectories, states, lasts)])
+        q, p = self.network.advance(torch.cat([s.q for s in states]), torch.cat([s.p for s in states]), batch.edge_index,
+                                    self.network.edges(batch), times.pop())
+        sizes = batch.ptr.diff().tolist()
+        predictions = list(self.network.decode(q, p).split(sizes))
+        updated = [LatentState(self.update(tr, s.frames, prediction, last), q_i, p_i, s.time + 1)
+                   for tr, s, prediction, last, q_i, p_i in zip(trajectories, states, predictions, lasts, q.split(sizes), p.split(sizes))]
+        return updated, predictions
+
+    def target(self, trajectory, state, last):
+        return super().target(trajectory, state.frames, last)
+
+    def fit(self, trajectories, windows):
+        Simulator.fit(self, trajectories, windows)

@@ -26,11 +26,17 @@ One step of size :math:`\varepsilon` (symplectic Euler, then damping and forcing
 
 with a learned non-negative damping :math:`D = \mathrm{softplus}(d)` per channel and a forcing
 :math:`r_i = \sum_{j \in \mathcal{N}(i)} \phi(q_i, q_j, e_{ij})` that sees the encoded geometric edge features
-(dx, dy, |r|, 1/l0). IGNS has time-varying weights :math:`W(t), V(t), b(t)` (one set per step); IGNS-ti shares
-one set. A forward pass encodes the node features into :math:`(q, p)`, runs ``warmup`` steps and then
-``num_layers`` steps (information travels ``warmup + num_layers`` hops), and decodes :math:`(q, p)` into the
-normalised acceleration that :class:`densim.simulator.AccelerationSimulator` integrates. The latent state is
-encoded afresh from the ``h + 1`` input frames at every rollout step.
+(dx, dy, |r|, 1/l0) of the current frame. IGNS has time-varying weights :math:`W(t), V(t), b(t)`; IGNS-ti shares
+one set.
+
+Both run in :class:`densim.simulator.LatentSimulator`, as the seed and its code do: the ``h + 1`` input frames are
+encoded once into :math:`(q, p)`, ``warmup`` latent steps follow without output (latent times
+:math:`0 \ldots l - 1`), and then every frame is one latent step at the next latent time, decoded into the
+normalised acceleration that the acceleration family integrates; the forcing of each step sees the geometry of the
+last decoded frame. The latent flow, not a re-encoding, carries information across frames. IGNS keeps
+``warmup + num_layers`` weight sets: latent time :math:`t` uses set :math:`\min(t, l + \text{num\_layers} - 1)`, so
+the frames after the first ``num_layers`` of a rollout, in training and beyond the training window, share the last
+set. :meth:`IGNS.forward` runs the same chain on one frame (encode, warmup, ``num_layers`` latent steps, decode).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from densim.models.blocks import MLP, GraphInputs, LatentDynamicsNetwork
+from densim.simulator import LatentSimulator
 
 
 def neighbour_sum(x: Tensor, edge_index: Tensor) -> Tensor:
@@ -158,7 +165,7 @@ class IGNS(LatentDynamicsNetwork):
     hidden : int, optional
         Width of the latent state :math:`(q, p)`, even; q and p take half each (default 64).
     num_layers : int, optional
-        Steps after the warmup (default 4).
+        Latent steps after the warmup with weights of their own; later steps share the last set (default 4).
     warmup : int, optional
         Steps before them, l in the seed (default 0).
     step_size : float, optional
@@ -175,6 +182,8 @@ class IGNS(LatentDynamicsNetwork):
     input ``x`` [|V|, node_in], ``edge_index`` [2, |E|], ``edge_attr`` [|E|, edge_in]; output [|V|, out].
     """
 
+    #: The latent state is carried through the rollout (encode once, warm up once, one step per frame).
+    simulator = LatentSimulator
     #: One set of Hamiltonian weights per step (IGNS) or one for all steps (IGNS-ti).
     time_varying = True
     #: The seed's multi-step loss: MSE over the whole training window with gradients through it.
@@ -206,22 +215,42 @@ class IGNS(LatentDynamicsNetwork):
         """Edge features enter through the forcing only."""
         return self._hyperparameters["forcing"]
 
-    def step(self, t: int) -> PortHamiltonianStep:
-        """The step module of time ``t`` (the shared one for IGNS-ti)."""
-        return self.steps[t if self.time_varying else 0]
+    @property
+    def warmup(self) -> int:
+        """Latent steps between the encoding and the first output (l in the seed)."""
+        return self._hyperparameters["warmup"]
 
-    def latent(self, graph: Any) -> tuple[Tensor, Tensor, GraphInputs, Tensor | None]:
-        """The encoded state ``(q, p)`` of a graph, its inputs and encoded edges."""
-        inputs = GraphInputs.from_graph(graph, self.node_in, self.edge_in, self.uses_edges, False)
-        q, p = self.node_encoder(inputs.x).chunk(2, dim=-1)
-        e = self.edge_encoder(inputs.edge_attr) if self.edge_encoder is not None else None
-        return q, p, inputs, e
+    def step(self, t: int) -> PortHamiltonianStep:
+        """The step module of latent time ``t``: its own set up to the last one, which later times share (IGNS);
+        the shared one (IGNS-ti)."""
+        return self.steps[min(t, len(self.steps) - 1)]
+
+    def encode(self, graph: Any) -> tuple[Tensor, Tensor]:
+        """The latent state ``(q, p)`` of a graph's node features."""
+        inputs = GraphInputs.from_graph(graph, self.node_in, self.edge_in, False, False)
+        return self.node_encoder(inputs.x).chunk(2, dim=-1)
+
+    def edges(self, graph: Any) -> Tensor | None:
+        """The encoded edge features of a graph's frame (what the forcing sees), None without forcing."""
+        if self.edge_encoder is None:
+            return None
+        return self.edge_encoder(GraphInputs.from_graph(graph, self.node_in, self.edge_in, True, False).edge_attr)
+
+    def advance(self, q: Tensor, p: Tensor, edge_index: Tensor, e: Tensor | None, t: int) -> tuple[Tensor, Tensor]:
+        """One latent step at latent time ``t``."""
+        return self.step(t)(q, p, edge_index, e)
+
+    def decode(self, q: Tensor, p: Tensor) -> Tensor:
+        """The output (a normalised acceleration per node) of a latent state."""
+        return self.decoder(torch.cat([q, p], dim=-1))
 
     def forward(self, graph: Any) -> Tensor:
-        q, p, inputs, e = self.latent(graph)
-        for t in range(self._hyperparameters["warmup"] + self._hyperparameters["num_layers"]):
-            q, p = self.step(t)(q, p, inputs.edge_index, e)
-        return self.decoder(torch.cat([q, p], dim=-1))
+        """The chain on one frame: encode, ``warmup`` steps, ``num_layers`` steps, decode."""
+        q, p = self.encode(graph)
+        e = self.edges(graph)
+        for t in range(self.warmup + self._hyperparameters["num_layers"]):
+            q, p = self.advance(q, p, graph.edge_index, e, t)
+        return self.decode(q, p)
 
 
 class IGNSTimeInvariant(IGNS):
