@@ -295,6 +295,19 @@ def test_the_seed_seeds_the_initial_weights_through_the_command_in_fresh_process
     assert digests["c"] == parameters_digest(build_simulator("spatial", 2, statistics, seed=1))
 
 
+def test_the_command_leaves_nothing_in_the_temporary_folder(files, tmp_path):
+    """PyTorch Geometric writes a module per message-passing class to the temporary folder: the command's own
+    scratch folder takes them and goes when it ends."""
+    import os
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    command = [sys.executable, "-m", "densim.cli", *fit_command(files, 0, tmp_path / "out", model="s2_chebnet")]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, env={**os.environ, "TMPDIR": str(scratch)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "out/best.pt").exists() and list(scratch.iterdir()) == []
+
+
 def test_the_command_reads_only_the_files_it_is_given(files, tmp_path):
     command = fit_command(files, 0, tmp_path / "out")
     missing = command.index("--spectra") + 2  # drop the spectra of tiny/0001, a train network

@@ -6,18 +6,19 @@ Run ``densim --help`` or ``densim <stage> --help``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
 
 from densim import __version__
 from densim.config import ConfigError, default, schema_node
-from densim.cost import DryRunError
 
 
 def _load_mapping(text: str, option: str) -> dict:
@@ -350,17 +351,20 @@ def cmd_provenance(args) -> None:
 
 def cmd_cost(args) -> None:
     from densim.config import load_config
-    from densim.cost import dag_jobs, estimate, format_estimate, measure
+    from densim.cost import DryRunError, dag_jobs, estimate, format_estimate, measure
 
     log = logging.getLogger("densim")
     config = load_config(args.config)
     log.info("asking Snakemake (%s) for the jobs of the measured run and of the run to price ...", args.workflow)
-    measured = measure(args.measured, load_config(args.measured_config), dag_jobs(args.measured_config, args.workflow))
+    try:
+        measured_jobs, jobs = dag_jobs(args.measured_config, args.workflow), dag_jobs(args.config, args.workflow)
+    except DryRunError as err:
+        raise SystemExit(f"densim: {err}") from err
+    measured = measure(args.measured, load_config(args.measured_config), measured_jobs)
     total = sum(measured.jobs.values())
     if total == 0:
         raise SystemExit(f"densim: {args.measured}: no Snakemake benchmark files of a finished run to measure costs from "
                          "(every rule writes logs/benchmarks/...; run the workflow at some scale first)")
-    jobs = dag_jobs(args.config, args.workflow)
     print(f"{' + '.join(map(str, args.config))}: {len(jobs)} jobs")
     rows, unpriced = estimate(config, measured, jobs)
     print(format_estimate(rows, total, unpriced))
@@ -571,6 +575,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _scratch_folder():
+    """Temporary files of this command (and of the processes it starts) in a folder removed when it ends.
+
+    PyTorch Geometric writes a generated module per message-passing class into the temporary folder and never
+    removes it, which left thousands of files in /tmp after a workflow run."""
+    previous = tempfile.tempdir, os.environ.get("TMPDIR")
+    with tempfile.TemporaryDirectory(prefix="densim-") as scratch:
+        tempfile.tempdir = os.environ["TMPDIR"] = scratch
+        try:
+            yield scratch
+        finally:
+            tempfile.tempdir = previous[0]
+            if previous[1] is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = previous[1]
+
+
 def _exit_on_sigterm(signum, frame):
     # SystemExit unwinds the stack, so atomic writers remove their temporary files.
     raise SystemExit(128 + signum)
@@ -583,14 +606,13 @@ def main(argv: list[str] | None = None) -> None:
     from densim.io import DensimFileError
 
     try:
-        args.func(args)
+        with _scratch_folder():
+            args.func(args)
         sys.stdout.flush()
     except DensimFileError as err:
         raise SystemExit(f"densim: {err}") from err
     except ConfigError as err:
         raise SystemExit(f"densim: invalid config key {err}") from err
-    except DryRunError as err:
-        raise SystemExit(f"densim: {err}") from err
     except BrokenPipeError:
         # The reader of stdout went away (`densim cost ... | head`): stop quietly, as the Python docs advise.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
