@@ -53,4 +53,4 @@ def test_profile_runs_the_smoke_preset_through_training_and_evaluation_on_slurm(
     logs = tmp_path / ".snakemake/slurm_logs"
     # the three networks and the trajectory ran as one grouped cluster job
     assert list(logs.glob("group_simulate*/*.log"))
-    assert list(logs.glob("rule_split/**/*.log"))
+    assert list(logs.glob("rule_splits/**/*.log"))
