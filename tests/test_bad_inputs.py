@@ -195,23 +195,13 @@ def merged(base: dict, override: dict) -> dict:
 
 
 def workflow_config_error(config: dict) -> str:
-    """What the workflow says of a config before any job: Snakemake's schema validation (defaults filled in), then
-    :func:`densim.experiments.check_config` (as ``workflow/rules/common.smk`` does)."""
-    import jsonschema
-    from snakemake.exceptions import WorkflowError
-    from snakemake.utils import validate
-
-    from densim.config import SCHEMA_PATH, ConfigError, error_key
-    from densim.experiments import check_config
+    """What the workflow says of a config before any job (:func:`densim.experiments.resolve_config`, as
+    ``workflow/rules/common.smk`` calls it): empty when it passes."""
+    from densim.config import ConfigError
+    from densim.experiments import resolve_config
 
     try:
-        validate(config, schema=str(SCHEMA_PATH))
-    except WorkflowError as err:
-        cause = err.__cause__ or err.__context__
-        assert isinstance(cause, jsonschema.ValidationError), err
-        return f"{error_key(cause)}: {cause.message}"
-    try:
-        check_config(config)
+        resolve_config(config)
     except ConfigError as err:
         return str(err)
     return ""

@@ -35,8 +35,9 @@ WORKFLOW_KEYS = {"seeds", "experiments.datasets", "experiments.models", "experim
                  "experiments.igns_ablation.models", "experiments.igns_ablation.warmup", "experiments.igns_ablation.loss_steps",
                  "experiments.igns_ablation.datasets", "training.overrides", "tables.steps", "tables.fidelity", "tables.regime",
                  "datasets.*.variant_of", "datasets.*.trajectories", "datasets.*.training.windows"}
-#: Keys passed to ``densim spectra`` as options: (subcommand path, option destination).
-SPECTRA_OPTIONS = {"spectra.dense_below": "dense_below", "spectra.sigma": "sigma", "spectra.cache": "cache_dir"}
+#: Keys passed to a ``densim`` command as options: key -> (subcommand path, option destination).
+CLI_OPTIONS = {"spectra.dense_below": (("spectra",), "dense_below"), "spectra.sigma": (("spectra",), "sigma"),
+               "spectra.cache": (("spectra",), "cache_dir"), "trajectories.small_strain": (("trajectories", "summary"), "small_strain")}
 
 
 def leaves(node=None, path=""):
@@ -69,7 +70,7 @@ def backed_fields():
 def test_every_schema_key_has_exactly_one_owner_and_a_description():
     keys, backed = set(leaves()), backed_fields()
     assert set(backed) <= keys, f"dataclass fields point at keys the schema lacks: {set(backed) - keys}"
-    owners = set(backed) | WORKFLOW_KEYS | set(SPECTRA_OPTIONS) | {"spectra.k"}
+    owners = set(backed) | WORKFLOW_KEYS | set(CLI_OPTIONS) | {"spectra.k"}
     assert keys == owners, f"keys without an owner: {keys - owners}; owners without a key: {owners - keys}"
     for key in keys:
         assert schema_node(key).get("description"), f"{key} has no description"
@@ -156,10 +157,11 @@ def test_enums_are_the_code_registries():
 def test_command_line_defaults_are_the_schema_defaults():
     import densim.spectra
 
-    parser = build_parser()
-    spectra = parser._subparsers._group_actions[0].choices["spectra"]
-    defaults = {action.dest: action.default for action in spectra._actions}
-    for key, dest in SPECTRA_OPTIONS.items():
+    for key, (path, dest) in CLI_OPTIONS.items():
+        command = build_parser()
+        for name in path:
+            command = command._subparsers._group_actions[0].choices[name]
+        defaults = {action.dest: action.default for action in command._actions}
         assert str(defaults[dest]) == str(schema_node(key)["default"]), key
     assert densim.spectra.DENSE_BELOW == schema_node("spectra.dense_below")["default"]
     assert math.isclose(densim.spectra.SIGMA, schema_node("spectra.sigma")["default"])
@@ -185,23 +187,25 @@ def test_a_model_needs_no_schema_entry():
     ({"variant_of": "noi_pru", "trajectories": {"steps_per_frame": 0}}, "datasets.v.trajectories.steps_per_frame"),
     ({"variant_of": "noi_pru", "trajectories": {"rollout_start": 50}}, "datasets.v.trajectories.rollout_start"),
     ({"variant_of": "noi_pru", "training": {"windows": "middle"}}, "datasets.v.training.windows"),
+    ({"variant_of": "noi_pru", "trajectories": {"small_strain": 0.01}}, "datasets.v.trajectories.small_strain"),
 ])
 def test_a_bad_regime_variant_is_named_with_its_key(tmp_path, variant, key):
     import yaml
 
     from densim.config import load_config
-    from densim.experiments import check_config
+    from densim.experiments import resolve_config
     from tests.conftest import ROOT
 
     (tmp_path / "variant.yaml").write_text(yaml.safe_dump({"datasets": {"v": variant}, "experiments": {"datasets": ["v"]}}))
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
-        check_config(load_config([ROOT / "config.yaml", tmp_path / "variant.yaml"]))
+        resolve_config(load_config([ROOT / "config.yaml", tmp_path / "variant.yaml"]))
 
 
 def test_a_variant_shares_its_sources_networks_and_overrides_only_its_own_trajectory_keys(tmp_path):
     import yaml
 
     from densim.config import load_config
+    from densim.experiments import resolve_config
     from densim.experiments import built_datasets, network_datasets, network_spec, trajectory_section, training_section
     from tests.conftest import ROOT
 
@@ -209,7 +213,7 @@ def test_a_variant_shares_its_sources_networks_and_overrides_only_its_own_trajec
                                 "training": {"windows": "start"}}},
              "experiments": {"datasets": ["v", "impact"], "history_ablation": {"models": []}}}
     (tmp_path / "variant.yaml").write_text(yaml.safe_dump(layer))
-    config = load_config([ROOT / "config.yaml", tmp_path / "variant.yaml"])
+    config = resolve_config(load_config([ROOT / "config.yaml", tmp_path / "variant.yaml"]))
     assert built_datasets(config) == ["impact", "v"] and network_datasets(config) == ["node_opt", "noi_pru"]
     assert network_spec(config, "v") == network_spec(config, "noi_pru")
     section = trajectory_section(config, "v")

@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from densim.config import ConfigError, load_config
+from densim.experiments import resolve_config
 from densim.cost import Job, Measured, dag_jobs, estimate, parse_dry_run, read_benchmark
 from tests.conftest import ROOT, copy_checkout
 
@@ -117,7 +118,7 @@ def test_prices_scale_with_the_work_and_keep_the_fixed_cost():
     """One second per unit of learned training work and 10 s fixed per training job: doubling the optimiser steps
     doubles the learned models' variable cost and leaves the baselines' jobs at their fixed cost; a rule nothing
     measured is named, not priced."""
-    config = load_config([ROOT / "config.yaml"])
+    config = resolve_config(load_config([ROOT / "config.yaml"]))
     measured = Measured(cpu={"training:spatial": 1.0}, wall={"training:spatial": 1.0}, fixed_cpu={"training": 10.0}, fixed_wall={"training": 10.0}, jobs={})
     jobs = [Job(rule, (("dataset", dataset), ("model", model), ("history", "2"), ("seed", "0")))
             for rule in ("training", "evaluation") for dataset in ("node_opt", "impact") for model in ("spatial", "frozen")]

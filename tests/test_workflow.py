@@ -201,7 +201,7 @@ def test_interrupted_run_resumes_without_redoing_finished_trajectories(workdir):
     import xarray as xr
 
     from densim.config import load_config
-    from densim.experiments import trajectory_section
+    from densim.experiments import resolve_config, trajectory_section
 
     (workdir / "slow.yaml").write_text("trajectories:\n  dynamics: quasi_static\n  frames: 31\n  steps_per_frame: 400\n")
     args = [*SNAKEMAKE, "--cores", "2", "--configfile", "workflow/presets/smoke.yaml", "slow.yaml"]
@@ -222,7 +222,7 @@ def test_interrupted_run_resumes_without_redoing_finished_trajectories(workdir):
         assert path.stat().st_mtime_ns == mtime, f"{path} was redone"
     all_files = sorted(trajectories.glob("*/*.nc"))
     assert len(all_files) == 12  # 3 networks of each of the 4 simulated datasets
-    config = load_config([workdir / "config.yaml", workdir / "workflow/presets/smoke.yaml", workdir / "slow.yaml"])
+    config = resolve_config(load_config([workdir / "config.yaml", workdir / "workflow/presets/smoke.yaml", workdir / "slow.yaml"]))
     frames = {path.parent.name: trajectory_section(config, path.parent.name)["frames"] for path in all_files}
     assert 31 in frames.values()  # the layered file reached the datasets that do not override their frames
     for path in all_files:
@@ -306,10 +306,11 @@ def test_every_job_writes_a_benchmark_and_the_cost_of_the_run_it_measured_is_its
     estimate for the very config it measured adds up to the CPU time the benchmarks recorded."""
     from densim.config import load_config
     from densim.cost import dag_jobs, estimate, measure, read_benchmark
+    from densim.experiments import resolve_config
 
     benchmarks = sorted((smoke / "logs/benchmarks").rglob("*.tsv"))
     files = [smoke / "config.yaml", smoke / "workflow/presets/smoke.yaml"]
-    config, jobs = load_config(files), dag_jobs(files, smoke)
+    config, jobs = resolve_config(load_config(files)), dag_jobs(files, smoke)
     assert sorted(smoke / job.benchmark for job in jobs) == benchmarks
     rows, unpriced = estimate(config, measure(smoke / "logs/benchmarks", config, jobs), jobs)
     assert sum(row.priced for row in rows) == sum(row.jobs for row in rows) == len(jobs) and not unpriced

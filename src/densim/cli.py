@@ -352,15 +352,16 @@ def cmd_provenance(args) -> None:
 def cmd_cost(args) -> None:
     from densim.config import load_config
     from densim.cost import DryRunError, dag_jobs, estimate, format_estimate, measure
+    from densim.experiments import resolve_config
 
     log = logging.getLogger("densim")
-    config = load_config(args.config)
+    config = resolve_config(load_config(args.config))
     log.info("asking Snakemake (%s) for the jobs of the measured run and of the run to price ...", args.workflow)
     try:
         measured_jobs, jobs = dag_jobs(args.measured_config, args.workflow), dag_jobs(args.config, args.workflow)
     except DryRunError as err:
         raise SystemExit(f"densim: {err}") from err
-    measured = measure(args.measured, load_config(args.measured_config), measured_jobs)
+    measured = measure(args.measured, resolve_config(load_config(args.measured_config)), measured_jobs)
     total = sum(measured.jobs.values())
     if total == 0:
         raise SystemExit(f"densim: {args.measured}: no Snakemake benchmark files of a finished run to measure costs from "
@@ -421,7 +422,8 @@ def _trajectories_parser(stages) -> None:
     sim.set_defaults(func=cmd_trajectories_simulate)
     summ = actions.add_parser("summary", help="per-dataset summary of trajectories", description="Tabulate trajectory files by dataset.")
     summ.add_argument("trajectories", nargs="+", type=Path)
-    summ.add_argument("--small-strain", type=float, default=0.005, help="axial strain up to which compression nu is fitted (default 0.005)")
+    summ.add_argument("--small-strain", type=float, default=default("trajectories.small_strain"),
+                      help="axial strain up to which compression nu is fitted (config key trajectories.small_strain; default %(default)s)")
     summ.add_argument("--union", action="append", default=[], metavar="NAME=A,B,...", help="also a row for the union of these datasets (repeatable)")
     summ.add_argument("-o", "--output", type=Path, help="also write the table as CSV")
     summ.set_defaults(func=cmd_trajectories_summary)

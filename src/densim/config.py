@@ -157,6 +157,20 @@ def load_config(paths: list[str | Path]) -> dict:
         if not isinstance(layer, dict):
             raise ConfigError(f"{path}: a config file must hold a mapping of keys")
         config = _merged(config, layer)
+    return validated(config)
+
+
+def validated(config: dict) -> dict:
+    """``config`` checked against the schema, with its defaults filled in (in place, and returned).
+
+    The workflow (through :func:`densim.experiments.resolve_config`) and :func:`load_config` both come here, so a
+    value is refused, and a default filled in, the same way on either side.
+
+    Raises
+    ------
+    ConfigError
+        Naming the first bad key and its cause.
+    """
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema()).iter_errors(config))
     if error is not None:
         raise ConfigError(f"{error_key(error)}: {error.message}")

@@ -1,16 +1,17 @@
 """What a whole configuration asks for: its datasets and experiment grids, what each model key resolves to, and the
 checks a schema cannot express.
 
-The workflow (``workflow/rules/common.smk``) validates ``config.yaml`` against the schema (which fills in the
-defaults) and then calls :func:`check_config`, so that every bad value is named, with its key and cause, before any
-job runs; the grids it expands come from here too.
+The workflow (``workflow/rules/common.smk``) and ``densim cost`` both resolve the configuration with
+:func:`resolve_config` (schema check and defaults, every registered model unless the config names some, then
+:func:`check_config`), so that every bad value is named, with its key and cause, before any job runs; the grids the
+workflow expands come from here too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from densim.config import ConfigError, check_value, schema_node
+from densim.config import ConfigError, check_value, schema_node, validated
 from densim.evaluation import evaluation_config
 from densim.models import MODELS
 from densim.networks import DatasetConfig
@@ -52,12 +53,16 @@ def dataset_protocol(config: dict, dataset: str) -> str:
     return section.get("protocol", "compression")
 
 
+#: Keys of the ``trajectories`` section that only the trajectories summary reads, kept out of every run's settings.
+SUMMARY_KEYS = ("small_strain",)
+
+
 def trajectory_section(config: dict, dataset: str) -> dict:
     """The ``trajectories`` section a dataset's runs use: the shared section with the dataset's own ``trajectories``
-    keys on top, and a protocol's own subsection (``impact``) only for datasets of that protocol (so editing it reruns
-    those alone)."""
+    keys on top, less the summary's keys (:data:`SUMMARY_KEYS`), and a protocol's own subsection (``impact``) only
+    for datasets of that protocol (so editing it reruns those alone)."""
     own = config["datasets"][dataset].get("trajectories", {})
-    section = {**config["trajectories"], **own}
+    section = {key: value for key, value in {**config["trajectories"], **own}.items() if key not in SUMMARY_KEYS}
     mine = PROTOCOLS[dataset_protocol(config, dataset)].subsection
     for subsection in {protocol.subsection for protocol in PROTOCOLS.values()} - {None}:
         if subsection != mine:
@@ -107,7 +112,7 @@ def evaluation_grids(config: dict) -> dict[str, list[tuple[str, str, int, int]]]
 
     ablation, igns = experiments["history_ablation"], experiments["igns_ablation"]
     return {
-        "main": grid(experiments.get("datasets", list(config["datasets"])), experiments.get("models", list(MODELS)), experiments["histories"]),
+        "main": grid(experiments.get("datasets", list(config["datasets"])), experiments["models"], experiments["histories"]),
         "history": grid(ablation["datasets"], ablation["models"], ablation["histories"]),
         "igns_ablation": grid(igns["datasets"], list(dict.fromkeys(row["key"] for row in igns_grid(config))), experiments["histories"]),
     }
@@ -134,6 +139,25 @@ def network_datasets(config: dict) -> list[str]:
     """The generated datasets whose networks (and spectra) a run builds: those of :func:`built_datasets`."""
     used = {network_source(config, name) for name in built_datasets(config)}
     return [name for name in generated_datasets(config) if name in used]
+
+
+def resolve_config(config: dict) -> dict:
+    """A layered configuration (``config.yaml``, then presets) made ready to use, in place: checked against the schema
+    with its defaults filled in (:func:`densim.config.validated`), ``experiments.models`` set to every registered
+    model unless the config names some, then checked for what a schema cannot express (:func:`check_config`).
+
+    Raises
+    ------
+    ConfigError
+        Naming the first bad key and its cause.
+    """
+    validated(config)
+    config["experiments"].setdefault("models", list(MODELS))
+    try:
+        check_config(config)
+    except (TypeError, KeyError) as err:
+        raise ConfigError(str(err)) from None
+    return config
 
 
 def check_config(config: dict) -> None:
@@ -163,21 +187,25 @@ def check_config(config: dict) -> None:
             raise ConfigError(f"datasets.{name}.union: {unknown} are not generated datasets or their variants")
         if len({dataset_protocol(config, member) for member in members}) > 1:
             raise ConfigError(f"datasets.{name}.union: its members' trajectories must share one protocol")
-    md_settings(config["trajectories"])
+    shared = {key: value for key, value in config["trajectories"].items() if key not in SUMMARY_KEYS}
+    md_settings(shared)
     for protocol in PROTOCOLS.values():
-        protocol.settings(config["trajectories"])
+        protocol.settings(shared)
     for name in simulated:
         own = config["datasets"][name].get("trajectories", {})
         unknown = [key for key in own if key not in schema_node("trajectories")["properties"]]
         if unknown:
             raise ConfigError(f"datasets.{name}.trajectories.{unknown[0]}: not a key of the trajectories section")
+        shared = [key for key in own if key in SUMMARY_KEYS]
+        if shared:
+            raise ConfigError(f"datasets.{name}.trajectories.{shared[0]}: a setting of the whole trajectories summary; set trajectories.{shared[0]}")
         try:
             md_settings(trajectory_section(config, name))
             PROTOCOLS[dataset_protocol(config, name)].settings(trajectory_section(config, name))
         except ConfigError as err:
             raise ConfigError(f"datasets.{name}.{err}") from None
     training_config(config["training"])
-    check_models(experiments.get("models", list(MODELS)), config["models"], config["training"], experiments["histories"])
+    check_models(experiments["models"], config["models"], config["training"], experiments["histories"])
     ablation = experiments["history_ablation"]
     check_models(ablation["models"], config["models"], config["training"], ablation["histories"], key="experiments.history_ablation.models")
     check_models(list(dict.fromkeys(row["key"] for row in igns_grid(config))), config["models"], config["training"],

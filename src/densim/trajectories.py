@@ -19,6 +19,7 @@ import xarray as xr
 
 import scipy.sparse.linalg as spla
 
+from densim.config import default
 from densim.elasticity import hessian
 from densim.md import MDSettings, SimulationError
 from densim.io import dataset_to_network
@@ -119,7 +120,7 @@ def trajectory_dataset(network_ds: xr.Dataset, settings: MDSettings, run, attrs:
     return xr.merge([ds, network_ds[keep]], combine_attrs="override")
 
 
-def summary(trajectories: list[xr.Dataset], small_strain: float = 0.005, unions: dict[str, list[str]] | None = None) -> pd.DataFrame:
+def summary(trajectories: list[xr.Dataset], small_strain: float = default("trajectories.small_strain"), unions: dict[str, list[str]] | None = None) -> pd.DataFrame:
     """Per-dataset summary of trajectory files.
 
     Columns: dataset, networks, frames, final strain, range of the final box nu, agreement of positions nu

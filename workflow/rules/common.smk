@@ -2,36 +2,24 @@
 import json
 import re
 
-import jsonschema
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
-from densim.config import SCHEMA_PATH, ConfigError, error_key
-from densim.experiments import (built_datasets, check_config, evaluation_grids, generated_datasets, igns_grid, network_count,
-                                network_datasets, network_source, network_spec, run_datasets, run_unions, simulated_datasets,
-                                training_section, trajectory_section, union_datasets)
-from densim.models import MODELS, model_variant
+from densim.config import ConfigError
+from densim.experiments import (built_datasets, evaluation_grids, generated_datasets, igns_grid, network_count,
+                                network_datasets, network_source, network_spec, resolve_config, run_datasets, run_unions,
+                                simulated_datasets, training_section, trajectory_section, union_datasets)
+from densim.models import model_variant
 from densim.training import STATISTICS_KEYS
 
 
+# The schema's check and defaults, every registered model unless the config names some, and the checks a schema
+# cannot express, before any job runs (densim.experiments.resolve_config, which densim cost uses too).
 try:
-    validate(config, schema=str(SCHEMA_PATH))
-except WorkflowError as err:
-    cause = err.__cause__ or err.__context__
-    if not isinstance(cause, jsonschema.ValidationError):
-        raise
-    raise WorkflowError(f"invalid config key {error_key(cause)}: {cause.message}") from None
-
-# Every registered model unless the config names some.
-config["experiments"].setdefault("models", list(MODELS))
+    resolve_config(config)
+except ConfigError as err:
+    raise WorkflowError(f"invalid config key {err}") from None
 EXPERIMENTS = config["experiments"]
 ABLATION = EXPERIMENTS["history_ablation"]
-
-# Checks that a schema cannot express, before any job runs.
-try:
-    check_config(config)
-except (ConfigError, TypeError, KeyError) as err:
-    raise WorkflowError(f"invalid config key {err}") from None
 
 # Datasets made by a generator, those with trajectories of their own (the generated ones and their regime variants,
 # which share their networks and spectra), and unions of them (made by reference, never regenerated).

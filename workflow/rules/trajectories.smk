@@ -38,6 +38,7 @@ rule trajectories_summary:
         "logs/benchmarks/trajectories_summary/summary.tsv"
     params:
         unions=union_options(),
+        small_strain=config["trajectories"]["small_strain"],
     threads: 1
     resources:
         mem_mb=2000,
@@ -45,4 +46,5 @@ rule trajectories_summary:
     conda:
         "../../envs/densim.yaml"
     shell:
-        "densim trajectories summary {input.trajectories} {params.unions:q} --output {output.table} > {log} 2>&1"
+        "densim trajectories summary {input.trajectories} {params.unions:q} --small-strain {params.small_strain}"
+        " --output {output.table} > {log} 2>&1"
