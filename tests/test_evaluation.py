@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from densim.evaluation import EvaluationConfig, across_trajectories, evaluate, mode_energies, positional_errors, score_trajectory
-from densim.io import read_dataset, write_dataset
+from densim.io import read_evaluation, write_evaluation
 from densim.models import build_simulator
 from densim.simulator import FrozenSimulator
 from densim.training import TrainingConfig, compute_statistics
@@ -115,8 +115,9 @@ class Exploding(FrozenSimulator):
 def test_a_blown_up_rollout_is_flagged_and_kept_not_dropped(graphs, tmp_path):
     simulator = build_simulator("frozen", 2, compute_statistics(graphs[:3], TrainingConfig(horizon=12)), seed=0)
     simulator.__class__ = Exploding  # the frozen baseline, with the faults above
-    path = write_dataset(evaluate(simulator, graphs, EvaluationConfig(table_step=5)), tmp_path / "eval.nc")
-    scores = read_dataset(path, "evaluation")
+    labels = {"dataset": "tiny", "model": "frozen", "seed": 0}
+    path = write_evaluation(evaluate(simulator, graphs, EvaluationConfig(table_step=5), attrs=labels), tmp_path / "eval.nc")
+    scores = read_evaluation(path)
     assert list(scores["trajectory"].values) == ["tiny/0000", "tiny/0001", "tiny/0002", "tiny/0003"]
     blown = scores["blown_up"].values
     np.testing.assert_array_equal(blown[0], scores["step"].values >= 4)  # finite but 10 diameters off

@@ -46,3 +46,31 @@ def test_a_write_that_fails_leaves_nothing(tmp_path):
             tmp.write_text("a,b\n1,")
             raise RuntimeError("the writer failed half-way")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_each_file_kind_is_written_and_read_by_one_layout(tmp_path):
+    """A writer refuses contents that do not fit its kind's layout, naming the file and what is missing, and writes
+    nothing; the reader refuses a file that does not fit the same layout (a variable with other dimensions)."""
+    import numpy as np
+    import xarray as xr
+
+    from densim.io import SPECTRA, DensimFileError, read_spectra, write_dataset, write_spectra
+
+    spectra = xr.Dataset({"eigenvalues": ("mode", np.arange(3.0)), "eigenvectors": (("node", "mode"), np.eye(4, 3)),
+                          "valid": ("mode", np.ones(3, bool))}, attrs={"topology_hash": "abc", "k": 3})
+    assert read_spectra(write_spectra(spectra, tmp_path / "good.nc")).attrs["densim_kind"] == SPECTRA.kind
+    with pytest.raises(ValueError, match=r"short.nc: refusing to write a spectra file: missing variables \['valid'\]"):
+        write_spectra(spectra.drop_vars("valid"), tmp_path / "short.nc")
+    assert not (tmp_path / "short.nc").exists() and os.listdir(tmp_path) == ["good.nc"]
+    transposed = spectra.assign(eigenvectors=(("mode", "node"), np.eye(3, 4))).assign_attrs(densim_kind="spectra")
+    with pytest.raises(DensimFileError, match=r"transposed.nc: variable eigenvectors has dimensions \('mode', 'node'\)"):
+        read_spectra(write_dataset(transposed, tmp_path / "transposed.nc"))
+
+
+def test_the_statistics_layout_is_the_statistics_type():
+    from dataclasses import fields
+
+    from densim.io import STATISTICS
+    from densim.simulator import Statistics
+
+    assert list(STATISTICS.variables) == [field.name for field in fields(Statistics)]

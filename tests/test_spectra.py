@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import densim.spectra
-from densim.io import network_to_dataset, read_dataset, spectra_cache_path, write_dataset
+from densim.io import network_to_dataset, read_dataset, read_spectra, spectra_cache_path, write_dataset, write_network, write_spectra
 from densim.springs import stress_free_network
 from densim.packing import contact_network, jammed_packing
 from densim.provenance import provenance_attrs
@@ -203,7 +203,7 @@ def test_node_permutation_permutes_eigenvectors(jammed):
 def test_spectra_file_layout(jammed, tmp_path):
     attrs = provenance_attrs({"spectra": {"k": 8}})
     ds = spectra_dataset(network_ds(jammed), 8, provenance=attrs)
-    written = read_dataset(write_dataset(ds, tmp_path / "s.nc"), "spectra", ("eigenvalues", "eigenvectors", "valid"))
+    written = read_spectra(write_spectra(ds, tmp_path / "s.nc"))
     assert dict(written.sizes) == {"node": jammed.num_nodes, "mode": 8}
     assert written["eigenvectors"].dims == ("node", "mode")
     assert written["eigenvalues"].dtype == written["eigenvectors"].dtype == np.float64
@@ -285,7 +285,7 @@ def test_cache_entry_of_another_solver_is_not_reused(jammed400, tmp_path, counte
 def test_command_line(jammed, tmp_path):
     from densim import cli
 
-    network = write_dataset(network_ds(jammed), tmp_path / "network.nc")
+    network = write_network(network_ds(jammed), tmp_path / "network.nc")
     out = tmp_path / "spectra.nc"
     cli.main(["spectra", str(network), "--k", "6", "--cache-dir", str(tmp_path / "cache"), "--output", str(out)])
     ds = read_dataset(out, "spectra")
@@ -298,7 +298,7 @@ def test_parallel_jobs_share_the_cache_safely(jammed400, tmp_path):
     import subprocess
     import sys
 
-    network = write_dataset(network_ds(jammed400), tmp_path / "network.nc")
+    network = write_network(network_ds(jammed400), tmp_path / "network.nc")
     command = [sys.executable, "-m", "densim.cli", "spectra", str(network), "--k", "16", "--dense-below", "100",
                "--cache-dir", str(tmp_path / "cache")]
     jobs = [subprocess.Popen([*command, "--output", str(tmp_path / f"out{i}.nc")], stderr=subprocess.PIPE, text=True) for i in range(4)]

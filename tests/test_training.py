@@ -248,7 +248,7 @@ def test_train_fit_names_a_bad_model_or_a_missing_file_before_training(tmp_path,
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """The fixture's networks as trajectory and spectra files, a split, and its statistics (by the CLI)."""
-    from densim.io import write_dataset, write_json
+    from densim.io import write_json, write_spectra, write_trajectory
 
     root = tmp_path_factory.mktemp("files")
     config = DatasetConfig.from_dict("tiny", {"generator": "bond_pru_opt", "networks": 4, "nu_range": [-0.3, 0.3], "packing": {"nodes": 40}})
@@ -257,8 +257,8 @@ def files(tmp_path_factory):
         generated = generate_network(config, index)
         network_ds = network_dataset(config, index, generated, {})
         run = simulate(generated.network, settings, f"tiny/{index}")
-        write_dataset(trajectory_dataset(network_ds, settings, run, {}), root / f"trajectories/tiny/{index:04d}.nc")
-        write_dataset(spectra_dataset(network_ds, k=8), root / f"spectra/tiny/{index:04d}.nc")
+        write_trajectory(trajectory_dataset(network_ds, settings, run, {}), root / f"trajectories/tiny/{index:04d}.nc")
+        write_spectra(spectra_dataset(network_ds, k=8), root / f"spectra/tiny/{index:04d}.nc")
     write_json({"train": ["tiny/0000", "tiny/0001", "tiny/0002"], "validation": ["tiny/0003"], "test": []}, root / "split.json")
     spec = json.dumps({"training": {"horizon": 12, "steps": 2, "batch_size": 2, "validate_every": 1}})
     trajectories = [str(p) for p in sorted((root / "trajectories/tiny").glob("*.nc"))]

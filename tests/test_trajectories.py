@@ -64,8 +64,10 @@ def test_small_strain_compression_matches_linear_response(dataset):
         assert compression == pytest.approx(float(ds["uniaxial_poisson_ratio"]), abs=0.02)
 
 
-def test_trajectory_file_layout(dataset):
-    ds = dataset[0]
+def test_trajectory_file_layout(dataset, tmp_path):
+    from densim.io import read_trajectory, write_trajectory
+
+    ds = read_trajectory(write_trajectory(dataset[0], tmp_path / "trajectory.nc"))
     assert ds["positions"].dtype == np.float64 and ds["positions"].dims == ("time", "node", "xy")
     assert ds.sizes["time"] == 21
     np.testing.assert_allclose(ds["strain"].values[-1], -20 * 5e-4, rtol=1e-6)  # the regime's strain per frame

@@ -63,23 +63,23 @@ def _dataset_config(args):
 
 
 def cmd_networks_generate(args) -> None:
-    from densim.io import write_dataset
+    from densim.io import write_network
     from densim.networks import generate_network, network_dataset
     from densim.provenance import provenance_attrs
 
     config = _dataset_config(args)
     generated = generate_network(config, args.index)
     ds = network_dataset(config, args.index, generated, provenance_attrs(config.to_dict()))
-    write_dataset(ds, args.output)
+    write_network(ds, args.output)
     logging.getLogger("densim").info("wrote %s", args.output)
 
 
 def cmd_networks_manifest(args) -> None:
-    from densim.io import read_dataset, write_table
+    from densim.io import read_network, write_table
     from densim.networks import manifest
     from densim.provenance import provenance_attrs
 
-    datasets = [read_dataset(path, "network") for path in args.networks]
+    datasets = [read_network(path)[1] for path in args.networks]
     configs = {ds.attrs.get("config") for ds in datasets}
     if len(configs) != 1:
         raise SystemExit("densim: the network files come from different dataset configurations")
@@ -91,7 +91,7 @@ def cmd_networks_manifest(args) -> None:
 def cmd_trajectories_simulate(args) -> None:
     from tqdm import tqdm
 
-    from densim.io import read_network, write_dataset
+    from densim.io import read_network, write_trajectory
     from densim.provenance import provenance_attrs
     from densim.protocols import PROTOCOLS, md_settings
     from densim.trajectories import athermal_twin, simulate, trajectory_dataset
@@ -109,7 +109,7 @@ def cmd_trajectories_simulate(args) -> None:
     athermal = athermal_twin(network, settings, run, name, protocol=protocol, own=own)
     attrs = provenance_attrs({"trajectories": trajectories, "network_config": json.loads(network_ds.attrs["config"])}, inputs=[args.network])
     ds = trajectory_dataset(network_ds, settings, run, attrs, athermal, protocol=protocol, own=own, dataset=args.dataset)
-    write_dataset(ds, args.output)
+    write_trajectory(ds, args.output)
     arrival = f", front arrival at frame {float(ds['arrival_frame']):.2f}" if "arrival_frame" in ds else ""
     logging.getLogger("densim").info("wrote %s (%s, %d frames%s)", args.output, args.protocol, settings.frames, arrival)
 
@@ -123,13 +123,13 @@ def _union(text: str) -> tuple[str, list[str]]:
 
 
 def cmd_trajectories_summary(args) -> None:
-    from densim.io import read_dataset, write_table
+    from densim.io import read_trajectory, write_table
     from densim.provenance import provenance_attrs
     from densim.trajectories import summary
 
     unions = dict(_union(text) for text in args.union)
     try:
-        table = summary([read_dataset(path, "trajectory") for path in args.trajectories], args.small_strain, unions)
+        table = summary([read_trajectory(path) for path in args.trajectories], args.small_strain, unions)
     except ValueError as err:
         raise SystemExit(f"densim: {err}") from err
     if args.output:
@@ -170,7 +170,7 @@ def cmd_splits_union(args) -> None:
 
 
 def cmd_spectra(args) -> None:
-    from densim.io import read_network, write_dataset
+    from densim.io import read_network, write_spectra
     from densim.provenance import provenance_attrs
     from densim.spectra import cached_spectra
 
@@ -180,7 +180,7 @@ def cmd_spectra(args) -> None:
         ds = cached_spectra(network_ds, args.k, args.cache_dir, args.dense_below, args.sigma, provenance_attrs({"spectra": settings}, inputs=[args.network]))
     except ValueError as err:
         raise SystemExit(f"densim: {args.network}: {err}") from err
-    write_dataset(ds, args.output)
+    write_spectra(ds, args.output)
     logging.getLogger("densim").info("wrote %s (%s, %d nodes, k = %d)", args.output, ds.attrs["solver"], ds.sizes["node"], args.k)
 
 
@@ -276,7 +276,7 @@ def cmd_training_fit(args) -> None:
 
 def cmd_evaluation(args) -> None:
     from densim.evaluation import evaluate, evaluation_config
-    from densim.io import read_json, write_dataset
+    from densim.io import read_json, write_evaluation
     from densim.models import load_simulator
     from densim.provenance import provenance_attrs
 
@@ -295,7 +295,7 @@ def cmd_evaluation(args) -> None:
              "validation_one_step_relative_mse": float(checkpoint.get("validation_one_step_relative_mse", float("nan"))),
              **provenance_attrs({"evaluation": config.__dict__}, inputs=[args.checkpoint, args.split, *read])}
     ds = evaluate(simulator, graphs["test"], config, attrs=attrs)
-    write_dataset(ds, args.output)
+    write_evaluation(ds, args.output)
     at = ds.sel(step=ds.attrs["table_step"])
     logging.getLogger("densim").info("wrote %s: %d test rollouts of %d steps; at step %d: L2 %.4g, relative MSE %.4g, Poisson R^2 %.4g, %d blown up",
                                      args.output, ds.sizes["trajectory"], ds.sizes["step"], ds.attrs["table_step"], float(at["l2"].mean()),

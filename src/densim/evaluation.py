@@ -286,7 +286,7 @@ def evaluate(simulator, trajectories: list[TrajectoryGraph], config: EvaluationC
     ds = xr.Dataset(
         {name: (dims, value, {"description": DEFINITIONS[name]} if name in DEFINITIONS else {}) for name, (dims, value) in data_vars.items()},
         coords={"trajectory": [t.name for t in trajectories], "step": np.arange(1, steps + 1), "kept_step": kept, "xy": ["x", "y"]},
-        attrs={"densim_kind": "evaluation", "protocol": protocols[0], "history": history, "start_frame": start, "table_step": kept[0], "blowup_l2": config.blowup_l2,
+        attrs={"protocol": protocols[0], "history": history, "start_frame": start, "table_step": kept[0], "blowup_l2": config.blowup_l2,
                **window,
                "definitions": "; ".join(f"{k}: {v}" for k, v in DEFINITIONS.items()), **(attrs or {})},
     )

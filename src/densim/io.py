@@ -19,7 +19,7 @@ import os
 import pickle
 import socket
 import tempfile
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -100,10 +100,103 @@ def write_dataset(ds: xr.Dataset, path: str | Path) -> Path:
     return Path(path)
 
 
-def read_trajectory(path: str | Path, variables=("positions", "box", "bonds", "rest_length", "stiffness")) -> xr.Dataset:
-    """A trajectory file with ``variables``, refused (naming the file and the first bad frame) if its positions or box
-    are not finite."""
-    ds = read_dataset(path, "trajectory", variables)
+@dataclass(frozen=True)
+class Layout:
+    """What every densim netCDF file of one kind holds: variables with their dimensions, and attributes.
+
+    A stage builds a file's contents; the kind's writer (``write_<kind>``) checks them against the layout before
+    writing and tags the file with its kind, and the kind's reader (``read_<kind>``) checks a file against the same
+    layout, so a file one stage writes is one the next can read. Files may hold more than their layout (a protocol's
+    own variables, provenance).
+    """
+
+    kind: str
+    variables: dict[str, tuple[str, ...]]
+    attrs: tuple[str, ...] = ()
+
+    def problems(self, ds: xr.Dataset) -> list[str]:
+        """What ``ds`` lacks or holds in the wrong shape, as phrases (empty when it fits)."""
+        missing = [name for name in self.variables if name not in ds.variables]
+        found = [f"variable {name} has dimensions {ds[name].dims}, expected {dims}"
+                 for name, dims in self.variables.items() if name in ds.variables and ds[name].dims != dims]
+        absent = [name for name in self.attrs if name not in ds.attrs]
+        return ([f"missing variables {missing}"] if missing else []) + found + ([f"missing attributes {absent}"] if absent else [])
+
+    def write(self, ds: xr.Dataset, path: str | Path) -> Path:
+        """Write ``ds`` as a file of this kind, atomically.
+
+        Raises
+        ------
+        ValueError
+            Naming the file and what ``ds`` lacks, before anything is written.
+        """
+        problems = self.problems(ds)
+        if problems:
+            raise ValueError(f"{path}: refusing to write a {self.kind} file: {'; '.join(problems)}")
+        tagged = ds.copy()
+        tagged.attrs = {"densim_kind": self.kind, **{key: value for key, value in ds.attrs.items() if key != "densim_kind"}}
+        return write_dataset(tagged, path)
+
+    def read(self, path: str | Path) -> xr.Dataset:
+        """A file of this kind, loaded into memory.
+
+        Raises
+        ------
+        DensimFileError
+            If the file is missing, unreadable, of another kind, or does not fit the layout (naming the file and what
+            it lacks).
+        """
+        ds = read_dataset(path, self.kind)
+        problems = self.problems(ds)
+        if problems:
+            raise DensimFileError(f"{path}: {'; '.join(problems)}")
+        return ds
+
+
+#: A spring network (``densim networks``): geometry, moduli (:func:`densim.networks.network_dataset`).
+NETWORK = Layout("network", {"positions": ("node", "xy"), "box": ("xy",), "bonds": ("bond", "end"), "rest_length": ("bond",),
+                             "stiffness": ("bond",)})
+#: A trajectory (``densim trajectories``): frames of positions and box, strain, the network (:func:`densim.trajectories.trajectory_dataset`).
+TRAJECTORY = Layout("trajectory", {"positions": ("time", "node", "xy"), "box": ("time", "xy"), "strain": ("time",),
+                                   **{name: NETWORK.variables[name] for name in ("bonds", "rest_length", "stiffness")}},
+                    attrs=("protocol", "dataset", "network"))
+#: Laplacian eigenpairs of one network or one cache entry (:func:`densim.spectra.topology_spectra`).
+SPECTRA = Layout("spectra", {"eigenvalues": ("mode",), "eigenvectors": ("node", "mode"), "valid": ("mode",)}, attrs=("topology_hash", "k"))
+#: Normalisation statistics of one train split (:class:`densim.simulator.Statistics`).
+STATISTICS = Layout("statistics", {**{f"{name}_{moment}": ("component",) for name in ("velocity", "acceleration") for moment in ("mean", "std")},
+                                   "edge_mean": ("edge_feature",), "edge_std": ("edge_feature",)})
+#: Scores of one model's rollouts (:func:`densim.evaluation.evaluate`), what figures and tables read.
+EVALUATION = Layout("evaluation", {
+    **dict.fromkeys(("l2", "rms", "mse", "poisson_ratio", "poisson_ratio_true", "slow_share", "blown_up"), ("trajectory", "step")),
+    "mode_energy": ("trajectory", "step", "mode"), "nodes": ("trajectory",),
+    **dict.fromkeys(("relative_mse", "poisson_r2", "poisson_bias", "blown_up_count"), ("step",))},
+    attrs=("dataset", "model", "seed", "history", "table_step"))
+
+
+def write_network(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write a network file (:data:`NETWORK`)."""
+    return NETWORK.write(ds, path)
+
+
+def write_trajectory(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write a trajectory file (:data:`TRAJECTORY`)."""
+    return TRAJECTORY.write(ds, path)
+
+
+def write_spectra(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write a spectra file or cache entry (:data:`SPECTRA`)."""
+    return SPECTRA.write(ds, path)
+
+
+def write_evaluation(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write an evaluation file (:data:`EVALUATION`)."""
+    return EVALUATION.write(ds, path)
+
+
+def read_trajectory(path: str | Path) -> xr.Dataset:
+    """A trajectory file (:data:`TRAJECTORY`), refused (naming the file and the first bad frame) if its positions or
+    box are not finite."""
+    ds = TRAJECTORY.read(path)
     for name in ("positions", "box"):
         bad = ~np.isfinite(ds[name].values).reshape(ds.sizes["time"], -1).all(axis=1)
         if bad.any():
@@ -136,9 +229,6 @@ def read_dataset(path: str | Path, kind: str, variables=()) -> xr.Dataset:
     return ds
 
 
-NETWORK_VARIABLES = ("positions", "box", "bonds", "rest_length", "stiffness")
-
-
 def network_to_dataset(network: SpringNetwork, data_vars: dict, attrs: dict) -> xr.Dataset:
     """A network as an xarray Dataset with extra scalar/array variables and attributes."""
     ds = xr.Dataset(
@@ -151,7 +241,7 @@ def network_to_dataset(network: SpringNetwork, data_vars: dict, attrs: dict) -> 
             **data_vars,
         },
         coords={"xy": ["x", "y"]},
-        attrs={"densim_kind": "network", **attrs},
+        attrs={"densim_kind": NETWORK.kind, **attrs},
     )
     return ds
 
@@ -168,8 +258,8 @@ def dataset_to_network(ds: xr.Dataset) -> SpringNetwork:
 
 
 def read_network(path: str | Path) -> tuple[SpringNetwork, xr.Dataset]:
-    """Read a network file: the network and its full Dataset."""
-    ds = read_dataset(path, "network", NETWORK_VARIABLES)
+    """Read a network file (:data:`NETWORK`): the network and its full Dataset."""
+    ds = NETWORK.read(path)
     return dataset_to_network(ds), ds
 
 
@@ -235,7 +325,7 @@ def write_statistics(statistics, path: str | Path, attrs: dict) -> Path:
         dim = "edge_feature" if name.startswith("edge") else "component"
         data_vars[name] = (dim, value.detach().cpu().numpy().astype(np.float64))
     coords = {"component": ["x", "y"], "edge_feature": ["dx", "dy", "length", "inverse_rest_length"]}
-    return write_dataset(xr.Dataset(data_vars, coords=coords, attrs={"densim_kind": "statistics", **attrs}), path)
+    return STATISTICS.write(xr.Dataset(data_vars, coords=coords, attrs=attrs), path)
 
 
 def read_statistics(path: str | Path):
@@ -244,9 +334,8 @@ def read_statistics(path: str | Path):
 
     from densim.simulator import Statistics
 
-    names = [field.name for field in fields(Statistics)]
-    ds = read_dataset(path, "statistics", names)
-    return Statistics(*(torch.as_tensor(ds[name].values, dtype=torch.float64) for name in names))
+    ds = STATISTICS.read(path)
+    return Statistics(*(torch.as_tensor(ds[field.name].values, dtype=torch.float64) for field in fields(Statistics)))
 
 
 #: Identifies a densim checkpoint and its layout.
@@ -289,12 +378,9 @@ def read_checkpoint(path: str | Path, device="cpu") -> dict:
     return checkpoint
 
 
-SPECTRA_VARIABLES = ("eigenvalues", "eigenvectors", "valid")
-
-
 def read_spectra(path: str | Path) -> xr.Dataset:
-    """A spectra file (or cache entry) with its eigenpairs."""
-    return read_dataset(path, "spectra", SPECTRA_VARIABLES)
+    """A spectra file or cache entry (:data:`SPECTRA`)."""
+    return SPECTRA.read(path)
 
 
 def spectra_content_hash(eigenvalues: np.ndarray, eigenvectors: np.ndarray, valid: np.ndarray) -> str:
@@ -327,32 +413,21 @@ def read_spectra_cache_entry(path: Path, expected: dict, num_nodes: int) -> xr.D
     if mismatched or entry["eigenvectors"].shape != (num_nodes, expected["k"]):
         log.warning("spectra cache: %s does not match this request (%s), recomputing", path, ", ".join(mismatched) or "shape")
         return None
-    if entry.attrs.get("content_hash") != spectra_content_hash(*(entry[name].values for name in SPECTRA_VARIABLES)):
+    if entry.attrs.get("content_hash") != spectra_content_hash(*(entry[name].values for name in SPECTRA.variables)):
         log.warning("spectra cache: %s is damaged (its arrays do not match its content hash), recomputing", path)
         return None
     return entry
 
 
-#: Variables every evaluation file holds (:func:`densim.evaluation.evaluate`) that figures and tables read.
-EVALUATION_VARIABLES = ("l2", "rms", "mse", "poisson_ratio", "poisson_ratio_true", "slow_share", "mode_energy", "blown_up", "nodes",
-                        "relative_mse", "poisson_r2", "poisson_bias", "blown_up_count")
-EVALUATION_ATTRS = ("dataset", "model", "seed", "history", "table_step")
-
-
 def read_evaluation(path: str | Path) -> xr.Dataset:
-    """An evaluation file (kind ``evaluation``) with the variables of :data:`EVALUATION_VARIABLES`.
+    """An evaluation file (:data:`EVALUATION`).
 
     Raises
     ------
     DensimFileError
-        If the file is missing, unreadable, of another kind, or lacks a variable or one of
-        :data:`EVALUATION_ATTRS`.
+        If the file is missing, unreadable, of another kind, or lacks a variable or attribute of its layout.
     """
-    ds = read_dataset(path, "evaluation", EVALUATION_VARIABLES)
-    missing = [name for name in EVALUATION_ATTRS if name not in ds.attrs]
-    if missing:
-        raise DensimFileError(f"{path}: missing attributes {missing}")
-    return ds
+    return EVALUATION.read(path)
 
 
 def file_sha256(path: str | Path) -> str:

@@ -33,7 +33,7 @@ import scipy.sparse.linalg as spla
 import xarray as xr
 
 from densim.config import default
-from densim.io import read_spectra_cache_entry, spectra_cache_path, spectra_content_hash, write_dataset
+from densim.io import read_spectra_cache_entry, spectra_cache_path, spectra_content_hash, write_spectra
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ SIGMA = default("spectra.sigma")
 #: Version of the algorithm that fills a cache entry (solvers, sign convention); entries of another are recomputed.
 SPECTRA_VERSION = 1
 # Attributes of a cache entry that describe its topology and arrays (the rest is the provenance of its writer).
-_TOPOLOGY_ATTRS = ("densim_kind", "laplacian", "topology_hash", "k", "solver", "sigma", "spectra_version", "nodes", "bonds", "content_hash")
+_TOPOLOGY_ATTRS = ("laplacian", "topology_hash", "k", "solver", "sigma", "spectra_version", "nodes", "bonds", "content_hash")
 # Fixed start vector of the Lanczos iteration: ARPACK's own random start continues a process-wide stream, which
 # would make the result depend on earlier calls. It is random, not constant, so that it has a component along
 # every eigenvector even of a graph with symmetries.
@@ -216,7 +216,7 @@ def topology_spectra(num_nodes: int, bonds: np.ndarray, k: int, dense_below: int
     -------
     xarray.Dataset
         Variables ``eigenvalues`` (mode), ``eigenvectors`` (node, mode), ``valid`` (mode); attributes
-        ``densim_kind = "spectra"``, ``topology_hash``, ``k``, ``solver`` (and ``sigma`` for ``eigsh``),
+        ``topology_hash``, ``k``, ``solver`` (and ``sigma`` for ``eigsh``),
         ``spectra_version``, ``nodes``, ``bonds`` (distinct bonds) and ``content_hash``.
     """
     eigenvalues, eigenvectors, valid = laplacian_eigenpairs(num_nodes, bonds, k, dense_below, sigma)
@@ -227,7 +227,6 @@ def topology_spectra(num_nodes: int, bonds: np.ndarray, k: int, dense_below: int
             "valid": (("mode",), valid, {"description": "false for padding modes (mode >= number of nodes)"}),
         },
         attrs={
-            "densim_kind": "spectra",
             "laplacian": "symmetric normalised, unweighted bonds",
             **_identity_attrs(num_nodes, bonds, k, dense_below, sigma),
             "nodes": int(num_nodes),
@@ -309,7 +308,7 @@ def cached_spectra(
     entry = read_spectra_cache_entry(path, expected, num_nodes)
     if entry is None:
         entry = topology_spectra(num_nodes, bonds, k, dense_below, sigma)
-        write_dataset(entry.assign_attrs(**provenance), path)
+        write_spectra(entry.assign_attrs(**provenance), path)
         log.info("spectra cache: wrote %s (%s, N = %d, k = %d)", path, expected["solver"], num_nodes, k)
     else:
         log.info("spectra cache: reused %s", path)

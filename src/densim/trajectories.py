@@ -104,7 +104,6 @@ def trajectory_dataset(network_ds: xr.Dataset, settings: MDSettings, run, attrs:
         {**common, **protocol.variables(network_ds, run, own)},
         coords={"time": ("time", time, {"units": "lj time"}), "xy": ["x", "y"]},
         attrs={
-            "densim_kind": "trajectory",
             "protocol": protocol.name,
             "dataset": dataset or network_ds.attrs["dataset"],
             "network_dataset": network_ds.attrs["dataset"],
