@@ -320,6 +320,8 @@ def train(simulator: Simulator, train_set: list[TrajectoryGraph], validation_set
             history["validation_one_step_relative_mse"].append(scores["one_step_relative_mse"])
             is_best = error < best
             best = min(best, error)
+            log.info("step %d: validation rollout error %.4g, one-step relative MSE %.4g%s", step + 1, error,
+                     scores["one_step_relative_mse"], " (best so far)" if is_best else f" (best {best:.4g})")
             checkpoints.save(simulator, step + 1, scores, is_best, optimiser=optimiser.state_dict(), scheduler=scheduler.state_dict(),
                              history=history, best=best, generator=generator.get_state())
     checkpoints.finish(history, best, config, train_set)
