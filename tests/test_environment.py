@@ -263,3 +263,13 @@ def test_snakemake_deploys_the_env_and_its_jobs_run_densim(tmp_path):
     module, distribution = run_in(prefix / "bin/python", WHERE_DENSIM, check=True).stdout.split()
     assert Path(module) == checkout / "src/densim/__init__.py"
     assert Path(distribution).is_relative_to(prefix)
+
+
+def test_the_data_stages_do_not_load_torch():
+    """The network, trajectory, spectra and split stages' modules (and the CLI, before it dispatches) leave torch
+    unloaded: each of their hundreds of short jobs would otherwise pay its import (about 2 s of CPU) for nothing.
+    NODE-OPT's differentiable route and a rollout's box import it where they run."""
+    code = ("import sys, densim.cli, densim.networks, densim.trajectories, densim.spectra, densim.splits; "
+            "print(sorted(name for name in sys.modules if name == 'torch' or name.startswith('torch.')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"

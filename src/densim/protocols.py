@@ -20,7 +20,6 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
 import xarray as xr
 
 from densim.md import MDSettings, ImpactSettings, compress, impact, impact_md_settings, impact_strips
@@ -29,7 +28,9 @@ from densim.springs import SpringNetwork
 from densim.observables import (box_strain, far_displacement, front_arrival, poisson_ratio_from_box, poisson_ratio_from_positions,
                                 poisson_ratio_from_slope, r_squared, rebased_poisson_ratio, zero_stress_box_y)
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch only where a rollout needs it: LAMMPS jobs, which import this module, never load it
+    import torch
+
     from densim.rollout import TrajectoryGraph
 
 
@@ -173,6 +174,8 @@ class Compression(Protocol):
         rest_length = trajectory.graph.rest_length[: len(trajectory.bonds)]
         box_y = zero_stress_box_y(positions, box_x, float(trajectory.box[0, 1]), trajectory.bonds, trajectory.images, rest_length,
                                   trajectory.stiffness)
+        import torch
+
         return torch.stack([box_x, box_y])
 
     def scores(self, trajectory, predicted, truth, last_input):
@@ -255,6 +258,8 @@ class Impact(Protocol):
                 "arrival_frame_max": float(arrival.max())}
 
     def graph_fields(self, trajectory):
+        import torch
+
         return {"far": torch.as_tensor(trajectory["far"].values.astype(bool)), "arrival_threshold": float(trajectory["arrival_threshold"])}
 
     def box(self, trajectory, positions, box_x):

@@ -18,8 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from densim.elasticity import (
     POISSON_DEFINITIONS,
@@ -34,6 +35,9 @@ from densim.elasticity import (
     relaxed_extensions,
 )
 from densim.springs import SpringNetwork, periodic_images, spring_stiffness, stress_free_network
+
+if TYPE_CHECKING:  # torch only for NODE-OPT's differentiable route: the other generators' jobs never load it
+    import torch
 
 
 @dataclass(frozen=True)
@@ -173,6 +177,8 @@ def torch_poisson_ratio(
     -------
     Tensor, shape ()
     """
+    import torch
+
     vectors = _bond_vectors(positions, bonds, images, box)
     length, unit = bond_directions(vectors)
     stiffness = spring_stiffness(length, stiffness_mode)
@@ -216,6 +222,8 @@ def optimise_node_positions(
     initial length and on angles between bonds at a node below ``min_angle_degrees``; the box is fixed.
     The returned network is stress free at the optimised positions.
     """
+    import torch
+
     bonds = torch.as_tensor(network.bonds)
     box = torch.as_tensor(network.box)
     start = torch.as_tensor(network.positions)
