@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from tests.conftest import copy_checkout
+from tests.conftest import ROOT, copy_checkout
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
@@ -65,6 +65,23 @@ def test_dry_run_lists_exactly_the_default_configs_jobs_rule_by_rule(workdir):
                       "trajectories": 4 * networks, "trajectories_summary": 1, "splits": 4 * seeds, "splits_union": seeds,
                       "training_statistics": 5 * seeds, "training": runs, "evaluation": runs, "rollout_accuracy": 1, "history": 1,
                       "modes_and_bias": 1, "tables": 1, "all": 1, "total": sum(counts.values()) - counts["total"]}
+
+
+def test_the_readmes_rule_graph_is_current(workdir):
+    """The README's rule graph is what Snakemake draws of the default config now (the command it names)."""
+    result = snakemake(workdir, "--rulegraph", "mermaid-js", "--forceall", "--nolock")
+    assert result.returncode == 0, result.stderr
+    readme = (ROOT / "README.md").read_text()
+    shown = readme[readme.index("```mermaid\n") + len("```mermaid\n"):]
+    assert _rule_edges(shown[: shown.index("```")]) == _rule_edges(result.stdout)
+
+
+def _rule_edges(mermaid: str) -> set[tuple[str, str]]:
+    """The (upstream rule, downstream rule) pairs of a mermaid-js rule graph (its node ids and line order vary)."""
+    names = dict(re.findall(r"^\s*(id\d+)\[(\w+)\]", mermaid, re.MULTILINE))
+    edges = {(names[a], names[b]) for a, b in re.findall(r"^\s*(id\d+) --> (id\d+)", mermaid, re.MULTILINE)}
+    assert len(names) > 10 and len(edges) > 20, mermaid
+    return edges
 
 
 def _rule_sections(text):
@@ -174,6 +191,15 @@ def test_smoke_preset_evaluates_every_model_and_renders_tables_figures_and_repor
     report = snakemake(smoke, "--report", "results/report.html", "--configfile", "workflow/presets/smoke.yaml")
     assert report.returncode == 0, report.stderr[-3000:]
     assert (smoke / "results/report.html").stat().st_size > 10000
+    archive = snakemake(smoke, "--report", "results/report.zip", "--configfile", "workflow/presets/smoke.yaml")
+    assert archive.returncode == 0, archive.stderr[-3000:]
+    import zipfile
+
+    with zipfile.ZipFile(smoke / "results/report.zip") as bundle:  # the workflow catalog's report: every figure and table
+        names = bundle.namelist()
+    for figure in ("rollout_accuracy", "history", "modes_and_bias", "igns_ablation"):
+        assert any(name.endswith(f"/{figure}.png") for name in names), figure
+    assert any(name.endswith("/table1_l2.csv") for name in names) and any(name.endswith("report.html") for name in names)
 
 
 def test_editing_one_notebook_reruns_only_its_figure(smoke, tmp_path):
