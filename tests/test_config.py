@@ -33,7 +33,7 @@ BUILDERS = {
 WORKFLOW_KEYS = {"seeds", "experiments.datasets", "experiments.models", "experiments.histories", "experiments.history_ablation.models",
                  "experiments.history_ablation.histories", "experiments.history_ablation.datasets", "cluster.training_gpus", "datasets.*.union", "datasets.*.protocol", "models",
                  "experiments.igns_ablation.models", "experiments.igns_ablation.warmup", "experiments.igns_ablation.loss_steps",
-                 "experiments.igns_ablation.datasets", "training.overrides", "tables.steps", "tables.fidelity", "tables.regime",
+                 "experiments.igns_ablation.datasets", "training.overrides", "tables.steps", "tables.relative_mse_steps", "tables.fidelity", "tables.regime",
                  "datasets.*.variant_of", "datasets.*.trajectories", "datasets.*.training.windows"}
 #: Keys passed to a ``densim`` command as options: key -> (subcommand path, option destination).
 CLI_OPTIONS = {"spectra.dense_below": (("spectra",), "dense_below"), "spectra.sigma": (("spectra",), "sigma"),

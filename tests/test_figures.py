@@ -12,7 +12,7 @@ from densim.figures import render_notebook
 from densim.io import DensimFileError, read_evaluation, write_dataset, write_table
 from densim.plots import plot_history, plot_rollout_accuracy
 from densim.tables import (at_step, difficulty_table, for_display, format_difficulty, format_table, load_evaluations, load_mode_energy,
-                           load_parity, summary_table)
+                           load_parity, steps_table, summary_table)
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NODES, MODES, SLOW_SHARE = 4, 2, 0.25
@@ -85,6 +85,19 @@ def test_blown_up_rollout_is_counted_not_dropped(files):
     markdown = format_table(summary_table(frame, "l2"), "lower")
     assert "**0.2 ± 0 (1/4 blown up)**" in markdown  # the best of its column, with the blow-up noted
     assert "0.3 ± 0.14 |" in markdown
+
+
+def test_the_relative_mse_table_has_one_column_per_dataset_and_step(files):
+    """Steps the rollouts never reach are left out; each column is the summary table's at its step."""
+    frame = load_evaluations(files).query("history == 2")
+    table = steps_table(frame, "relative_mse", [1, 3, 50])
+    assert sorted(table["step"].unique()) == [1, 3]
+    at3 = summary_table(frame, "relative_mse", 3).set_index(["dataset", "model"])["mean"]
+    assert table.query("step == 3").set_index(["dataset", "model"])["mean"].equals(at3)
+    header = format_table(table, "lower", by_step=True).splitlines()[0]
+    assert [cell.strip() for cell in header.strip("|").split("|")] == ["Model", "NODE-OPT, step 1", "NODE-OPT, step 3",
+                                                                       "NOI-PRU, step 1", "NOI-PRU, step 3"]
+    assert f"{at3[('node_opt', 'nlsf_norm')]:.3g} ±" in format_table(table, "lower", by_step=True)
 
 
 def test_display_rule_in_history_figure_but_not_in_tables(files):

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from densim.plots import model_legend, model_lines, model_styles, panel_grid
-from densim.tables import MODEL_STYLES, dataset_label, model_label, ordered, summary_table
+from densim.tables import MODEL_STYLES, dataset_label, format_table, model_label, ordered, steps_table, summary_table
 
 #: The study's four datasets, in its column order.
 STUDY_DATASETS = ["node_opt", "comb", "bond_pru_opt", "noi_pru"]
@@ -146,7 +146,7 @@ def side_by_side(frame: pd.DataFrame, metric: str, step: int) -> str:
 
 
 def fidelity_report(frame: pd.DataFrame, history_frame: pd.DataFrame | None, steps: list[int], difficulty: str = "",
-                    training: str = "") -> str:
+                    training: str = "", relative_mse_steps=()) -> str:
     """The whole ``fidelity.md``: the tables beside the study's at each step, then the claims with their evidence.
 
     Parameters
@@ -157,6 +157,8 @@ def fidelity_report(frame: pd.DataFrame, history_frame: pd.DataFrame | None, ste
         Rollout steps of the tables (the claims are decided at :data:`STUDY_STEP`).
     difficulty, training : str
         Markdown of the datasets' difficulty and of the training curves' end, included as evidence.
+    relative_mse_steps : list of int
+        Steps of the relative MSE table (each model's rollout MSE over the frozen baseline's; the study has none).
     """
     seeds = int(frame.groupby(["dataset", "model", "history"])["seed"].nunique().min())
     rollouts = int(frame.groupby(["dataset", "model", "history", "seed"])["rollouts"].first().min())
@@ -172,6 +174,10 @@ def fidelity_report(frame: pd.DataFrame, history_frame: pd.DataFrame | None, ste
     for step in steps:
         for metric, title in TABLES.items():
             parts += [f"## {title.replace('the step', f'step {step}')}", "", side_by_side(frame, metric, step), ""]
+    reached = steps_table(frame, "relative_mse", relative_mse_steps) if relative_mse_steps else frame.iloc[:0]
+    if len(reached):
+        parts += [f"## Relative MSE (against frozen) at steps {', '.join(map(str, sorted(reached['step'].unique())))}, lower is better",
+                  "", format_table(reached, "lower", by_step=True), ""]
     if difficulty:
         parts += ["## Difficulty of the datasets", "", difficulty, ""]
     if training:

@@ -253,6 +253,14 @@ def summary_table(frame: pd.DataFrame, metric: str, step: int | str = "table") -
     return table.join(counts).reset_index()
 
 
+def steps_table(frame: pd.DataFrame, metric: str, steps) -> pd.DataFrame:
+    """:func:`summary_table` of a metric at each of ``steps`` that some rollout reaches, stacked (its ``step`` column
+    tells them apart; :func:`format_table` with ``by_step`` shows one column per dataset and step)."""
+    parts = [summary_table(frame, metric, int(step)) for step in steps]
+    parts = [part for part in parts if len(part)]
+    return pd.concat(parts, ignore_index=True) if parts else summary_table(frame.iloc[:0], metric, 1)
+
+
 #: Table 2's metric of each trajectory protocol: the Poisson ratio R^2 at the table step for compressions; for
 #: impacts (fixed box, no Poisson ratio) the mean absolute error of the wave front's arrival frame at the far strip.
 HEADLINE_METRICS = {name: protocol.headline for name, protocol in PROTOCOLS.items()}
@@ -283,11 +291,12 @@ def ordered(names, order) -> list[str]:
     return [name for name in order if name in names] + sorted(names - set(order))
 
 
-def format_table(table: pd.DataFrame, better: str, style: str = "markdown") -> str:
+def format_table(table: pd.DataFrame, better: str, style: str = "markdown", by_step: bool = False) -> str:
     """A :func:`summary_table` as Markdown or LaTeX: rows models, columns datasets, cells "mean ± std".
 
     The best mean of each column is in bold; blown-up rollouts are noted in the cell ("2/16 blown up"). With
-    several histories a row is one (model, history).
+    several histories a row is one (model, history). With ``by_step`` (a :func:`steps_table`) a column is one
+    (dataset, step).
 
     Parameters
     ----------
@@ -308,13 +317,20 @@ def format_table(table: pd.DataFrame, better: str, style: str = "markdown") -> s
     rows = table.assign(model=pd.Categorical(table["model"], ordered(table["model"], MODEL_STYLES))).sort_values(["model", "history"])
     rows = rows.assign(row=[model_label(m) + (f" (h={h})" if several else "") for m, h in zip(rows["model"], rows["history"])],
                        cell=[_cell(*values) for values in rows[["mean", "std", "blown_up", "rollouts"]].itertuples(index=False)])
-    order, columns = list(dict.fromkeys(rows["row"])), ordered(rows["dataset"], DATASET_ORDER)
-    cells = rows.pivot(index="row", columns="dataset", values="cell").reindex(index=order, columns=columns).fillna("")
-    means = rows.pivot(index="row", columns="dataset", values="mean").reindex(index=order, columns=columns)
-    stand_in = rows.groupby("dataset")["metric"].first().map(STAND_IN_METRICS).dropna() if "metric" in rows else pd.Series(dtype=object)
+    datasets = ordered(rows["dataset"], DATASET_ORDER)
+    if by_step:
+        rows = rows.assign(column=[f"{dataset}@{int(step)}" for dataset, step in zip(rows["dataset"], rows["step"])])
+        columns = [column for _, column in sorted({((datasets.index(d), int(s)), f"{d}@{int(s)}") for d, s in zip(rows["dataset"], rows["step"])})]
+    else:
+        rows, columns = rows.assign(column=rows["dataset"]), datasets
+    order = list(dict.fromkeys(rows["row"]))
+    cells = rows.pivot(index="row", columns="column", values="cell").reindex(index=order, columns=columns).fillna("")
+    means = rows.pivot(index="row", columns="column", values="mean").reindex(index=order, columns=columns)
+    stand_in = rows.groupby("column")["metric"].first().map(STAND_IN_METRICS).dropna() if "metric" in rows else pd.Series(dtype=object)
     lower = pd.Series({d: stand_in[d][0] == "lower" if d in stand_in else better == "lower" for d in columns}, dtype=bool)
     best = means.eq(means.min().where(lower, means.max()))
-    labels = {d: f"{dataset_label(d)} ({stand_in[d][1]})" if d in stand_in else dataset_label(d) for d in columns}
+    name = (lambda column: f"{dataset_label(column.split('@')[0])}, step {column.split('@')[1]}") if by_step else dataset_label
+    labels = {d: f"{name(d)} ({stand_in[d][1]})" if d in stand_in else name(d) for d in columns}
     return _render(cells.rename(columns=labels), best.rename(columns=labels), "Model", style)
 
 

@@ -125,7 +125,7 @@ def notebook_parameters(notebook, **paths):
 #: Figures of the notebooks (results/figures/NAME.pdf and .png), and tables of the tables notebook.
 FIGURES = (["rollout_accuracy"] + (["history"] if ABLATION["models"] and ABLATION["datasets"] else []) + ["modes_and_bias"]
            + (["igns_ablation"] if IGNS_GRID else []))
-TABLES = (["table1_l2", "table2_poisson_r2", "one_step_validation", "difficulty"]
+TABLES = (["table1_l2", "table2_poisson_r2", "one_step_validation", "relative_mse", "difficulty"]
           + [f"{table}_step{step}" for step in config["tables"]["steps"] for table in ("table1_l2", "table2_poisson_r2")])
 #: The tables notebook's report beside the study and its training curves (tables.fidelity).
 FIDELITY = (["results/tables/fidelity.md", "results/figures/training_curves.pdf", "results/figures/training_curves.png"]

@@ -97,7 +97,8 @@ use rule rollout_accuracy as tables with:
         "logs/benchmarks/tables/tables.tsv"
     params:
         parameters=notebook_parameters("tables", summary="results/trajectories/summary.csv", tables="results/tables", figures="results/figures",
-                                       steps=config["tables"]["steps"], fidelity=bool(FIDELITY),
+                                       steps=config["tables"]["steps"], relative_mse_steps=config["tables"]["relative_mse_steps"],
+                                       fidelity=bool(FIDELITY),
                                        history_evaluations=notebook_evaluations("history") if FIDELITY else [],
                                        training_histories=training_histories(bool(FIDELITY))),
 
