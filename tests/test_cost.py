@@ -132,6 +132,7 @@ def test_prices_scale_with_the_work_and_keep_the_fixed_cost():
     assert unpriced == Counter({"evaluation:spatial": 2, "evaluation:frozen": 2})
 
 
+@pytest.mark.slow  # two Snakemake dry runs of the default config
 def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
     """``densim cost ... | head``: the pipe's reader goes away before densim writes; densim stops quietly."""
     benchmark = tmp_path / "benchmarks/networks/noi_pru/0000.tsv"

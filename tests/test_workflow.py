@@ -24,31 +24,47 @@ def snakemake(workdir, *args, timeout=900):
     return subprocess.run([*SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.parametrize(
-    "override, key",
-    [
-        ("packing:\n  nodes: -5\n", "packing.nodes"),
-        ("datasets:\n  noi_pru:\n    generator: magic\n", "datasets.noi_pru.generator"),
-        ("datasets:\n  noi_pru:\n    generator: noi_pru\n    nu_range: [-1.5, 0.2]\n", r"datasets.noi_pru.nu_range[0]"),
-        ("datasets:\n  noi_pru:\n    generator: noi_pru\n    nu_range: [0.5, 0.2]\n", "datasets.noi_pru.nu_range"),
-        ("datasets:\n  noi_pru:\n    generator: noi_pru\n    networks: 0\n", "datasets.noi_pru.networks"),
-        ("experiments:\n  history_ablation:\n    models: [magic]\n", "experiments.history_ablation.models"),
-        ("experiments:\n  history_ablation:\n    datasets: [nowhere]\n", "experiments.history_ablation.datasets"),
-        ("evaluation:\n  table_step: 0\n", "evaluation.table_step"),
-        ("evaluation:\n  blowup: 2\n", "evaluation"),
-        ("experiments:\n  igns_ablation:\n    models: [spatial]\n    datasets: [node_opt]\n", "experiments.igns_ablation.models"),
-        ("experiments:\n  igns_ablation:\n    datasets: [nowhere]\n", "experiments.igns_ablation.datasets"),
-        ("training:\n  overrides:\n    igns:\n      loss_steps: 0\n", "training.overrides.igns.loss_steps"),
-        ("training:\n  overrides:\n    igns:\n      horizon: 30\n", "training.overrides.igns.horizon"),
-        ("training:\n  horizon: 3\n", "training.horizon"),
-    ],
-)
+#: Bad config layers and the key the refusal names: schema errors (types, bounds, enums, unknown keys) and the
+#: checks that relate several keys (models, datasets, training windows).
+INVALID_CONFIGS = [
+    ("packing:\n  nodes: -5\n", "packing.nodes"),
+    ("datasets:\n  noi_pru:\n    generator: magic\n", "datasets.noi_pru.generator"),
+    ("datasets:\n  noi_pru:\n    generator: noi_pru\n    nu_range: [-1.5, 0.2]\n", r"datasets.noi_pru.nu_range[0]"),
+    ("datasets:\n  noi_pru:\n    generator: noi_pru\n    nu_range: [0.5, 0.2]\n", "datasets.noi_pru.nu_range"),
+    ("datasets:\n  noi_pru:\n    generator: noi_pru\n    networks: 0\n", "datasets.noi_pru.networks"),
+    ("experiments:\n  history_ablation:\n    models: [magic]\n", "experiments.history_ablation.models"),
+    ("experiments:\n  history_ablation:\n    datasets: [nowhere]\n", "experiments.history_ablation.datasets"),
+    ("evaluation:\n  table_step: 0\n", "evaluation.table_step"),
+    ("evaluation:\n  blowup: 2\n", "evaluation"),
+    ("experiments:\n  igns_ablation:\n    models: [spatial]\n    datasets: [node_opt]\n", "experiments.igns_ablation.models"),
+    ("experiments:\n  igns_ablation:\n    datasets: [nowhere]\n", "experiments.igns_ablation.datasets"),
+    ("training:\n  overrides:\n    igns:\n      loss_steps: 0\n", "training.overrides.igns.loss_steps"),
+    ("training:\n  overrides:\n    igns:\n      horizon: 30\n", "training.overrides.igns.horizon"),
+    ("training:\n  horizon: 3\n", "training.horizon"),
+]
+
+
+@pytest.mark.parametrize("override, key", [INVALID_CONFIGS[0], INVALID_CONFIGS[5], INVALID_CONFIGS[-2]])
 def test_invalid_config_fails_before_any_job_naming_the_key(workdir, override, key):
+    """Through Snakemake, for a schema error and two cross-key ones (each Snakemake start costs seconds: the rest of
+    the list goes through the same function in-process, below)."""
     (workdir / "bad.yaml").write_text(override)
     result = snakemake(workdir, "--cores", "1", "--configfile", "bad.yaml")
     assert result.returncode != 0
     assert f"invalid config key {key}" in result.stderr
     assert not (workdir / "results").exists()
+
+
+@pytest.mark.parametrize("override, key", INVALID_CONFIGS)
+def test_invalid_config_is_refused_by_the_workflows_resolution_naming_the_key(tmp_path, override, key):
+    """``densim.experiments.resolve_config``, which ``workflow/rules/common.smk`` calls, on config.yaml + the layer."""
+    from densim.config import ConfigError, load_config
+    from densim.experiments import resolve_config
+
+    (tmp_path / "bad.yaml").write_text(override)
+    with pytest.raises(ConfigError) as refused:
+        resolve_config(load_config([ROOT / "config.yaml", tmp_path / "bad.yaml"]))
+    assert str(refused.value).startswith(key), str(refused.value)
 
 
 def test_dry_run_lists_exactly_the_default_configs_jobs_rule_by_rule(workdir):
