@@ -57,12 +57,17 @@ def dataset_protocol(config: dict, dataset: str) -> str:
 SUMMARY_KEYS = ("small_strain",)
 
 
+def _run_keys(section: dict) -> dict:
+    """A ``trajectories`` section less :data:`SUMMARY_KEYS`: the settings a LAMMPS run takes."""
+    return {key: value for key, value in section.items() if key not in SUMMARY_KEYS}
+
+
 def trajectory_section(config: dict, dataset: str) -> dict:
     """The ``trajectories`` section a dataset's runs use: the shared section with the dataset's own ``trajectories``
     keys on top, less the summary's keys (:data:`SUMMARY_KEYS`), and a protocol's own subsection (``impact``) only
     for datasets of that protocol (so editing it reruns those alone)."""
     own = config["datasets"][dataset].get("trajectories", {})
-    section = {key: value for key, value in {**config["trajectories"], **own}.items() if key not in SUMMARY_KEYS}
+    section = _run_keys({**config["trajectories"], **own})
     mine = PROTOCOLS[dataset_protocol(config, dataset)].subsection
     for subsection in {protocol.subsection for protocol in PROTOCOLS.values()} - {None}:
         if subsection != mine:
@@ -187,7 +192,7 @@ def check_config(config: dict) -> None:
             raise ConfigError(f"datasets.{name}.union: {unknown} are not generated datasets or their variants")
         if len({dataset_protocol(config, member) for member in members}) > 1:
             raise ConfigError(f"datasets.{name}.union: its members' trajectories must share one protocol")
-    shared = {key: value for key, value in config["trajectories"].items() if key not in SUMMARY_KEYS}
+    shared = _run_keys(config["trajectories"])
     md_settings(shared)
     for protocol in PROTOCOLS.values():
         protocol.settings(shared)
