@@ -22,8 +22,9 @@ others                    one unit per job
 
 Training and evaluation jobs also have a fixed cost (starting Python and PyTorch, reading the split, validation
 rollouts) that does not grow with the optimiser steps: it is measured as the mean cost of the baselines' jobs
-(``frozen``, ``linear_floor``: fitted in closed form, no optimiser steps) of the same rule, and only the rest of a
-learned model's job is scaled; other rules are scaled whole. Validation inside training is thereby counted as fixed.
+(``frozen``, ``linear_floor``: fitted in closed form, no optimiser steps) of the same rule, or the mean of the
+model's own jobs where that is less, and only the rest of a learned model's job is scaled (so the measured run is
+priced at exactly its recorded cost); other rules are scaled whole. Validation inside training is thereby counted as fixed.
 GPU-hours are the training jobs' wall time times ``cluster.training_gpus``, scaled from wall times measured on the
 device the measured run trained on (``--measured-device``): CPU measurements give an upper bound, not a GPU time.
 """
@@ -184,7 +185,8 @@ def work(config: dict, job: Job) -> float:
 
 @dataclass
 class Measured:
-    """Measured seconds per unit of work per cost group, and fixed seconds per job per rule (CPU and wall)."""
+    """Measured seconds per unit of work per cost group, and fixed seconds per job per rule and per cost group (CPU
+    and wall)."""
 
     cpu: dict[str, float]
     wall: dict[str, float]
@@ -204,8 +206,8 @@ class Measured:
             rates.append(sum(fallback) / len(fallback) if fallback else None)
         if None in rates and not (units == 0 and rule in self.fixed_wall):
             return None
-        return (self.fixed_cpu.get(rule, 0.0) + (rates[0] or 0.0) * units,
-                self.fixed_wall.get(rule, 0.0) + (rates[1] or 0.0) * units)
+        return (self.fixed_cpu.get(key, self.fixed_cpu.get(rule, 0.0)) + (rates[0] or 0.0) * units,
+                self.fixed_wall.get(key, self.fixed_wall.get(rule, 0.0)) + (rates[1] or 0.0) * units)
 
 
 def read_benchmark(path: Path) -> tuple[float, float]:
@@ -249,14 +251,24 @@ def measure(benchmarks: Path, config: dict, jobs: Sequence[Job]) -> Measured:
             fixed[rule].append((cpu, wall))
     fixed_cpu = {rule: sum(c for c, _ in rows) / len(rows) for rule, rows in fixed.items()}
     fixed_wall = {rule: sum(w for _, w in rows) / len(rows) for rule, rows in fixed.items()}
-    cpu, wall, units, count = defaultdict(float), defaultdict(float), defaultdict(float), defaultdict(int)
+    sums = defaultdict(lambda: [0.0, 0.0, 0.0, 0])
     for rule, key, size, seconds, cpu_seconds in measured:
-        count[key] += 1
         if size > 0:
-            cpu[key] += max(cpu_seconds - fixed_cpu.get(rule, 0.0), 0.0)
-            wall[key] += max(seconds - fixed_wall.get(rule, 0.0), 0.0)
-            units[key] += size
-    return Measured({k: cpu[k] / units[k] for k in units}, {k: wall[k] / units[k] for k in units}, fixed_cpu, fixed_wall, dict(count))
+            total = sums[(rule, key)]
+            total[0] += cpu_seconds
+            total[1] += seconds
+            total[2] += size
+            total[3] += 1
+    count = Counter(key for _, key, *_ in measured)
+    cpu, wall = {}, {}
+    for (rule, key), (cpu_total, wall_total, units, jobs) in sums.items():
+        # A group's fixed cost is its rule's, but never more than the group's own mean: the excess over it is the
+        # cost per unit, so the measured run itself is priced at exactly what its benchmarks recorded.
+        for rates, fixed_table, total in ((cpu, fixed_cpu, cpu_total), (wall, fixed_wall, wall_total)):
+            if rule in fixed_table:
+                fixed_table[key] = min(fixed_table[rule], total / jobs)
+            rates[key] = (total - fixed_table.get(key, 0.0) * jobs) / units
+    return Measured(cpu, wall, fixed_cpu, fixed_wall, dict(count))
 
 
 @dataclass
