@@ -74,6 +74,30 @@ def cmd_networks_generate(args) -> None:
     logging.getLogger("densim").info("wrote %s", args.output)
 
 
+def _imported_network(args):
+    """The network of ``args.data`` (a LAMMPS data file) as ``args.dataset``'s network ``args.index``, with provenance."""
+    from densim.dumps import read_data
+    from densim.elasticity import NotRigidError
+    from densim.io import DensimFileError
+    from densim.networks import imported_network
+    from densim.provenance import provenance_attrs
+
+    try:
+        data = read_data(args.data)
+        return imported_network(data, args.dataset, args.index, provenance_attrs({"source": "lammps"}, inputs=[args.data]))
+    except DensimFileError as err:
+        raise SystemExit(f"densim: {err}") from None
+    except (ValueError, NotRigidError) as err:
+        raise SystemExit(f"densim: {args.data}: {err}") from None
+
+
+def cmd_networks_import(args) -> None:
+    from densim.io import write_network
+
+    write_network(_imported_network(args), args.output)
+    logging.getLogger("densim").info("wrote %s", args.output)
+
+
 def cmd_networks_manifest(args) -> None:
     from densim.io import read_network, write_table
     from densim.networks import manifest
@@ -112,6 +136,29 @@ def cmd_trajectories_simulate(args) -> None:
     write_trajectory(ds, args.output)
     arrival = f", front arrival at frame {float(ds['arrival_frame']):.2f}" if "arrival_frame" in ds else ""
     logging.getLogger("densim").info("wrote %s (%s, %d frames%s)", args.output, args.protocol, settings.frames, arrival)
+
+
+def cmd_trajectories_import(args) -> None:
+    from densim.dumps import read_dump
+    from densim.io import DensimFileError, write_network, write_trajectory
+    from densim.provenance import provenance_attrs
+    from densim.trajectories import import_trajectory
+
+    section = _load_mapping(args.settings, "--settings")
+    network_ds = _imported_network(args)
+    try:
+        dump = read_dump(args.dump)
+        attrs = provenance_attrs({"source": "lammps", "trajectories": section}, inputs=[args.dump, args.data])
+        ds = import_trajectory(dump, network_ds, section, attrs)
+    except DensimFileError as err:
+        raise SystemExit(f"densim: {err}") from None
+    except (ValueError, ConfigError) as err:
+        raise SystemExit(f"densim: {args.dump}: {err}") from None
+    if args.network_output:
+        write_network(network_ds, args.network_output)
+    write_trajectory(ds, args.output)
+    logging.getLogger("densim").info("wrote %s (%d frames, %d nodes, final strain %.3g, box Poisson ratio %.3f)", args.output,
+                                     ds.sizes["time"], ds.sizes["node"], float(ds["strain"][-1]), float(ds["poisson_ratio_box"][-1]))
 
 
 def _union(text: str) -> tuple[str, list[str]]:
@@ -380,6 +427,13 @@ config.yaml (generator, networks, nu_range, tolerance, seed, stiffness, packing,
 take their defaults. Example: '{"generator": "bond_pru_opt", "networks": 8, "nu_range": [-0.6, 0.6]}'"""
 
 
+def _import_arguments(parser) -> None:
+    """The arguments both import commands take: the data file, the dataset and the network's index."""
+    parser.add_argument("data", type=Path, help="LAMMPS data file of the network")
+    parser.add_argument("--dataset", default="imported", help="dataset name recorded in the files (default %(default)s)")
+    parser.add_argument("--index", type=int, default=0, help="the network's index in its dataset (default %(default)s)")
+
+
 def _networks_parser(stages) -> None:
     """The ``densim networks`` subcommand."""
     networks = stages.add_parser("networks", help="jammed packings -> spring networks tuned in Poisson ratio", description="The networks stage.")
@@ -390,6 +444,13 @@ def _networks_parser(stages) -> None:
     generate.add_argument("--index", required=True, type=int, help="network index, 0 <= INDEX < networks")
     generate.add_argument("-o", "--output", required=True, type=Path, help="netCDF file to write")
     generate.set_defaults(func=cmd_networks_generate)
+    imp = actions.add_parser("import", help="a network from a LAMMPS data file",
+                             description="Read a LAMMPS data file (atom style bond, angle, molecular or full; bond_style harmonic "
+                             "coefficients K and r0, stiffness k = 2K) and write it as network INDEX of a dataset, with its moduli "
+                             "by linear response.")
+    _import_arguments(imp)
+    imp.add_argument("-o", "--output", required=True, type=Path, help="network netCDF file to write")
+    imp.set_defaults(func=cmd_networks_import)
     man = actions.add_parser("manifest", help="tabulate the networks of a dataset", description="Write the manifest CSV of a dataset's network files and print it.")
     man.add_argument("networks", nargs="+", type=Path, help="network netCDF files")
     man.add_argument("-o", "--output", required=True, type=Path, help="CSV file to write")
@@ -420,6 +481,23 @@ def _trajectories_parser(stages) -> None:
     sim.add_argument("--dataset", help="the dataset the trajectory belongs to (a regime variant's name; default: the network's dataset)")
     sim.add_argument("-o", "--output", required=True, type=Path, help="trajectory netCDF file to write")
     sim.set_defaults(func=cmd_trajectories_simulate)
+    imp = actions.add_parser(
+        "import", help="a compression simulated elsewhere: a LAMMPS dump and data file",
+        description="Read a LAMMPS text dump of a compression along x (atom ids in any order; coordinates x y, xu yu, xs ys "
+        "or xsu ysu, with image flags ix iy or without; the box per frame, periodic in x and y) and the data file of its "
+        "network, and write a densim trajectory: unwrapped float64 positions, box and strain per frame, the Poisson ratio "
+        "from box and from positions, with the source files' hashes.",
+        epilog="settings: the `trajectories` keys that the files do not say: timestep (MD time per step) and damping "
+        "(the damping time, which places where rollouts start with rollout_start); the frame spacing comes from the "
+        "dump's steps, the node mass from the data file. Example: densim trajectories import run.dump run.data "
+        "--settings '{\"timestep\": 0.005, \"damping\": 1.0}' -o run.nc",
+    )
+    imp.add_argument("dump", type=Path, help="LAMMPS text dump of the compression")
+    _import_arguments(imp)
+    imp.add_argument("--settings", default="{}", help="the `trajectories` config keys the files do not say (see below)")
+    imp.add_argument("-o", "--output", required=True, type=Path, help="trajectory netCDF file to write")
+    imp.add_argument("--network-output", type=Path, help="also write the network file")
+    imp.set_defaults(func=cmd_trajectories_import)
     summ = actions.add_parser("summary", help="per-dataset summary of trajectories", description="Tabulate trajectory files by dataset.")
     summ.add_argument("trajectories", nargs="+", type=Path)
     summ.add_argument("--small-strain", type=float, default=default("trajectories.small_strain"),

@@ -30,19 +30,55 @@ def variant_datasets(config: dict) -> list[str]:
     return [name for name, section in config["datasets"].items() if "variant_of" in section]
 
 
+def imported_datasets(config: dict) -> list[str]:
+    """Datasets a user brings: LAMMPS dumps and data files (``source: lammps``), imported rather than simulated."""
+    return [name for name, section in config["datasets"].items() if "source" in section]
+
+
 def simulated_datasets(config: dict) -> list[str]:
-    """Datasets with trajectories of their own: the generated ones and their variants, in the datasets section's order."""
-    return [name for name, section in config["datasets"].items() if "generator" in section or "variant_of" in section]
+    """Datasets with trajectories of their own: the generated ones, their variants and the imported ones, in the
+    datasets section's order."""
+    return [name for name, section in config["datasets"].items() if {"generator", "variant_of", "source"} & set(section)]
 
 
 def network_source(config: dict, dataset: str) -> str:
-    """The generated dataset whose networks a dataset's trajectories use: its own, or a variant's ``variant_of``."""
+    """The dataset whose networks a dataset's trajectories use: its own, or a variant's ``variant_of``."""
     return config["datasets"][dataset].get("variant_of", dataset)
 
 
+def imported_files(config: dict, dataset: str) -> list[tuple[str, str]]:
+    """The (dump, data file) of each network of an imported dataset: the files its ``dumps`` and ``data`` glob patterns
+    match (relative to the working directory), each sorted by name and paired in that order; one data file serves
+    every dump.
+
+    Raises
+    ------
+    ConfigError
+        Naming the key: a pattern that matches nothing, or data files that neither match the dumps one for one nor
+        are a single file.
+    """
+    import glob
+
+    section = config["datasets"][dataset]
+    found = {}
+    for key in ("dumps", "data"):
+        if key not in section:
+            raise ConfigError(f"datasets.{dataset}.{key}: required with source: {section['source']} (a glob pattern of files)")
+        found[key] = sorted(glob.glob(section[key]))
+        if not found[key]:
+            raise ConfigError(f"datasets.{dataset}.{key}: {section[key]!r} matches no file")
+    dumps, data = found["dumps"], found["data"]
+    if len(data) not in (1, len(dumps)):
+        raise ConfigError(f"datasets.{dataset}.data: {len(data)} data files for {len(dumps)} dumps (one for each, or one for all)")
+    return list(zip(dumps, data * len(dumps) if len(data) == 1 else data))
+
+
 def network_count(config: dict, dataset: str) -> int:
-    """Networks of a generated dataset or of a variant (its source's)."""
-    return config["datasets"][network_source(config, dataset)]["networks"]
+    """Networks of a generated or imported dataset, or of a variant (its source's)."""
+    source = network_source(config, dataset)
+    if "source" in config["datasets"][source]:
+        return len(imported_files(config, source))
+    return config["datasets"][source]["networks"]
 
 
 def dataset_protocol(config: dict, dataset: str) -> str:
@@ -141,9 +177,9 @@ def built_datasets(config: dict) -> list[str]:
 
 
 def network_datasets(config: dict) -> list[str]:
-    """The generated datasets whose networks (and spectra) a run builds: those of :func:`built_datasets`."""
+    """The generated and imported datasets whose networks (and spectra) a run builds: those of :func:`built_datasets`."""
     used = {network_source(config, name) for name in built_datasets(config)}
-    return [name for name in generated_datasets(config) if name in used]
+    return [name for name in [*generated_datasets(config), *imported_datasets(config)] if name in used]
 
 
 def resolve_config(config: dict) -> dict:
@@ -181,6 +217,10 @@ def check_config(config: dict) -> None:
     generated, simulated = generated_datasets(config), simulated_datasets(config)
     for name in generated:
         DatasetConfig.from_dict(name, network_spec(config, name))
+    for name in imported_datasets(config):
+        imported_files(config, name)
+        if dataset_protocol(config, name) != "compression":
+            raise ConfigError(f"datasets.{name}.protocol: imported trajectories are compressions along x")
     for name in variant_datasets(config):
         source = config["datasets"][name]["variant_of"]
         if source not in generated:
@@ -189,7 +229,7 @@ def check_config(config: dict) -> None:
         members = config["datasets"][name]["union"]
         unknown = [member for member in members if member not in simulated]
         if unknown:
-            raise ConfigError(f"datasets.{name}.union: {unknown} are not generated datasets or their variants")
+            raise ConfigError(f"datasets.{name}.union: {unknown} are not generated or imported datasets or variants")
         if len({dataset_protocol(config, member) for member in members}) > 1:
             raise ConfigError(f"datasets.{name}.union: its members' trajectories must share one protocol")
     shared = _run_keys(config["trajectories"])

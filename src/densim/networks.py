@@ -218,6 +218,42 @@ def network_dataset(config: DatasetConfig, index: int, generated: GeneratedNetwo
     return ds.assign_coords(probe=["xx", "yy", "xy"], probe_=["xx", "yy", "xy"])
 
 
+def imported_network(data, dataset: str, index: int, provenance: dict) -> xr.Dataset:
+    """The network file's contents from a LAMMPS data file (:class:`densim.dumps.DataFile`; ``densim networks
+    import``): its atoms (origin moved to the box corner, wrapped into the box), bonds and ``bond_style harmonic``
+    coefficients (stiffness ``k = 2 K``, rest length ``r0``), the moduli by linear response; generator ``lammps``, no
+    target, the tuned Poisson ratio being the uniaxial one (what a compression along x measures).
+
+    Raises
+    ------
+    ValueError
+        If the data file's atoms have unequal masses (densim's node mass is one number).
+    """
+    if not np.all(data.masses == data.masses[0]):
+        raise ValueError(f"atoms of masses {sorted(set(data.masses.tolist()))[:4]}: densim's nodes share one mass")
+    positions = np.mod(data.positions - data.lo, data.box)
+    net = SpringNetwork(positions=positions, box=data.box.astype(np.float64), bonds=data.bonds, rest_lengths=data.rest_lengths,
+                        stiffness=data.stiffness)
+    moduli = linear_response(net)
+    scalar = lambda value, description: ((), value, {"description": description})  # noqa: E731
+    data_vars = {
+        "diameter": (("node",), np.full(net.num_nodes, np.nan), {"description": "unknown: the network was imported"}),
+        "atom_id": (("node",), data.ids, {"description": "the node's atom id in the LAMMPS data file"}),
+        "bulk_modulus": scalar(moduli.bulk, "linear-response bulk modulus B (energy per area)"),
+        "shear_modulus": scalar(moduli.shear, "linear-response shear modulus G (energy per area)"),
+        "poisson_ratio": scalar(moduli.poisson_ratio("uniaxial_x"), "C_xxyy / C_yyyy (an imported network has no tuned target)"),
+        "target_poisson_ratio": scalar(np.nan, "none: the network was imported"),
+        "isotropic_poisson_ratio": scalar(moduli.poisson, "(B - G) / (B + G), the orientation average"),
+        "uniaxial_poisson_ratio": scalar(moduli.poisson_ratio("uniaxial_x"), "C_xxyy / C_yyyy: axial strain along x, sigma_yy = 0"),
+        "stiffness_matrix": (("probe", "probe_"), moduli.stiffness_matrix, {"description": "M_pq = e_p.K.e_q / V over unit probe strains"}),
+    }
+    attrs = {"dataset": dataset, "network": network_name(index), "generator": "lammps", "poisson_ratio_definition": "uniaxial_x",
+             "seed": -1, "packing_attempt": -1, "tuning_attempt": -1, "tuning_steps": 0, "mean_coordination": net.mean_coordination(),
+             "mass": float(data.masses[0]), **provenance}
+    ds = network_to_dataset(net, data_vars, attrs)
+    return ds.assign_coords(probe=["xx", "yy", "xy"], probe_=["xx", "yy", "xy"])
+
+
 MANIFEST_COLUMNS = (
     "network", "generator", "seed", "nodes", "bonds", "mean_coordination", "excess_coordination",
     "target_poisson_ratio", "poisson_ratio", "isotropic_poisson_ratio", "uniaxial_poisson_ratio", "bulk_modulus", "shear_modulus",

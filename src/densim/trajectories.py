@@ -21,11 +21,11 @@ import scipy.sparse.linalg as spla
 
 from densim.config import default
 from densim.elasticity import hessian
-from densim.md import MDSettings, SimulationError
+from densim.md import MDRun, MDSettings, SimulationError
 from densim.io import dataset_to_network
-from densim.springs import SpringNetwork
+from densim.springs import SpringNetwork, minimum_image
 from densim.observables import DIFFICULTY_DESCRIPTIONS, difficulty, fastest_period_frames, local_predictability_r2, noise_over_signal
-from densim.protocols import PROTOCOLS, Protocol, get_protocol, protocol_of
+from densim.protocols import PROTOCOLS, Protocol, get_protocol, md_settings, protocol_of
 
 def simulate(network: SpringNetwork, settings: MDSettings, name: str, progress=None, protocol: str | Protocol = "compression",
              own=None):
@@ -117,6 +117,63 @@ def trajectory_dataset(network_ds: xr.Dataset, settings: MDSettings, run, attrs:
         },
     )
     return xr.merge([ds, network_ds[keep]], combine_attrs="override")
+
+
+#: The ``trajectories`` keys an import reads (the files say the rest: frames, frame spacing, mass, strain).
+IMPORT_KEYS = ("dynamics", "timestep", "damping", "rollout_start")
+
+
+def import_trajectory(dump, network_ds: xr.Dataset, section: dict, attrs: dict, dataset: str | None = None) -> xr.Dataset:
+    """The trajectory file's contents from a LAMMPS text dump (:class:`densim.dumps.Dump`) of a compression along x of
+    the network in ``network_ds`` (:func:`densim.networks.imported_network`, atoms matched by id).
+
+    Positions are moved to frame 0's box corner and unwrapped (by the dump's image flags or unwrapped coordinates,
+    else by continuity: a node moves less than half a box per frame), each node by whole boxes so that it starts
+    inside the box, as a simulated trajectory does. The box is the dump's per frame, the strain ``Lx / Lx0 - 1``, the
+    potential energy that of the springs, the kinetic energy ``(m / 2) sum |v|^2`` where the dump has velocities (NaN
+    otherwise), and the Poisson ratio per frame from the box and from positions, as for a simulated compression. The
+    frame spacing in MD steps comes from the dump's steps, the node mass from the data file, the timestep and the
+    damping time (which places the rollout start) from ``section`` (the dataset's ``trajectories`` section).
+
+    Raises
+    ------
+    ValueError
+        If the dump holds fewer than three frames, unevenly spaced frames, or other atoms than the network.
+    """
+    steps = np.diff(dump.timesteps)
+    if len(dump.timesteps) < 3:
+        raise ValueError(f"{len(dump.timesteps)} frames: a trajectory needs at least 3")
+    uneven = np.flatnonzero(steps != steps[0])
+    if steps[0] <= 0 or uneven.size:
+        frame = int(uneven[0]) + 1 if uneven.size else 1
+        raise ValueError(f"frames are not evenly spaced in MD steps: frame {frame} is {int(steps[frame - 1])} steps after the one "
+                         f"before, frame 1 {int(steps[0])}")
+    ids = network_ds["atom_id"].values if "atom_id" in network_ds else np.arange(1, network_ds.sizes["node"] + 1)
+    if not np.array_equal(dump.ids, ids):
+        raise ValueError(f"the dump's {len(dump.ids)} atom ids are not the network's {len(ids)}")
+    box = dump.box
+    positions = dump.positions - dump.lo[0]
+    if dump.wrapped:
+        for t in range(1, len(positions)):
+            step = positions[t] - positions[t - 1]
+            positions[t] = positions[t - 1] + step - np.round(step / box[t]) * box[t]
+    positions -= np.floor(positions[0] / box[0])[None] * box[:, None, :]
+    bonds, rest, stiffness = (network_ds[name].values for name in ("bonds", "rest_length", "stiffness"))
+    lengths = np.linalg.norm(minimum_image(positions[:, bonds[:, 1]] - positions[:, bonds[:, 0]], box[:, None, :]), axis=-1)
+    mass = float(network_ds.attrs["mass"])
+    kinetic = (0.5 * mass * (dump.velocities**2).sum(axis=(1, 2)) if dump.velocities is not None else np.full(len(positions), np.nan))
+    strain = box[:, 0] / box[0, 0] - 1.0
+    run = MDRun(positions=positions, box=box, strain=strain, potential_energy=(0.5 * stiffness * (lengths - rest) ** 2).sum(axis=1),
+                kinetic_energy=kinetic, lammps_version=0)
+    final = max(abs(float(strain[-1])), np.finfo(float).tiny)
+    settings = replace(md_settings({key: value for key, value in section.items() if key in IMPORT_KEYS}), frames=len(positions), steps_per_frame=int(steps[0]), mass=mass, strain=final,
+                       strain_per_frame=final / (len(positions) - 1))
+    ds = trajectory_dataset(network_ds, settings, run, attrs, protocol="compression", dataset=dataset)
+    known = ("frames", "steps_per_frame", "mass", "strain", *IMPORT_KEYS)
+    del ds.attrs["lammps_version"]
+    ds.attrs.update({"md_settings": json.dumps({key: getattr(settings, key) for key in known}, sort_keys=True),
+                     "source": "lammps dump", "first_step": int(dump.timesteps[0])})
+    return ds
 
 
 def summary(trajectories: list[xr.Dataset], small_strain: float = default("trajectories.small_strain"), unions: dict[str, list[str]] | None = None) -> pd.DataFrame:

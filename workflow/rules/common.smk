@@ -5,11 +5,12 @@ import re
 from snakemake.exceptions import WorkflowError
 
 from densim.config import ConfigError
-from densim.experiments import (built_datasets, evaluation_grids, generated_datasets, igns_grid, network_count,
-                                network_datasets, network_source, network_spec, resolve_config, run_datasets, run_unions,
-                                simulated_datasets, training_section, trajectory_section, union_datasets)
+from densim.experiments import (built_datasets, evaluation_grids, generated_datasets, igns_grid, imported_datasets, imported_files,
+                                network_count, network_datasets, network_source, network_spec, resolve_config, run_datasets,
+                                run_unions, simulated_datasets, training_section, trajectory_section, union_datasets)
 from densim.models import model_variant
 from densim.training import STATISTICS_KEYS
+from densim.trajectories import IMPORT_KEYS
 
 
 # The schema's check and defaults, every registered model unless the config names some, and the checks a schema
@@ -21,9 +22,13 @@ except ConfigError as err:
 EXPERIMENTS = config["experiments"]
 ABLATION = EXPERIMENTS["history_ablation"]
 
-# Datasets made by a generator, those with trajectories of their own (the generated ones and their regime variants,
-# which share their networks and spectra), and unions of them (made by reference, never regenerated).
+# Datasets made by a generator, those imported from LAMMPS files, those with trajectories of their own (the generated
+# and imported ones and the regime variants, which share their networks and spectra), and unions of them (made by
+# reference, never regenerated).
 GENERATED_DATASETS = generated_datasets(config)
+IMPORTED_DATASETS = imported_datasets(config)
+#: Datasets with networks (and spectra) of their own.
+NETWORK_OWNERS = GENERATED_DATASETS + IMPORTED_DATASETS
 SIMULATED_DATASETS = simulated_datasets(config)
 UNION_DATASETS = union_datasets(config)
 # The datasets the experiment grids train on (experiments.datasets and the ablations'), the ones whose trajectories
@@ -60,8 +65,17 @@ def dataset_spec_json(wildcards):
 
 
 def trajectory_settings_json(wildcards):
-    """The trajectories section a dataset's runs use (densim.experiments.trajectory_section)."""
-    return json.dumps(trajectory_section(config, wildcards.dataset), sort_keys=True)
+    """The trajectories section a dataset's runs use (densim.experiments.trajectory_section); of an imported dataset,
+    only the keys an import reads (densim.trajectories.IMPORT_KEYS), so that no other edit reimports it."""
+    section = trajectory_section(config, wildcards.dataset)
+    if wildcards.dataset in IMPORTED_DATASETS:
+        section = {key: section[key] for key in IMPORT_KEYS if key in section}
+    return json.dumps(section, sort_keys=True)
+
+
+def imported_file(kind):
+    """Input function: the LAMMPS dump (``kind`` 0) or data file (1) of an imported dataset's network."""
+    return lambda wildcards: imported_files(config, wildcards.dataset)[int(wildcards.network)][kind]
 
 
 def network_ids(dataset):

@@ -25,6 +25,27 @@ rule networks:
         " --index {wildcards.network} --output {output} 2> {log}"
 
 
+rule networks_import:
+    input:
+        data=imported_file(1),
+    output:
+        "results/networks/{dataset}/{network}.nc",
+    log:
+        "logs/networks/{dataset}/{network}.log",
+    benchmark:
+        "logs/benchmarks/networks_import/{dataset}/{network}.tsv"
+    wildcard_constraints:
+        dataset=one_of(IMPORTED_DATASETS),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/densim.yaml"
+    shell:
+        "densim networks import {input.data:q} --dataset {wildcards.dataset:q} --index {wildcards.network} --output {output} 2> {log}"
+
+
 rule networks_manifest:
     input:
         networks=network_files,
@@ -32,7 +53,7 @@ rule networks_manifest:
         table="results/networks/{dataset}/manifest.csv",
         provenance="results/networks/{dataset}/manifest.csv.provenance.json",
     wildcard_constraints:
-        dataset=one_of(GENERATED_DATASETS),
+        dataset=one_of(NETWORK_OWNERS),
     log:
         "logs/networks/{dataset}/manifest.log",
     benchmark:

@@ -14,7 +14,7 @@ rule spectra:
     benchmark:
         "logs/benchmarks/spectra/{dataset}/{network}.tsv"
     wildcard_constraints:
-        dataset=one_of(GENERATED_DATASETS),
+        dataset=one_of(NETWORK_OWNERS),
     params:
         k=config["spectra"]["k"],
         dense_below=config["spectra"]["dense_below"],
