@@ -133,13 +133,13 @@ def test_prices_scale_with_the_work_and_keep_the_fixed_cost():
     assert unpriced == Counter({"evaluation:spatial": 2, "evaluation:frozen": 2})
 
 
-@pytest.mark.slow  # two Snakemake dry runs of the default config
+@pytest.mark.slow  # two Snakemake dry runs of the smoke preset
 def test_a_reader_that_stops_early_gets_no_traceback(tmp_path):
     """``densim cost ... | head``: the pipe's reader goes away before densim writes; densim stops quietly."""
     benchmark = tmp_path / "benchmarks/networks/noi_pru/0000.tsv"
     benchmark.parent.mkdir(parents=True)
     benchmark.write_text("s\tcpu_time\n2.0\t1.5\n")
-    process = subprocess.Popen([sys.executable, "-m", "densim", "cost", "config.yaml", "--measured", str(tmp_path / "benchmarks")],
+    process = subprocess.Popen([sys.executable, "-m", "densim", "cost", "config.yaml", "workflow/presets/smoke.yaml", "--measured", str(tmp_path / "benchmarks")],
                                cwd=copy_checkout(_folder(tmp_path / "workflow")), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     process.stdout.close()
     stderr = process.stderr.read()
