@@ -80,7 +80,7 @@ def test_dry_run_lists_exactly_the_default_configs_jobs_rule_by_rule(workdir):
     assert counts == {"networks": generated * networks, "networks_manifest": generated, "spectra": generated * networks,
                       "trajectories": 4 * networks, "trajectories_summary": 1, "splits": 4 * seeds, "splits_union": seeds,
                       "training_statistics": 5 * seeds, "training": runs, "evaluation": runs, "rollout_accuracy": 1, "history": 1,
-                      "modes_and_bias": 1, "tables": 1, "all": 1, "total": sum(counts.values()) - counts["total"]}
+                      "modes_and_bias": 1, "rollouts": 1, "tables": 1, "all": 1, "total": sum(counts.values()) - counts["total"]}
 
 
 def test_the_readmes_rule_graph_is_current(workdir):
@@ -193,12 +193,14 @@ def test_smoke_preset_evaluates_every_model_and_renders_tables_figures_and_repor
         with xr.open_dataset(smoke / f"results/evaluation/node_opt/{variant}/h2/seed0.nc") as ds:
             assert ds.attrs["model"] == variant
     assert "igns · warmup = 1" in (smoke / "results/tables/igns_ablation.md").read_text().replace("IGNS", "igns")
-    for name in ("rollout_accuracy", "history", "modes_and_bias", "igns_ablation", "tables"):
+    for name in ("rollout_accuracy", "history", "modes_and_bias", "igns_ablation", "rollouts", "tables"):
         assert (smoke / f"results/notebooks/{name}.ipynb").exists()
-    for figure in ("rollout_accuracy", "history", "modes_and_bias", "igns_ablation"):
+    for figure in ("rollout_accuracy", "history", "modes_and_bias", "igns_ablation", "rollouts"):
         for suffix in ("pdf", "png"):
             path = smoke / f"results/figures/{figure}.{suffix}"
             assert path.stat().st_size > 1000 and (smoke / f"results/figures/{figure}.{suffix}.provenance.json").exists()
+    animation = smoke / "results/figures/rollouts.gif"
+    assert animation.read_bytes()[:6] == b"GIF89a" and animation.with_name("rollouts.gif.provenance.json").exists()
     table2 = pd.read_csv(smoke / "results/tables/table2_poisson_r2.csv")
     assert table2.shape[0] >= len(SMOKE_MODELS)
     for table in ("table1_l2", "table2_poisson_r2", "difficulty"):
@@ -213,8 +215,9 @@ def test_smoke_preset_evaluates_every_model_and_renders_tables_figures_and_repor
 
     with zipfile.ZipFile(smoke / "results/report.zip") as bundle:  # the workflow catalog's report: every figure and table
         names = bundle.namelist()
-    for figure in ("rollout_accuracy", "history", "modes_and_bias", "igns_ablation"):
+    for figure in ("rollout_accuracy", "history", "modes_and_bias", "igns_ablation", "rollouts"):
         assert any(name.endswith(f"/{figure}.png") for name in names), figure
+    assert any(name.endswith("/rollouts.gif") for name in names)
     assert any(name.endswith("/table1_l2.csv") for name in names) and any(name.endswith("report.html") for name in names)
 
 
@@ -290,8 +293,8 @@ def test_a_changed_hyperparameter_retrains_that_model_from_step_0(smoke, tmp_pat
     stats = (result.stdout + result.stderr).split("Job stats:")[1].split("\n\n")[0]
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", stats, flags=re.MULTILINE))
     # spatial on 5 datasets and at history 1 on node_opt (the ablation), their evaluations and what draws on them
-    assert jobs == {"all": "1", "training": "6", "evaluation": "6", "rollout_accuracy": "1", "history": "1", "modes_and_bias": "1", "tables": "1",
-                    "total": "17"}, stats
+    assert jobs == {"all": "1", "training": "6", "evaluation": "6", "rollout_accuracy": "1", "history": "1", "modes_and_bias": "1", "rollouts": "1",
+                    "tables": "1", "total": "18"}, stats
     datasets = ("node_opt", "bond_pru_opt", "noi_pru", "comb")
     # the retraining itself (the evaluations and notebooks after it are those of any run)
     result = snakemake(workdir, *(f"results/training/{dataset}/spatial/h2/seed0/best.pt" for dataset in datasets), "--cores", "2", *configs)
@@ -317,7 +320,7 @@ def test_a_training_setting_that_statistics_do_not_use_reruns_training_only(smok
     # 4 models on 5 datasets, the history ablation's spatial h1 and the IGNS ablation's 3 variants, their evaluations and
     # the notebooks; statistics stay
     assert jobs == {"all": "1", "training": "24", "evaluation": "24", "rollout_accuracy": "1", "history": "1", "igns_ablation": "1",
-                    "modes_and_bias": "1", "tables": "1", "total": "54"}, stats
+                    "modes_and_bias": "1", "rollouts": "1", "tables": "1", "total": "55"}, stats
 
 
 def test_provenance_verify_passes_on_an_untouched_tree_and_names_an_edited_trajectory(smoke, tmp_path, monkeypatch, capsys):
@@ -373,3 +376,24 @@ def test_every_job_writes_a_benchmark_and_the_cost_of_the_run_it_measured_is_its
     # every job of its dry run priced (that the dry run's jobs are Snakemake's own is tests/test_cost.py's part)
     default = int(re.search(r"^config\.yaml: (\d+) jobs$", result.stdout, re.MULTILINE).group(1))
     assert default > len(jobs) and f"| **total** | {default} | {default} |" in result.stdout
+
+
+def test_the_rollout_pictures_show_the_rollouts_that_the_evaluation_scored(smoke, monkeypatch):
+    """The rollouts notebook rolls each picked model out again from its checkpoint: its errors are the evaluation
+    file's, and the model is the dataset's best learned one at the table step."""
+    from densim.io import read_evaluation
+    from densim.plots import rollout_examples
+
+    monkeypatch.chdir(smoke)
+    evaluations = [f"results/evaluation/{d}/{m}/h2/seed0.nc" for d in SMOKE_DATASETS for m in SMOKE_MODELS]
+    examples = rollout_examples(evaluations, {"node_opt": "node_opt", "bond_pru_opt": "bond_pru_opt", "noi_pru": "noi_pru", "impact": "node_opt"})
+    assert sorted((e.dataset, e.model == "linear_floor") for e in examples) == sorted((d, floor) for d in SMOKE_DATASETS for floor in (False, True))
+    for example in examples:
+        ds = read_evaluation(f"results/evaluation/{example.dataset}/{example.model}/h2/seed0.nc")
+        at = ds.sel(step=ds.attrs["table_step"])
+        assert example.network == str(ds["trajectory"].values[0]) and len(example.truth) == ds.attrs["table_step"] + 1
+        assert float(example.error(-1).mean()) == pytest.approx(float(at["l2"].values[0]), rel=1e-9)
+        if example.model != "linear_floor":
+            scores = {m: float(read_evaluation(f"results/evaluation/{example.dataset}/{m}/h2/seed0.nc").sel(step=at["step"])["l2"].mean())
+                      for m in ("spatial", "nlsf")}
+            assert example.model == min(scores, key=scores.get)

@@ -293,3 +293,18 @@ def evaluate(simulator, trajectories: list[TrajectoryGraph], config: EvaluationC
     if "mode" in ds.dims:
         ds = ds.assign_coords(mode=np.arange(ds.sizes["mode"]))
     return ds
+
+
+def example_rollout(checkpoint, trajectory: xr.Dataset, spectra: xr.Dataset | None, start: int, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """One trajectory rolled out by a trained simulator, for pictures (:func:`densim.plots.rollout_figure`): the
+    predicted and true positions of frames ``start`` to ``start + steps`` (the first is the last input frame), each
+    of shape (steps + 1, N, 2), as :func:`evaluate` rolls them out."""
+    from densim.models import load_simulator
+    from densim.rollout import trajectory_graph
+
+    simulator, _ = load_simulator(checkpoint)
+    simulator.eval()
+    graph = trajectory_graph(trajectory, spectra)
+    predicted = rollouts(simulator, [graph], steps=steps, start=start)[0][:, start:start + steps + 1]
+    truth = graph.positions[:, start:start + predicted.shape[1]]
+    return predicted.permute(1, 0, 2).cpu().numpy(), truth.permute(1, 0, 2).cpu().numpy()

@@ -4,6 +4,7 @@ with seaborn as the mean over seeds, each model in its style (:data:`densim.tabl
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -15,7 +16,8 @@ from matplotlib.lines import Line2D
 from densim.io import write_figure
 from densim.models import BASELINES
 from densim.protocols import PROTOCOLS
-from densim.tables import DATASET_ORDER, MODEL_STYLES, at_step, dataset_label, for_display, model_label, ordered, value_order
+from densim.tables import (DATASET_ORDER, MODEL_STYLES, at_step, dataset_label, for_display, load_evaluations, model_label, ordered,
+                           value_order)
 
 def model_styles(models) -> dict[str, tuple[str, str, object]]:
     """Label, colour and dashes of each model, in legend order; models without a style get a palette colour."""
@@ -243,3 +245,165 @@ def save_figure(fig, stem: str | Path, attrs: dict) -> list[Path]:
     return [write_figure(fig, f"{stem}{suffix}", attrs) for suffix in (".pdf", ".png")]
 
 
+
+
+@dataclass(eq=False)  # told apart by identity: the panel of each
+class RolloutExample:
+    """One test network rolled out by one model (:func:`rollout_examples`): frames from the last input frame on."""
+
+    dataset: str
+    model: str
+    network: str  # the trajectory's name, DATASET/NETWORK
+    start: int  # the last input frame
+    predicted: np.ndarray  # (T, N, 2)
+    truth: np.ndarray  # (T, N, 2)
+    box: np.ndarray  # (T, 2) the true box of each frame
+    bonds: np.ndarray  # (B, 2)
+    rest_length: np.ndarray  # (B,)
+    inputs: list[str]  # the files it was made from: checkpoint, trajectory, spectra
+
+    def error(self, t: int) -> np.ndarray:
+        """Each node's positional error at frame ``t`` of the example [σ]."""
+        return np.linalg.norm(self.predicted[t] - self.truth[t], axis=-1)
+
+
+def rollout_examples(evaluations, spectra_sources: dict[str, str], results: str | Path = "results") -> list[RolloutExample]:
+    """For each dataset of ``evaluations`` (the main grid's files), its first test network rolled out up to the table
+    step by the learned model with the lowest mean L2 at that step (over seeds) and by the linear floor (where the
+    grid has it), each at the first seed and history of the grid. ``spectra_sources``: each dataset whose trajectories
+    the test networks come from -> the dataset whose spectra they use (a regime variant's networks)."""
+    from densim.evaluation import example_rollout
+    from densim.io import read_evaluation, read_spectra, read_trajectory
+
+    frame = at_step(load_evaluations(evaluations))
+    examples = []
+    for dataset in ordered(frame["dataset"].unique(), DATASET_ORDER):
+        rows = frame[frame["dataset"] == dataset]
+        learned = rows[~rows["model"].isin(BASELINES)]
+        if learned.empty:
+            continue
+        models = [learned.groupby("model")["l2"].mean().idxmin()] + (["linear_floor"] if "linear_floor" in set(rows["model"]) else [])
+        for model in models:
+            run = rows[rows["model"] == model].sort_values(["seed", "history"]).iloc[0]
+            ds = read_evaluation(Path(results) / f"evaluation/{dataset}/{model}/h{run['history']}/seed{run['seed']}.nc")
+            network = str(ds["trajectory"].values[0])
+            member, index = network.split("/")
+            paths = {"trajectory": Path(results) / f"trajectories/{member}/{index}.nc",
+                     "spectra": Path(results) / f"spectra/{spectra_sources[member]}/{index}.nc"}
+            trajectory, spectra = read_trajectory(paths["trajectory"]), read_spectra(paths["spectra"])
+            start, steps = int(ds.attrs["start_frame"]), int(ds.attrs["table_step"])
+            checkpoint = Path(results) / f"training/{dataset}/{model}/h{run['history']}/seed{run['seed']}/best.pt"
+            predicted, truth = example_rollout(checkpoint, trajectory, spectra, start, steps)
+            examples.append(RolloutExample(dataset, model, network, start, predicted, truth,
+                                           trajectory["box"].values[start:start + len(truth)], trajectory["bonds"].values.astype(int),
+                                           trajectory["rest_length"].values,
+                                           [str(checkpoint), str(paths["trajectory"]), str(paths["spectra"])]))
+    return examples
+
+
+def magnification(examples: list[RolloutExample]) -> float:
+    """A round factor (1, 2 or 5 times a power of ten) by which the largest true displacement from the last input
+    frame, over ``examples``, becomes about a third of the mean rest length."""
+    largest = max(float(np.abs(e.truth - e.truth[0]).max()) for e in examples) or 1.0
+    raw = float(np.mean([e.rest_length.mean() for e in examples])) / 3 / largest
+    power = 10.0 ** np.floor(np.log10(raw))
+    return max(f for f in (1, 2, 5) if f * power <= raw) * power
+
+
+def _draw_rollout(ax, example: RolloutExample, t: int, factor: float, strain_norm, error_norm) -> None:
+    """The true network (grey) and the predicted one (bonds coloured by strain, nodes by positional error) at frame
+    ``t`` of the example, displacements from its first frame magnified ``factor`` times."""
+    from matplotlib.collections import LineCollection
+
+    from densim.springs import minimum_image
+
+    first, i, j = example.truth[0], example.bonds[:, 0], example.bonds[:, 1]
+    start_vectors = minimum_image(first[j] - first[i], example.box[0])
+    for positions, true in ((example.truth[t], True), (example.predicted[t], False)):
+        shown = first + factor * (positions - first)
+        vectors = minimum_image(positions[j] - positions[i], example.box[t])
+        segments = np.stack([shown[i], shown[i] + start_vectors + factor * (vectors - start_vectors)], axis=1)
+        if true:
+            ax.add_collection(LineCollection(segments, colors="0.6", linewidths=2.2, alpha=0.45, zorder=1))
+            continue
+        strain = np.linalg.norm(vectors, axis=-1) / example.rest_length - 1
+        ax.add_collection(LineCollection(segments, array=strain, cmap="coolwarm", norm=strain_norm, linewidths=1.0, zorder=2))
+        ax.scatter(shown[:, 0], shown[:, 1], c=example.error(t), cmap="magma_r", norm=error_norm, s=9, linewidths=0, zorder=3)
+    ax.set_aspect("equal")
+    ax.autoscale_view()
+    ax.set_xticks([])
+    ax.set_yticks([])
+    error = float(example.error(t).mean())
+    ax.set_title(f"{dataset_label(example.dataset)}, {model_label(example.model)}\nstep {t}: L2 = {error:.2g} σ", fontsize=9)
+
+
+def _rollout_norms(examples: list[RolloutExample]):
+    """Shared colour scales: bond strain symmetric about 0 (the true strains' 99th percentile), node error from 0
+    to the largest error at the examples' last frames."""
+    from matplotlib.colors import Normalize, TwoSlopeNorm
+
+    strains = np.concatenate([np.linalg.norm(_bond_vectors(e, -1), axis=-1) / e.rest_length - 1 for e in examples])
+    limit = float(np.percentile(np.abs(strains), 99)) or 1e-6
+    errors = max(float(e.error(-1).max()) for e in examples) or 1e-6
+    return TwoSlopeNorm(0.0, -limit, limit), Normalize(0.0, errors)
+
+
+def _bond_vectors(example: RolloutExample, t: int) -> np.ndarray:
+    from densim.springs import minimum_image
+
+    positions = example.truth[t]
+    return minimum_image(positions[example.bonds[:, 1]] - positions[example.bonds[:, 0]], example.box[t])
+
+
+def _rollout_panels(examples: list[RolloutExample]):
+    """A figure of one row per dataset and one column per model, with the two colour bars."""
+    datasets = list(dict.fromkeys(e.dataset for e in examples))
+    columns = max(sum(e.dataset == d for e in examples) for d in datasets)
+    fig, axes = plt.subplots(len(datasets), columns, figsize=(3.4 * columns + 1.6, 3.2 * len(datasets)), squeeze=False, layout="constrained")
+    placed = {}
+    for example in examples:
+        row = datasets.index(example.dataset)
+        column = sum(e.dataset == example.dataset for e in placed)
+        placed[example] = axes[row, column]
+    for ax in axes.flat:
+        if ax not in placed.values():
+            ax.set_visible(False)
+    strain_norm, error_norm = _rollout_norms(examples)
+    for norm, cmap, label in ((strain_norm, "coolwarm", "bond strain r / l0 - 1 (predicted)"), (error_norm, "magma_r", "node position error [σ]")):
+        fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, shrink=0.5, label=label)
+    return fig, placed, strain_norm, error_norm
+
+
+def rollout_figure(examples: list[RolloutExample]):
+    """The examples at their last frame (the table step): true networks in grey, predicted ones over them."""
+    fig, placed, strain_norm, error_norm = _rollout_panels(examples)
+    factor = magnification(examples)
+    for example, ax in placed.items():
+        _draw_rollout(ax, example, len(example.truth) - 1, factor, strain_norm, error_norm)
+    fig.suptitle(f"Rollouts at the table step: true (grey) and predicted; displacements from the last input frame × {factor:g}")
+    return fig
+
+
+def rollout_animation(examples: list[RolloutExample], path: str | Path, attrs: dict, fps: int = 6, frames: int = 60) -> Path:
+    """The examples' rollouts frame by frame (at most ``frames`` frames), true against predicted, as a GIF written
+    atomically with its provenance sidecar."""
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    from densim.io import atomic_path
+
+    fig, placed, strain_norm, error_norm = _rollout_panels(examples)
+    factor = magnification(examples)
+    length = min(len(e.truth) for e in examples)
+    shown = np.unique(np.linspace(0, length - 1, min(frames, length)).round().astype(int))
+
+    def draw(t):
+        for example, ax in placed.items():
+            ax.clear()
+            _draw_rollout(ax, example, int(t), factor, strain_norm, error_norm)
+        fig.suptitle(f"Rollouts: true (grey) and predicted; displacements from the last input frame × {factor:g}")
+
+    animation = FuncAnimation(fig, draw, frames=shown)
+    with atomic_path(path, attrs, suffix=".tmp.gif") as tmp:
+        animation.save(tmp, writer=PillowWriter(fps=fps), dpi=80)
+    plt.close(fig)
+    return Path(path)

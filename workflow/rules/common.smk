@@ -138,7 +138,7 @@ def notebook_parameters(notebook, **paths):
 
 #: Figures of the notebooks (results/figures/NAME.pdf and .png), and tables of the tables notebook.
 FIGURES = (["rollout_accuracy"] + (["history"] if ABLATION["models"] and ABLATION["datasets"] else []) + ["modes_and_bias"]
-           + (["igns_ablation"] if IGNS_GRID else []))
+           + (["igns_ablation"] if IGNS_GRID else []) + ["rollouts"])
 TABLES = (["table1_l2", "table2_poisson_r2", "one_step_validation", "relative_mse", "difficulty"]
           + [f"{table}_step{step}" for step in config["tables"]["steps"] for table in ("table1_l2", "table2_poisson_r2")])
 #: The tables notebook's report beside the study and its training curves (tables.fidelity).
@@ -176,6 +176,7 @@ def all_outputs():
         *(path for grid in GRIDS for path in notebook_evaluations(grid)),
         *expand("results/figures/{figure}.{suffix}", figure=FIGURES, suffix=["pdf", "png"]),
         *expand("results/tables/{table}.{suffix}", table=TABLES, suffix=["csv", "md", "tex"]),
+        "results/figures/rollouts.gif",
         *FIDELITY,
         *REGIME,
     ]

@@ -121,3 +121,24 @@ use rule rollout_accuracy as regime with:
         "logs/benchmarks/regime/regime.tsv"
     params:
         parameters=regime_parameters(),
+
+
+use rule rollout_accuracy as rollouts with:
+    input:
+        notebook="notebooks/rollouts.ipynb",
+        evaluations=notebook_evaluations("main"),
+        checkpoints=[f"results/training/{d}/{m}/h{h}/seed{s}/best.pt" for d, m, h, s in GRIDS["main"]],
+        trajectories=network_outputs("trajectories", BUILT_DATASETS),
+        spectra=network_outputs("spectra", BUILT_DATASETS),
+    output:
+        executed="results/notebooks/rollouts.ipynb",
+        pdf="results/figures/rollouts.pdf",
+        png=report("results/figures/rollouts.png", caption="../report/rollouts.rst", category="Figures"),
+        gif=report("results/figures/rollouts.gif", caption="../report/rollouts_animation.rst", category="Figures"),
+    log:
+        "logs/figures/rollouts.log",
+    benchmark:
+        "logs/benchmarks/rollouts/rollouts.tsv"
+    params:
+        parameters=notebook_parameters("rollouts", figure="results/figures/rollouts", animation="results/figures/rollouts.gif",
+                                       spectra_sources={dataset: network_source(config, dataset) for dataset in BUILT_DATASETS}),
