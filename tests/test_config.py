@@ -34,7 +34,8 @@ WORKFLOW_KEYS = {"seeds", "experiments.datasets", "experiments.models", "experim
                  "experiments.history_ablation.histories", "experiments.history_ablation.datasets", "cluster.training_gpus", "datasets.*.union", "datasets.*.protocol", "models",
                  "experiments.igns_ablation.models", "experiments.igns_ablation.warmup", "experiments.igns_ablation.loss_steps",
                  "experiments.igns_ablation.datasets", "training.overrides", "tables.steps", "tables.relative_mse_steps", "tables.fidelity", "tables.regime",
-                 "datasets.*.variant_of", "datasets.*.trajectories", "datasets.*.training.windows"}
+                 "datasets.*.variant_of", "datasets.*.trajectories", "datasets.*.training.windows",
+                 "datasets.*.source", "datasets.*.dumps", "datasets.*.data"}
 #: Keys passed to a ``densim`` command as options: key -> (subcommand path, option destination).
 CLI_OPTIONS = {"spectra.dense_below": (("spectra",), "dense_below"), "spectra.sigma": (("spectra",), "sigma"),
                "spectra.cache": (("spectra",), "cache_dir"), "trajectories.small_strain": (("trajectories", "summary"), "small_strain")}

@@ -384,7 +384,7 @@ def rollout_figure(examples: list[RolloutExample]):
     return fig
 
 
-def rollout_animation(examples: list[RolloutExample], path: str | Path, attrs: dict, fps: int = 6, frames: int = 60) -> Path:
+def rollout_animation(examples: list[RolloutExample], path: str | Path, attrs: dict, fps: int = 6, frames: int = 40, dpi: int = 60) -> Path:
     """The examples' rollouts frame by frame (at most ``frames`` frames), true against predicted, as a GIF written
     atomically with its provenance sidecar."""
     from matplotlib.animation import FuncAnimation, PillowWriter
@@ -404,6 +404,6 @@ def rollout_animation(examples: list[RolloutExample], path: str | Path, attrs: d
 
     animation = FuncAnimation(fig, draw, frames=shown)
     with atomic_path(path, attrs, suffix=".tmp.gif") as tmp:
-        animation.save(tmp, writer=PillowWriter(fps=fps), dpi=80)
+        animation.save(tmp, writer=PillowWriter(fps=fps), dpi=dpi)
     plt.close(fig)
     return Path(path)

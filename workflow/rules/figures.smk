@@ -129,7 +129,7 @@ use rule rollout_accuracy as rollouts with:
         evaluations=notebook_evaluations("main"),
         checkpoints=[f"results/training/{d}/{m}/h{h}/seed{s}/best.pt" for d, m, h, s in GRIDS["main"]],
         trajectories=network_outputs("trajectories", BUILT_DATASETS),
-        spectra=network_outputs("spectra", BUILT_DATASETS),
+        spectra=list(dict.fromkeys(network_outputs("spectra", BUILT_DATASETS))),  # a regime variant shares its source's
     output:
         executed="results/notebooks/rollouts.ipynb",
         pdf="results/figures/rollouts.pdf",
