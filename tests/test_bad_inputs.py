@@ -174,7 +174,7 @@ BAD_CONFIGS = [
     ({"models": {"spatial": {"colour": "red"}}}, "models.spatial", "colour"),
     ({"datasets": {"node_opt": {"generator": "magic"}}}, "datasets.node_opt.generator", "is not one of"),
     ({"datasets": {"node_opt": {"protocol": "shake"}}}, "datasets.node_opt.protocol", "is not one of"),
-    ({"datasets": {"comb": {"union": ["node_opt", "nowhere"]}}}, "datasets.comb.union", "['nowhere'] are not generated datasets"),
+    ({"datasets": {"comb": {"union": ["node_opt", "nowhere"]}}}, "datasets.comb.union", "['nowhere'] are not generated or imported datasets or variants"),
     ({"datasets": {"comb": {"union": ["node_opt", "impact"]}}}, "datasets.comb.union", "must share one protocol"),
     ({"evaluation": {"table_step": 0}}, "evaluation.table_step", "less than the minimum of 1"),
     ({"spectra": {"k": 0}}, "spectra.k", "less than the minimum of 1"),
