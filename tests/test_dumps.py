@@ -19,16 +19,17 @@ from densim.trajectories import simulate, trajectory_dataset
 SETTINGS = {"dynamics": "study", "frames": 21, "temperature": 1e-12}
 
 
-@pytest.fixture(scope="module")
-def simulated(tmp_path_factory):
-    """One NOI-PRU network of 64 nodes compressed in LAMMPS, its trajectory file, and that run written as a data file
-    and a dump (atoms listed in a shuffled order, ids not 1..N)."""
-    folder = tmp_path_factory.mktemp("dumps")
-    config = DatasetConfig.from_dict("noi_pru", {"generator": "noi_pru", "networks": 1, "nu_range": [0.1, 0.1], "packing": {"nodes": 64}})
-    generated = generate_network(config, 0)
-    network_ds = network_dataset(config, 0, generated, {})
+@pytest.fixture(scope="module", params=[0, 1], ids=["network 0", "network 1"])
+def simulated(tmp_path_factory, request):
+    """Each of two NOI-PRU networks of 64 nodes (nu -0.2 and 0.2) compressed in LAMMPS, its trajectory file, and that
+    run written as a data file and a dump (atoms listed in a shuffled order, ids not 1..N)."""
+    index = request.param
+    folder = tmp_path_factory.mktemp(f"dumps{index}")
+    config = DatasetConfig.from_dict("noi_pru", {"generator": "noi_pru", "networks": 2, "nu_range": [-0.2, 0.2], "packing": {"nodes": 64}})
+    generated = generate_network(config, index)
+    network_ds = network_dataset(config, index, generated, {})
     settings = MDSettings(**SETTINGS)
-    run = simulate(generated.network, settings, "noi_pru/0000")
+    run = simulate(generated.network, settings, f"noi_pru/{index:04d}")
     trajectory = write_trajectory(trajectory_dataset(network_ds, settings, run, {}), folder / "trajectory.nc")
     net = generated.network
     rng = np.random.default_rng(3)
@@ -115,9 +116,9 @@ def _one_atom_fewer(lines):
 
 
 BAD_DUMPS = {
-    "an atom count that changes": (_one_atom_fewer, r"run\.dump:\d+: frame 3 \(step \d+\) has 63 atoms, frame 0 has 64"),
+    "an atom count that changes": (_one_atom_fewer, r"run\.dump:\d+: frame 3 \(step \d+\) has (\d+) atoms, frame 0 has (\d+)"),
     "a frame cut off mid-way": (lambda lines: lines[:_frame_starts(lines)[-1] + 9 + 20],
-                                r"frame 20 is cut off in its atoms \(20 of 64 lines, at the end of the file"),
+                                r"frame 20 is cut off in its atoms \(20 of \d+ lines, at the end of the file"),
     "a non-periodic box": (lambda lines: [line.replace("pp pp pp", "ff pp pp") if i > _frame_starts(lines)[5] else line
                                           for i, line in enumerate(lines)], r"run\.dump:\d+: frame 5 has a box with boundaries ff pp pp"),
 }
@@ -144,10 +145,11 @@ def test_a_bad_file_is_refused_naming_the_file_and_line_or_frame_and_nothing_is_
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
-@pytest.mark.slow  # three LAMMPS runs, then a workflow run through training and evaluation (about a minute on 2 cores)
+@pytest.mark.slow  # three LAMMPS runs, then a workflow run through training, evaluation and Tables 1 and 2 (about a minute)
 def test_a_lammps_source_dataset_runs_through_the_workflow_unchanged(tmp_path):
     """A dataset of ``source: lammps`` (glob patterns of dumps and data files): Snakemake imports its networks and
-    trajectories, then spectra, splits, statistics, training and evaluation run on it as on a generated one."""
+    trajectories, then spectra, splits, statistics, training, evaluation and Tables 1 and 2 run on it as on a generated
+    one."""
     import subprocess
     import sys
 
@@ -167,7 +169,8 @@ def test_a_lammps_source_dataset_runs_through_the_workflow_unchanged(tmp_path):
     (workdir / "imported.yaml").write_text(
         "datasets:\n  mine: {source: lammps, dumps: 'imports/run*.dump', data: 'imports/run*.data'}\n"
         "experiments:\n  datasets: [mine]\n  models: [spatial, frozen]\n  history_ablation: {datasets: []}\n  igns_ablation: {datasets: []}\n")
-    targets = ["results/evaluation/mine/spatial/h2/seed0.nc", "results/trajectories/summary.csv"]
+    targets = ["results/evaluation/mine/spatial/h2/seed0.nc", "results/trajectories/summary.csv", "results/tables/table1_l2.csv",
+               "results/tables/table2_poisson_r2.csv"]
     command = [sys.executable, "-m", "snakemake", *targets, "--cores", "2", "--configfile", "workflow/presets/smoke.yaml", "imported.yaml"]
     result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -183,6 +186,9 @@ def test_a_lammps_source_dataset_runs_through_the_workflow_unchanged(tmp_path):
 
     summary = pd.read_csv(workdir / "results/trajectories/summary.csv").set_index("dataset")
     assert list(summary.index) == ["mine"] and summary.loc["mine", "positions_vs_box_r2"] > 0.99
+    for table in ("table1_l2", "table2_poisson_r2"):  # the study's Tables 1 and 2, of the imported dataset
+        rows = pd.read_csv(workdir / f"results/tables/{table}.csv")
+        assert rows.to_string().count("MINE") + rows.to_string().count("mine") >= 1 and len(rows) >= 2, rows
 
 
 @pytest.mark.parametrize(("section", "message"), [
