@@ -190,18 +190,6 @@ def generate_network(config: DatasetConfig, index: int) -> GeneratedNetwork:
 def network_dataset(config: DatasetConfig, index: int, generated: GeneratedNetwork, provenance: dict) -> xr.Dataset:
     """The network file's contents: geometry, moduli (recomputed from scratch) and metadata."""
     net = generated.network
-    moduli = linear_response(net)
-    scalar = lambda value, description: ((), value, {"description": description})  # noqa: E731
-    data_vars = {
-        "diameter": (("node",), generated.diameters, {"description": "diameter of the packing disk the node came from"}),
-        "bulk_modulus": scalar(moduli.bulk, "linear-response bulk modulus B (energy per area)"),
-        "shear_modulus": scalar(moduli.shear, "linear-response shear modulus G (energy per area)"),
-        "poisson_ratio": scalar(moduli.poisson_ratio(config.poisson_ratio), f"the tuned Poisson ratio ({config.poisson_ratio})"),
-        "target_poisson_ratio": scalar(generated.target, "the generator's target"),
-        "isotropic_poisson_ratio": scalar(moduli.poisson, "(B - G) / (B + G), the orientation average"),
-        "uniaxial_poisson_ratio": scalar(moduli.poisson_ratio("uniaxial_x"), "C_xxyy / C_yyyy: axial strain along x, sigma_yy = 0"),
-        "stiffness_matrix": (("probe", "probe_"), moduli.stiffness_matrix, {"description": "M_pq = e_p.K.e_q / V over unit probe strains"}),
-    }
     attrs = {
         "dataset": config.name,
         "network": network_name(index),
@@ -214,8 +202,9 @@ def network_dataset(config: DatasetConfig, index: int, generated: GeneratedNetwo
         "mean_coordination": net.mean_coordination(),
         **provenance,
     }
-    ds = network_to_dataset(net, data_vars, attrs)
-    return ds.assign_coords(probe=["xx", "yy", "xy"], probe_=["xx", "yy", "xy"])
+    own = {"diameter": (("node",), generated.diameters, {"description": "diameter of the packing disk the node came from"})}
+    return _network_file(net, own, (config.poisson_ratio, f"the tuned Poisson ratio ({config.poisson_ratio})"),
+                         (generated.target, "the generator's target"), attrs)
 
 
 def imported_network(data, dataset: str, index: int, provenance: dict) -> xr.Dataset:
@@ -234,22 +223,31 @@ def imported_network(data, dataset: str, index: int, provenance: dict) -> xr.Dat
     positions = np.mod(data.positions - data.lo, data.box)
     net = SpringNetwork(positions=positions, box=data.box.astype(np.float64), bonds=data.bonds, rest_lengths=data.rest_lengths,
                         stiffness=data.stiffness)
+    own = {"diameter": (("node",), np.full(net.num_nodes, np.nan), {"description": "unknown: the network was imported"}),
+           "atom_id": (("node",), data.ids, {"description": "the node's atom id in the LAMMPS data file"})}
+    attrs = {"dataset": dataset, "network": network_name(index), "generator": "lammps", "poisson_ratio_definition": "uniaxial_x",
+             "seed": -1, "packing_attempt": -1, "tuning_attempt": -1, "tuning_steps": 0, "mean_coordination": net.mean_coordination(),
+             "mass": float(data.masses[0]), **provenance}
+    return _network_file(net, own, ("uniaxial_x", "C_xxyy / C_yyyy (an imported network has no tuned target)"),
+                         (np.nan, "none: the network was imported"), attrs)
+
+
+def _network_file(net: SpringNetwork, own: dict, poisson: tuple[str, str], target: tuple[float, str], attrs: dict) -> xr.Dataset:
+    """A network file's contents: the network, its ``own`` variables, then its moduli by linear response (recomputed
+    from scratch), the Poisson ratio by ``poisson`` (definition, description) and the ``target`` (value,
+    description)."""
     moduli = linear_response(net)
     scalar = lambda value, description: ((), value, {"description": description})  # noqa: E731
     data_vars = {
-        "diameter": (("node",), np.full(net.num_nodes, np.nan), {"description": "unknown: the network was imported"}),
-        "atom_id": (("node",), data.ids, {"description": "the node's atom id in the LAMMPS data file"}),
+        **own,
         "bulk_modulus": scalar(moduli.bulk, "linear-response bulk modulus B (energy per area)"),
         "shear_modulus": scalar(moduli.shear, "linear-response shear modulus G (energy per area)"),
-        "poisson_ratio": scalar(moduli.poisson_ratio("uniaxial_x"), "C_xxyy / C_yyyy (an imported network has no tuned target)"),
-        "target_poisson_ratio": scalar(np.nan, "none: the network was imported"),
+        "poisson_ratio": scalar(moduli.poisson_ratio(poisson[0]), poisson[1]),
+        "target_poisson_ratio": scalar(*target),
         "isotropic_poisson_ratio": scalar(moduli.poisson, "(B - G) / (B + G), the orientation average"),
         "uniaxial_poisson_ratio": scalar(moduli.poisson_ratio("uniaxial_x"), "C_xxyy / C_yyyy: axial strain along x, sigma_yy = 0"),
         "stiffness_matrix": (("probe", "probe_"), moduli.stiffness_matrix, {"description": "M_pq = e_p.K.e_q / V over unit probe strains"}),
     }
-    attrs = {"dataset": dataset, "network": network_name(index), "generator": "lammps", "poisson_ratio_definition": "uniaxial_x",
-             "seed": -1, "packing_attempt": -1, "tuning_attempt": -1, "tuning_steps": 0, "mean_coordination": net.mean_coordination(),
-             "mass": float(data.masses[0]), **provenance}
     ds = network_to_dataset(net, data_vars, attrs)
     return ds.assign_coords(probe=["xx", "yy", "xy"], probe_=["xx", "yy", "xy"])
 

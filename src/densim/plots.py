@@ -315,13 +315,11 @@ def _draw_rollout(ax, example: RolloutExample, t: int, factor: float, strain_nor
     ``t`` of the example, displacements from its first frame magnified ``factor`` times."""
     from matplotlib.collections import LineCollection
 
-    from densim.springs import minimum_image
-
-    first, i, j = example.truth[0], example.bonds[:, 0], example.bonds[:, 1]
-    start_vectors = minimum_image(first[j] - first[i], example.box[0])
+    first, i = example.truth[0], example.bonds[:, 0]
+    start_vectors = _bond_vectors(example, first, 0)
     for positions, true in ((example.truth[t], True), (example.predicted[t], False)):
         shown = first + factor * (positions - first)
-        vectors = minimum_image(positions[j] - positions[i], example.box[t])
+        vectors = _bond_vectors(example, positions, t)
         segments = np.stack([shown[i], shown[i] + start_vectors + factor * (vectors - start_vectors)], axis=1)
         if true:
             ax.add_collection(LineCollection(segments, colors="0.6", linewidths=2.2, alpha=0.45, zorder=1))
@@ -342,16 +340,16 @@ def _rollout_norms(examples: list[RolloutExample]):
     to the largest error at the examples' last frames."""
     from matplotlib.colors import Normalize, TwoSlopeNorm
 
-    strains = np.concatenate([np.linalg.norm(_bond_vectors(e, -1), axis=-1) / e.rest_length - 1 for e in examples])
+    strains = np.concatenate([np.linalg.norm(_bond_vectors(e, e.truth[-1], -1), axis=-1) / e.rest_length - 1 for e in examples])
     limit = float(np.percentile(np.abs(strains), 99)) or 1e-6
     errors = max(float(e.error(-1).max()) for e in examples) or 1e-6
     return TwoSlopeNorm(0.0, -limit, limit), Normalize(0.0, errors)
 
 
-def _bond_vectors(example: RolloutExample, t: int) -> np.ndarray:
+def _bond_vectors(example: RolloutExample, positions: np.ndarray, t: int) -> np.ndarray:
+    """Minimum-image bond vectors of ``positions`` (N, 2) in the true box of the example's frame ``t``."""
     from densim.springs import minimum_image
 
-    positions = example.truth[t]
     return minimum_image(positions[example.bonds[:, 1]] - positions[example.bonds[:, 0]], example.box[t])
 
 
