@@ -113,13 +113,14 @@ def test_a_bad_input_file_is_named_with_its_cause_and_nothing_is_written(made, t
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before  # nothing changed
 
 
-def test_a_checkpoint_of_another_model_or_history_is_refused(made, tmp_path):
+def test_a_checkpoint_of_another_seed_or_the_same_run_twice_is_refused(made, tmp_path):
     checkpoint = made / "models/frozen/best.pt"
-    for option, value, cause in (("--model", "spatial", "a checkpoint of model 'frozen', expected 'spatial'"),
-                                 ("--history", "3", "a checkpoint of history 2, expected 3")):
-        message = run(*evaluate(made, checkpoint, tmp_path / "eval.nc", option, value))
-        assert str(checkpoint) in message and cause in message, message
-    assert not (tmp_path / "eval.nc").exists()
+    message = run(*evaluate(made, checkpoint, tmp_path / "eval", "--seed", "1"))
+    assert str(checkpoint) in message and "a checkpoint of seed 0, expected 1" in message, message
+    command = evaluate(made, checkpoint, tmp_path / "eval")
+    command.insert(1, checkpoint)
+    assert "two checkpoints of the same model and history (frozen_h2.nc)" in run(*command)
+    assert not list(tmp_path.iterdir())  # nothing written
 
 
 def test_an_empty_test_split_is_refused(made, tmp_path):

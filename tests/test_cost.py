@@ -54,13 +54,16 @@ def test_the_jobs_are_snakemakes_own_with_their_wildcards_and_benchmarks(preset,
     assert Counter(job.rule for job in jobs) == theirs
     for job in jobs:
         values = job.values
-        if job.rule in ("training", "evaluation"):
+        if job.rule == "training":
             path = f"{values['dataset']}/{values['model']}/h{values['history']}/seed{values['seed']}.tsv"
-            assert job.benchmark == f"logs/benchmarks/{job.rule}/{path}", job
+            assert job.benchmark == f"logs/benchmarks/training/{path}", job
+        if job.rule == "evaluation":
+            assert job.benchmark == f"logs/benchmarks/evaluation/{values['grid']}/{values['dataset']}/seed{values['seed']}.tsv", job
         if job.rule == "networks":
             assert job.benchmark == f"logs/benchmarks/networks/{values['dataset']}/{values['network']}.tsv", job
     if preset == "igns_ablation":  # variants MODEL@KEY=VALUE keep their '=' inside the wildcard's value
         assert {"igns@warmup=5", "igns_ti@loss_steps=1"} <= {job.values.get("model") for job in jobs}
+        assert {job.values["grid"] for job in jobs if job.rule == "evaluation"} == {"main", "history", "igns_ablation"}
 
 
 def test_a_dry_run_block_is_read_whole():
@@ -121,8 +124,9 @@ def test_prices_scale_with_the_work_and_keep_the_fixed_cost():
     measured is named, not priced."""
     config = resolve_config(load_config([ROOT / "config.yaml"]))
     measured = Measured(cpu={"training:spatial": 1.0}, wall={"training:spatial": 1.0}, fixed_cpu={"training": 10.0}, fixed_wall={"training": 10.0}, jobs={})
-    jobs = [Job(rule, (("dataset", dataset), ("model", model), ("history", "2"), ("seed", "0")))
-            for rule in ("training", "evaluation") for dataset in ("node_opt", "impact") for model in ("spatial", "frozen")]
+    jobs = [Job("training", (("dataset", dataset), ("model", model), ("history", "2"), ("seed", "0")))
+            for dataset in ("node_opt", "impact") for model in ("spatial", "frozen")]
+    jobs += [Job("evaluation", (("grid", "main"), ("dataset", dataset), ("seed", "0"))) for dataset in ("node_opt", "impact")]
     rows, unpriced = estimate(config, measured, jobs)
     training = {row.stage: row for row in rows}["training"]
     config["training"]["steps"] *= 2
@@ -130,7 +134,7 @@ def test_prices_scale_with_the_work_and_keep_the_fixed_cost():
     fixed = 4 * 10.0 / 3600
     assert doubled.cpu_hours - fixed == pytest.approx(2 * (training.cpu_hours - fixed)) and training.cpu_hours > fixed
     assert training.priced == training.jobs == 4  # the baselines' jobs at their fixed cost, spatial's scaled
-    assert unpriced == Counter({"evaluation:spatial": 2, "evaluation:frozen": 2})
+    assert unpriced == Counter({"evaluation": 2})
 
 
 @pytest.mark.slow  # two Snakemake dry runs of the smoke preset

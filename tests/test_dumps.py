@@ -169,7 +169,7 @@ def test_a_lammps_source_dataset_runs_through_the_workflow_unchanged(tmp_path):
     (workdir / "imported.yaml").write_text(
         "datasets:\n  mine: {source: lammps, dumps: 'imports/run*.dump', data: 'imports/run*.data'}\n"
         "experiments:\n  datasets: [mine]\n  models: [spatial, frozen]\n  history_ablation: {datasets: []}\n  igns_ablation: {datasets: []}\n")
-    targets = ["results/evaluation/mine/spatial/h2/seed0.nc", "results/trajectories/summary.csv", "results/tables/table1_l2.csv",
+    targets = ["results/evaluation/main/mine/seed0", "results/trajectories/summary.csv", "results/tables/table1_l2.csv",
                "results/tables/table2_poisson_r2.csv"]
     command = [sys.executable, "-m", "snakemake", *targets, "--cores", "2", "--configfile", "workflow/presets/smoke.yaml", "imported.yaml"]
     result = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=900)
@@ -177,7 +177,7 @@ def test_a_lammps_source_dataset_runs_through_the_workflow_unchanged(tmp_path):
     for rule in ("networks_import", "trajectories_import", "spectra", "splits", "training", "evaluation"):
         assert list((workdir / "logs/benchmarks" / rule).rglob("*.tsv")), rule
     assert not (workdir / "logs/benchmarks/networks").exists() and not (workdir / "logs/benchmarks/trajectories").exists()
-    with xr.open_dataset(workdir / "results/evaluation/mine/spatial/h2/seed0.nc") as ds:
+    with xr.open_dataset(workdir / "results/evaluation/main/mine/seed0/spatial_h2.nc") as ds:
         assert ds.attrs["dataset"] == "mine" and np.isfinite(ds["l2"].values).all()
     imported = read_trajectory(workdir / "results/trajectories/mine/0002.nc")
     hashes = json.loads(imported.attrs["input_hashes"])

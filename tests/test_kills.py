@@ -40,9 +40,10 @@ KILL_POINTS = {
     "training": ("results/training/*/*/h*/seed*/best.pt",
                  "training:\n  steps: 3000\n  validate_every: 50\n  overrides:\n    nlsf: {steps: 100}\n",
                  [f"results/training/node_opt/{m}/h2/seed0/best.pt" for m in ("spatial", "nlsf", "frozen")]),
-    # six jobs on two cores: the kill comes after the first, with others running and left to start
-    "evaluation": ("results/evaluation/*/*/h*/seed*.nc", "", [f"results/evaluation/{d}/{m}/h2/seed0.nc" for d in ("node_opt", "noi_pru")
-                                                        for m in ("spatial", "nlsf", "frozen")]),
+    # six jobs (each a grid's models on one dataset) on two cores: the kill comes after the first, with others running
+    # and left to start
+    "evaluation": ("results/evaluation/*/*/seed[0-9]*", "", [f"results/evaluation/main/{d}/seed0" for d in ("node_opt", "bond_pru_opt", "noi_pru", "comb", "impact")]
+                   + ["results/evaluation/history/node_opt/seed0"]),
     # four notebooks on two cores: the kill comes after the first pair, inside the second
     "notebook rendering": ("results/notebooks/*.ipynb", "", ["results/notebooks/tables.ipynb", "results/notebooks/rollout_accuracy.ipynb",
                                                              "results/notebooks/modes_and_bias.ipynb", "results/notebooks/history.ipynb"]),
@@ -58,8 +59,9 @@ RUNNING = {"training": "results/training/node_opt/spatial/h2/seed0/last.pt", "no
 
 
 def outputs(workdir):
-    """Every output file under results/ (hidden temporary files of unfinished writes aside), with its mtime."""
-    return {path: path.stat().st_mtime_ns for path in (workdir / "results").rglob("*") if path.is_file() and not path.name.startswith(".")}
+    """Every output file under results/ (hidden temporary files and folders of unfinished writes aside), with its mtime."""
+    return {path: path.stat().st_mtime_ns for path in (workdir / "results").rglob("*")
+            if path.is_file() and not any(part.startswith(".") for part in path.relative_to(workdir).parts)}
 
 
 def opens(path) -> None:
@@ -140,7 +142,7 @@ def test_a_hard_kill_inside_a_stage_then_the_readme_command_finishes_without_red
     # a cut-off training job's last.pt is its resume point, and an output's provenance sidecar belongs to that
     # output: neither is a finished output when the output itself was cut off
     finished = {path: mtime for path, mtime in before.items()
-                if path not in cut_off and not (path.name == "last.pt" and path.with_name("best.pt") in cut_off)
+                if path not in cut_off and not cut_off.intersection(path.parents) and not (path.name == "last.pt" and path.with_name("best.pt") in cut_off)
                 and not (path.name.endswith(".provenance.json") and path.with_name(path.name.removesuffix(".provenance.json")) in cut_off)}
     at_kill = set(workdir.glob(pattern)) - cut_off
     assert at_kill, f"nothing of {point} had finished"

@@ -34,7 +34,7 @@ def test_profile_runs_the_smoke_preset_through_training_and_evaluation_on_slurm(
     for folder in ("workflow", "envs", "slurm", "notebooks", "profiles"):
         shutil.copytree(ROOT / folder, tmp_path / folder)
     targets = ["results/trajectories/bond_pru_opt/0000.nc", "results/splits/bond_pru_opt/seed0.json",
-               "results/evaluation/bond_pru_opt/spatial/h2/seed0.nc"]
+               "results/evaluation/main/bond_pru_opt/seed0"]
     # a Snakemake stuck polling ignores SIGTERM: bound it with SIGINT
     # a local cluster answers squeue at once: poll it every 2 s (the profile keeps Snakemake's 10 s, kinder to a shared controller)
     command = ["timeout", "-s", "INT", "900", sys.executable, "-m", "snakemake", *targets, "--cores", "all", "--profile", "slurm",

@@ -316,27 +316,36 @@ def test_the_command_reads_only_the_files_it_is_given(files, tmp_path):
     assert "names network tiny/0001, but no --spectra file is tiny/0001.nc" in result.stderr
 
 
-def test_the_evaluate_command_scores_a_checkpoint_and_refuses_another_model_or_an_empty_test_split(files, tmp_path):
+def test_the_evaluate_command_scores_each_checkpoint_into_one_folder_and_refuses_another_seed_or_an_empty_test_split(files, tmp_path):
     import xarray as xr
 
     from densim.io import write_json
 
     root, _, trajectories = files
-    densim(fit_command(files, 0, tmp_path / "frozen", model="frozen"), tmp_path)
+    for model in ("frozen", "constant_velocity"):
+        densim(fit_command(files, 0, tmp_path / model, model=model), tmp_path)
     spectra = [str(p) for p in sorted((root / "spectra/tiny").glob("*.nc"))]
     split = write_json({"train": ["tiny/0000", "tiny/0001"], "validation": ["tiny/0002"], "test": ["tiny/0003"]}, tmp_path / "split.json")
-    command = ["evaluation", str(tmp_path / "frozen/best.pt"), "--dataset", "tiny", "--split", str(split), "--trajectories", *trajectories,
-               "--spectra", *spectra, "--spec", '{"table_step": 5}', "-o", str(tmp_path / "eval.nc")]
-    log = densim([*command, "--model", "frozen", "--history", "2"], tmp_path).stderr
-    assert "1 test rollouts of 13 steps; at step 5" in log and "relative MSE 1," in log
-    with xr.open_dataset(tmp_path / "eval.nc") as ds:
-        assert ds.attrs["model"] == "frozen" and list(ds["trajectory"].values) == ["tiny/0003"] and list(ds["kept_step"].values) == [5, 13]
-        assert str(tmp_path / "frozen/best.pt") in ds.attrs["input_hashes"]
-    wrong = subprocess.run([sys.executable, "-m", "densim.cli", *command, "--model", "spatial"], capture_output=True, text=True)
-    assert wrong.returncode != 0 and "best.pt: a checkpoint of model 'frozen', expected 'spatial'" in wrong.stderr
+    output = tmp_path / "eval"
+    command = ["evaluation", str(tmp_path / "frozen/best.pt"), str(tmp_path / "constant_velocity/best.pt"), "--dataset", "tiny",
+               "--split", str(split), "--trajectories", *trajectories, "--spectra", *spectra, "--spec", '{"table_step": 5}', "-o", str(output)]
+    output.mkdir()
+    (output / "stale_h2.nc").write_text("from an earlier run")  # the folder is replaced whole
+    log = densim([*command, "--seed", "0"], tmp_path).stderr
+    assert "frozen_h2.nc: 1 test rollouts of 13 steps; at step 5" in log and "relative MSE 1," in log and "2 evaluation files" in log
+    assert sorted(p.name for p in output.iterdir()) == ["constant_velocity_h2.nc", "frozen_h2.nc"]
+    assert not list(tmp_path.glob(".eval*"))  # the staging folder became the output
+    for model in ("frozen", "constant_velocity"):
+        with xr.open_dataset(output / f"{model}_h2.nc") as ds:
+            assert ds.attrs["model"] == model and list(ds["trajectory"].values) == ["tiny/0003"] and list(ds["kept_step"].values) == [5, 13]
+            assert str(tmp_path / f"{model}/best.pt") in ds.attrs["input_hashes"]
+            assert str(tmp_path / ("frozen" if model != "frozen" else "constant_velocity") / "best.pt") not in ds.attrs["input_hashes"]
+    wrong = subprocess.run([sys.executable, "-m", "densim.cli", *command, "--seed", "1"], capture_output=True, text=True)
+    assert wrong.returncode != 0 and "best.pt: a checkpoint of seed 0, expected 1" in wrong.stderr
     write_json({"train": ["tiny/0000"], "validation": ["tiny/0002"], "test": []}, split)
     empty = subprocess.run([sys.executable, "-m", "densim.cli", *command], capture_output=True, text=True)
     assert empty.returncode != 0 and "split.json: the test part is empty" in empty.stderr
+    assert sorted(p.name for p in output.iterdir()) == ["constant_velocity_h2.nc", "frozen_h2.nc"]  # a refusal changes nothing
 
 
 def test_pushforward_scores_only_the_last_step_with_gradients_through_it_alone(graphs):

@@ -77,9 +77,10 @@ def test_dry_run_lists_exactly_the_default_configs_jobs_rule_by_rule(workdir):
     counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.MULTILINE)}
     networks, seeds, generated = 40, 2, 3  # node_opt, bond_pru_opt, noi_pru; impact kicks node_opt's networks
     runs = 5 * len(MODELS) * seeds + 2 * 2 * generated * seeds  # 4 simulated + 1 union dataset; spatial, NLSF (norm) at h 1, 5
+    # one evaluation job per dataset and seed of each grid: the main one (5 datasets) and the history ablation (3)
     assert counts == {"networks": generated * networks, "networks_manifest": generated, "spectra": generated * networks,
                       "trajectories": 4 * networks, "trajectories_summary": 1, "splits": 4 * seeds, "splits_union": seeds,
-                      "training_statistics": 5 * seeds, "training": runs, "evaluation": runs, "rollout_accuracy": 1, "history": 1,
+                      "training_statistics": 5 * seeds, "training": runs, "evaluation": (5 + generated) * seeds, "rollout_accuracy": 1, "history": 1,
                       "modes_and_bias": 1, "rollouts": 1, "tables": 1, "all": 1, "total": sum(counts.values()) - counts["total"]}
 
 
@@ -181,16 +182,16 @@ def test_smoke_preset_evaluates_every_model_and_renders_tables_figures_and_repor
 
     for dataset in SMOKE_DATASETS:
         for model in SMOKE_MODELS:
-            with xr.open_dataset(smoke / f"results/evaluation/{dataset}/{model}/h2/seed0.nc") as ds:
+            with xr.open_dataset(smoke / f"results/evaluation/main/{dataset}/seed0/{model}_h2.nc") as ds:
                 assert ds.attrs["densim_kind"] == "evaluation" and ds.attrs["model"] == model
                 assert ds.sizes["step"] == 11 - 3 and ds.attrs["table_step"] == 8  # 11 frames: 8 steps after h + 1 = 3
                 if model == "frozen":
                     assert (ds["relative_mse"] == 1.0).all()
                 split = json.loads((smoke / f"results/splits/{dataset}/seed0.json").read_text())
                 assert list(ds["trajectory"].values) == split["test"]
-    assert (smoke / "results/evaluation/node_opt/spatial/h1/seed0.nc").exists()  # the history ablation
+    assert (smoke / "results/evaluation/history/node_opt/seed0/spatial_h1.nc").exists()  # the history ablation
     for variant in ("igns", "igns@warmup=1", "igns@loss_steps=1"):  # the IGNS ablation, one factor at a time
-        with xr.open_dataset(smoke / f"results/evaluation/node_opt/{variant}/h2/seed0.nc") as ds:
+        with xr.open_dataset(smoke / f"results/evaluation/igns_ablation/node_opt/seed0/{variant}_h2.nc") as ds:
             assert ds.attrs["model"] == variant
     assert "igns · warmup = 1" in (smoke / "results/tables/igns_ablation.md").read_text().replace("IGNS", "igns")
     for name in ("rollout_accuracy", "history", "modes_and_bias", "igns_ablation", "rollouts", "tables"):
@@ -292,7 +293,8 @@ def test_a_changed_hyperparameter_retrains_that_model_from_step_0(smoke, tmp_pat
     assert result.returncode == 0, result.stderr[-3000:]
     stats = (result.stdout + result.stderr).split("Job stats:")[1].split("\n\n")[0]
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", stats, flags=re.MULTILINE))
-    # spatial on 5 datasets and at history 1 on node_opt (the ablation), their evaluations and what draws on them
+    # spatial on 5 datasets and at history 1 on node_opt (the ablation), the evaluations of the grids that hold them
+    # (main on 5 datasets, history on node_opt) and what draws on them
     assert jobs == {"all": "1", "training": "6", "evaluation": "6", "rollout_accuracy": "1", "history": "1", "modes_and_bias": "1", "rollouts": "1",
                     "tables": "1", "total": "18"}, stats
     datasets = ("node_opt", "bond_pru_opt", "noi_pru", "comb")
@@ -317,10 +319,10 @@ def test_a_training_setting_that_statistics_do_not_use_reruns_training_only(smok
     assert result.returncode == 0, result.stderr[-3000:]
     stats = (result.stdout + result.stderr).split("Job stats:")[1].split("\n\n")[0]
     jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", stats, flags=re.MULTILINE))
-    # 4 models on 5 datasets, the history ablation's spatial h1 and the IGNS ablation's 3 variants, their evaluations and
-    # the notebooks; statistics stay
-    assert jobs == {"all": "1", "training": "24", "evaluation": "24", "rollout_accuracy": "1", "history": "1", "igns_ablation": "1",
-                    "modes_and_bias": "1", "rollouts": "1", "tables": "1", "total": "55"}, stats
+    # 4 models on 5 datasets, the history ablation's spatial h1 and the IGNS ablation's 3 variants, the evaluations of
+    # their grids (main on 5 datasets, history and IGNS ablation on node_opt) and the notebooks; statistics stay
+    assert jobs == {"all": "1", "training": "24", "evaluation": "7", "rollout_accuracy": "1", "history": "1", "igns_ablation": "1",
+                    "modes_and_bias": "1", "rollouts": "1", "tables": "1", "total": "38"}, stats
 
 
 def test_provenance_verify_passes_on_an_untouched_tree_and_names_an_edited_trajectory(smoke, tmp_path, monkeypatch, capsys):
@@ -336,7 +338,7 @@ def test_provenance_verify_passes_on_an_untouched_tree_and_names_an_edited_traje
     assert "upstream files are as they were used" in capsys.readouterr().out
     main(["provenance", table])  # the chain reaches the networks through every stage
     chain = capsys.readouterr().out
-    for upstream in ("results/evaluation/node_opt/spatial/h2/seed0.nc", "results/training/node_opt/spatial/h2/seed0/best.pt",
+    for upstream in ("results/evaluation/main/node_opt/seed0/spatial_h2.nc", "results/training/node_opt/spatial/h2/seed0/best.pt",
                      "results/training/node_opt/statistics/seed0.nc", "results/splits/node_opt/seed0.json", "results/trajectories/node_opt/0000.nc",
                      "results/spectra/node_opt/0000.nc", "results/networks/node_opt/manifest.csv", "results/networks/node_opt/0000.nc"):
         assert upstream in chain, upstream
@@ -385,15 +387,15 @@ def test_the_rollout_pictures_show_the_rollouts_that_the_evaluation_scored(smoke
     from densim.plots import rollout_examples
 
     monkeypatch.chdir(smoke)
-    evaluations = [f"results/evaluation/{d}/{m}/h2/seed0.nc" for d in SMOKE_DATASETS for m in SMOKE_MODELS]
+    evaluations = [f"results/evaluation/main/{d}/seed0/{m}_h2.nc" for d in SMOKE_DATASETS for m in SMOKE_MODELS]
     examples = rollout_examples(evaluations, {"node_opt": "node_opt", "bond_pru_opt": "bond_pru_opt", "noi_pru": "noi_pru", "impact": "node_opt"})
     assert sorted((e.dataset, e.model == "linear_floor") for e in examples) == sorted((d, floor) for d in SMOKE_DATASETS for floor in (False, True))
     for example in examples:
-        ds = read_evaluation(f"results/evaluation/{example.dataset}/{example.model}/h2/seed0.nc")
+        ds = read_evaluation(f"results/evaluation/main/{example.dataset}/seed0/{example.model}_h2.nc")
         at = ds.sel(step=ds.attrs["table_step"])
         assert example.network == str(ds["trajectory"].values[0]) and len(example.truth) == ds.attrs["table_step"] + 1
         assert float(example.error(-1).mean()) == pytest.approx(float(at["l2"].values[0]), rel=1e-9)
         if example.model != "linear_floor":
-            scores = {m: float(read_evaluation(f"results/evaluation/{example.dataset}/{m}/h2/seed0.nc").sel(step=at["step"])["l2"].mean())
+            scores = {m: float(read_evaluation(f"results/evaluation/main/{example.dataset}/seed0/{m}_h2.nc").sel(step=at["step"])["l2"].mean())
                       for m in ("spatial", "nlsf")}
             assert example.model == min(scores, key=scores.get)

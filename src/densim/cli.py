@@ -321,32 +321,59 @@ def cmd_training_fit(args) -> None:
     logging.getLogger("densim").info("best validation rollout error %.4g", min(history["validation_rollout_error"]))
 
 
+def evaluation_name(model: str, history: int) -> str:
+    """The file of one run in an evaluation folder: ``{model}_h{history}.nc``."""
+    return f"{model}_h{history}.nc"
+
+
 def cmd_evaluation(args) -> None:
+    import shutil
+
     from densim.evaluation import evaluate, evaluation_config
     from densim.io import read_json, write_evaluation
     from densim.models import load_simulator
     from densim.provenance import provenance_attrs
 
     config = evaluation_config(_load_mapping(args.spec, "--spec"))
-    simulator, checkpoint = load_simulator(args.checkpoint)
-    run = checkpoint["run"]
-    for key, expected in (("model", args.model), ("history", args.history)):
-        if expected is not None and run[key] != expected:
-            raise SystemExit(f"densim: {args.checkpoint}: a checkpoint of {key} {run[key]!r}, expected {expected!r}")
+    runs = [(path, *load_simulator(path)) for path in args.checkpoints]
+    names = [evaluation_name(checkpoint["run"]["model"], checkpoint["run"]["history"]) for _, _, checkpoint in runs]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise SystemExit(f"densim: two checkpoints of the same model and history ({', '.join(twice)}): one each")
+    if args.seed is not None:
+        for path, _, checkpoint in runs:
+            if checkpoint["run"]["seed"] != args.seed:
+                raise SystemExit(f"densim: {path}: a checkpoint of seed {checkpoint['run']['seed']}, expected {args.seed}")
     split = read_json(args.split, required=("train", "validation", "test"))
     if not split["test"]:
         raise SystemExit(f"densim: {args.split}: the test part is empty")
+    # the test graphs do not depend on the history: read once, checked long enough for the longest
     graphs, read = _split_graphs(split, args.split, ("test",), _by_reference(args.trajectories, "--trajectories"),
-                                 _by_reference(args.spectra, "--spectra"), simulator.history, "a rollout")
-    attrs = {"dataset": args.dataset, "model": run["model"], "seed": run["seed"], "run_hash": checkpoint["hash"],
-             "validation_one_step_relative_mse": float(checkpoint.get("validation_one_step_relative_mse", float("nan"))),
-             **provenance_attrs({"evaluation": config.__dict__}, inputs=[args.checkpoint, args.split, *read])}
-    ds = evaluate(simulator, graphs["test"], config, attrs=attrs)
-    write_evaluation(ds, args.output)
-    at = ds.sel(step=ds.attrs["table_step"])
-    logging.getLogger("densim").info("wrote %s: %d test rollouts of %d steps; at step %d: L2 %.4g, relative MSE %.4g, Poisson R^2 %.4g, %d blown up",
-                                     args.output, ds.sizes["trajectory"], ds.sizes["step"], ds.attrs["table_step"], float(at["l2"].mean()),
-                                     float(at["relative_mse"]), float(at["poisson_r2"]), int(at["blown_up_count"]))
+                                 _by_reference(args.spectra, "--spectra"), max(simulator.history for _, simulator, _ in runs), "a rollout")
+    # every file goes to a hidden sibling folder first, which replaces the output only when all are written: an
+    # interrupted job leaves no partial folder at the output's path
+    staging = args.output.with_name(f".{args.output.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    log = logging.getLogger("densim")
+    try:
+        for (path, simulator, checkpoint), name in zip(runs, names):
+            run = checkpoint["run"]
+            attrs = {"dataset": args.dataset, "model": run["model"], "seed": run["seed"], "run_hash": checkpoint["hash"],
+                     "validation_one_step_relative_mse": float(checkpoint.get("validation_one_step_relative_mse", float("nan"))),
+                     **provenance_attrs({"evaluation": config.__dict__}, inputs=[path, args.split, *read])}
+            ds = evaluate(simulator, graphs["test"], config, attrs=attrs)
+            write_evaluation(ds, staging / name)
+            at = ds.sel(step=ds.attrs["table_step"])
+            log.info("%s: %d test rollouts of %d steps; at step %d: L2 %.4g, relative MSE %.4g, Poisson R^2 %.4g, %d blown up",
+                     name, ds.sizes["trajectory"], ds.sizes["step"], ds.attrs["table_step"], float(at["l2"].mean()),
+                     float(at["relative_mse"]), float(at["poisson_r2"]), int(at["blown_up_count"]))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(args.output, ignore_errors=True)
+    staging.rename(args.output)
+    log.info("wrote %s: %d evaluation files", args.output, len(runs))
 
 
 def cmd_figures(args) -> None:
@@ -576,21 +603,22 @@ def _training_parser(stages) -> None:
 
 def _evaluation_parser(stages) -> None:
     """The ``densim evaluation`` subcommand."""
-    ev = stages.add_parser("evaluation", help="roll a trained simulator out on its test split and score every step",
-                           description="Roll a checkpoint's simulator out on every test trajectory of a split (all together, one "
+    ev = stages.add_parser("evaluation", help="roll trained simulators out on their test split and score every step",
+                           description="Roll each checkpoint's simulator out on every test trajectory of a split (all together, one "
                            "batched step at a time) from its first h + 1 frames to its last frame, and write the metrics per "
                            "trajectory and step (positional L2 and RMS error, MSE relative to the frozen baseline, Poisson "
                            "ratio, error by Laplacian eigenmode, blow-up flags) and across trajectories (Poisson R^2 and bias) "
                            "as netCDF. Definitions: densim.evaluation, and the file's attributes.")
-    ev.add_argument("checkpoint", type=Path, help="checkpoint of densim training fit (best.pt)")
+    ev.add_argument("checkpoints", nargs="+", type=Path, metavar="CHECKPOINT",
+                    help="checkpoints of densim training fit (best.pt) of the dataset and split, any models and histories")
     ev.add_argument("--dataset", required=True)
     ev.add_argument("--split", required=True, type=Path, help="split JSON of the dataset and seed")
     ev.add_argument("--trajectories", required=True, nargs="+", type=Path, metavar="FILE", help="trajectory files .../{dataset}/{network}.nc of every test network")
     ev.add_argument("--spectra", required=True, nargs="+", type=Path, metavar="FILE", help="spectra files .../{dataset}/{network}.nc of every test network")
-    ev.add_argument("--model", help="refuse a checkpoint of another model")
-    ev.add_argument("--history", type=int, help="refuse a checkpoint of another history")
+    ev.add_argument("--seed", type=int, help="refuse a checkpoint of another seed")
     ev.add_argument("--spec", default="{}", help="JSON mapping with keys of the `evaluation` config section (table_step, blowup_l2)")
-    ev.add_argument("-o", "--output", required=True, type=Path, help="evaluation netCDF file to write")
+    ev.add_argument("-o", "--output", required=True, type=Path,
+                    help="folder to write, one evaluation netCDF file per checkpoint: {model}_h{history}.nc (replaced whole)")
     ev.set_defaults(func=cmd_evaluation)
 
 
@@ -601,7 +629,7 @@ def _figures_parser(stages) -> None:
                             "the notebook writes its figures (PDF and PNG) or tables (CSV, Markdown, LaTeX), each with a "
                             "provenance sidecar.",
                             epilog="Example: densim figures notebooks/rollout_accuracy.ipynb --parameters "
-                            "'{\"evaluations\": [\"results/evaluation/node_opt/spatial/h2/seed0.nc\"], \"figure\": \"demo/rollout_accuracy\"}' "
+                            "'{\"evaluations\": [\"results/evaluation/main/node_opt/seed0/spatial_h2.nc\"], \"figure\": \"demo/rollout_accuracy\"}' "
                             "-o demo/rollout_accuracy.ipynb")
     fig.add_argument("notebook", type=Path, help="notebook to execute (notebooks/*.ipynb)")
     fig.add_argument("--parameters", default="{}", help="JSON or YAML mapping of the notebook's parameters, inline or a file")

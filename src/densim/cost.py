@@ -15,16 +15,18 @@ trajectories              nodes × frames × MD steps per frame (per protocol)
 spectra                   nodes
 training_statistics       networks × training horizon × nodes
 training                  optimiser steps × batch × loss steps × nodes × hidden² × layers (per model)
-evaluation                test networks × rollout steps × nodes × hidden² × layers (per model)
+evaluation                its runs' sum of test networks × rollout steps × nodes × hidden² × layers
 figures and tables        evaluation files read
 others                    one unit per job
 ========================  ==============================================================================
 
-Training and evaluation jobs also have a fixed cost (starting Python and PyTorch, reading the split, validation
-rollouts) that does not grow with the optimiser steps: it is measured as the mean cost of the baselines' jobs
-(``frozen``, ``linear_floor``: fitted in closed form, no optimiser steps) of the same rule, or the mean of the
-model's own jobs where that is less, and only the rest of a learned model's job is scaled (so the measured run is
-priced at exactly its recorded cost); other rules are scaled whole. Validation inside training is thereby counted as fixed.
+Training jobs also have a fixed cost (starting Python and PyTorch, reading the split, validation rollouts) that does
+not grow with the optimiser steps: it is measured as the mean cost of the baselines' training jobs (``frozen``,
+``linear_floor``: fitted in closed form, no optimiser steps), or the mean of the model's own jobs where that is less,
+and only the rest of a learned model's job is scaled (so the measured run is priced at exactly its recorded cost).
+Validation inside training is thereby counted as fixed. An evaluation job evaluates every run of its grid on one dataset
+and seed, learned models among them, so it has no fixed cost of its own to measure: it is scaled whole by its runs'
+units, as are the other rules.
 GPU-hours are the training jobs' wall time times ``cluster.training_gpus``, scaled from wall times measured on the
 device the measured run trained on (``--measured-device``): CPU measurements give an upper bound, not a GPU time.
 """
@@ -132,10 +134,10 @@ def _model_work(setup) -> float:
 
 
 def group(config: dict, job: Job) -> str:
-    """Which measured jobs price ``job``: those of the same rule and model (training, evaluation), generator
-    (networks) or protocol (trajectories)."""
+    """Which measured jobs price ``job``: those of the same rule and model (training), generator (networks) or
+    protocol (trajectories); every evaluation job (it evaluates several models) those of its rule."""
     values = job.values
-    if job.rule in ("training", "evaluation"):
+    if job.rule == "training":
         from densim.models import model_variant
 
         return f"{job.rule}:{model_variant(values['model'])[0]}"
@@ -163,24 +165,31 @@ def work(config: dict, job: Job) -> float:
         return float(nodes)
     if job.rule == "training_statistics":
         return float(_networks(config, values["dataset"]) * config["training"]["horizon"] * nodes)
-    if job.rule in ("training", "evaluation"):
-        from densim.experiments import model_setup
-
-        if model_variant(values["model"])[0] in BASELINES:
-            return 0.0
-        history = int(values["history"])
-        setup = model_setup(values["model"], config["models"], config["training"])
-        model = _model_work(setup)
-        if job.rule == "training":
-            training = setup.training
-            return float(training.steps * training.batch_size * training.unrolled_steps(history) * nodes * model)
-        start = config["evaluation"]["start_frame"]
-        last_input = history if start is None else start
-        return float(_test_networks(config, values["dataset"]) * (frames - last_input - 1) * nodes * model)
+    if job.rule == "training":
+        return _run_work(config, values["dataset"], values["model"], int(values["history"]), frames, "training")
+    if job.rule == "evaluation":
+        runs = [(m, h) for d, m, h, s in evaluation_grids(config)[values["grid"]] if d == dataset and s == int(values["seed"])]
+        return sum(_run_work(config, dataset, model, history, frames, "evaluation") for model, history in runs)
     if stage_of(job.rule) == "figures":
         grids = evaluation_grids(config)
         return float(len(grids.get(job.rule, grids["main"])))
     return 1.0
+
+
+def _run_work(config: dict, dataset: str, model_key: str, history: int, frames: int, rule: str) -> float:
+    """The units of work of training or evaluating one run (none for a baseline)."""
+    from densim.experiments import model_setup
+
+    if model_variant(model_key)[0] in BASELINES:
+        return 0.0
+    setup = model_setup(model_key, config["models"], config["training"])
+    model, nodes = _model_work(setup), config["packing"]["nodes"]
+    if rule == "training":
+        training = setup.training
+        return float(training.steps * training.batch_size * training.unrolled_steps(history) * nodes * model)
+    start = config["evaluation"]["start_frame"]
+    last_input = history if start is None else start
+    return float(_test_networks(config, dataset) * (frames - last_input - 1) * nodes * model)
 
 
 @dataclass

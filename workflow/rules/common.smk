@@ -125,9 +125,24 @@ def union_options():
 GRIDS = evaluation_grids(config)
 
 
+def evaluation_runs(wildcards):
+    """The (model, history) runs of an evaluation job: those of its grid on its dataset and seed."""
+    return [(m, h) for d, m, h, s in GRIDS[wildcards.grid] if d == wildcards.dataset and s == int(wildcards.seed)]
+
+
+def notebook_grid(notebook):
+    """The experiment grid a notebook draws from: its own, or the main one."""
+    return notebook if notebook in GRIDS else "main"
+
+
 def notebook_evaluations(notebook):
-    """The evaluation files a notebook draws from: its experiment's grid (the main one unless it has its own)."""
-    return [f"results/evaluation/{d}/{m}/h{h}/seed{s}.nc" for d, m, h, s in GRIDS.get(notebook, GRIDS["main"])]
+    """The evaluation files a notebook draws from, one per run of its grid (in the grid's evaluation folders)."""
+    return [f"results/evaluation/{notebook_grid(notebook)}/{d}/seed{s}/{m}_h{h}.nc" for d, m, h, s in GRIDS[notebook_grid(notebook)]]
+
+
+def evaluation_folders(notebook):
+    """The evaluation folders (one job each: a grid's runs on one dataset and seed) that hold a notebook's files."""
+    return list(dict.fromkeys(f"results/evaluation/{notebook_grid(notebook)}/{d}/seed{s}" for d, _, _, s in GRIDS[notebook_grid(notebook)]))
 
 
 def notebook_parameters(notebook, **paths):
@@ -173,7 +188,7 @@ def all_outputs():
         *network_outputs("spectra", NETWORK_DATASETS),
         "results/trajectories/summary.csv",
         *expand("results/splits/{dataset}/seed{seed}.json", dataset=RUN_DATASETS, seed=config["seeds"]),
-        *(path for grid in GRIDS for path in notebook_evaluations(grid)),
+        *(path for grid in GRIDS for path in evaluation_folders(grid)),
         *expand("results/figures/{figure}.{suffix}", figure=FIGURES, suffix=["pdf", "png"]),
         *expand("results/tables/{table}.{suffix}", table=TABLES, suffix=["csv", "md", "tex"]),
         "results/figures/rollouts.gif",

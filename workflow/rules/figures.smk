@@ -6,7 +6,7 @@
 rule rollout_accuracy:
     input:
         notebook="notebooks/rollout_accuracy.ipynb",
-        evaluations=notebook_evaluations("main"),
+        evaluations=evaluation_folders("main"),
     output:
         executed="results/notebooks/rollout_accuracy.ipynb",
         pdf="results/figures/rollout_accuracy.pdf",
@@ -30,7 +30,7 @@ rule rollout_accuracy:
 use rule rollout_accuracy as history with:
     input:
         notebook="notebooks/history.ipynb",
-        evaluations=notebook_evaluations("history"),
+        evaluations=evaluation_folders("history"),
     output:
         executed="results/notebooks/history.ipynb",
         pdf="results/figures/history.pdf",
@@ -47,7 +47,7 @@ use rule rollout_accuracy as history with:
 use rule rollout_accuracy as igns_ablation with:
     input:
         notebook="notebooks/igns_ablation.ipynb",
-        evaluations=notebook_evaluations("igns_ablation"),
+        evaluations=evaluation_folders("igns_ablation"),
     output:
         executed="results/notebooks/igns_ablation.ipynb",
         pdf="results/figures/igns_ablation.pdf",
@@ -65,7 +65,7 @@ use rule rollout_accuracy as igns_ablation with:
 use rule rollout_accuracy as modes_and_bias with:
     input:
         notebook="notebooks/modes_and_bias.ipynb",
-        evaluations=notebook_evaluations("main"),
+        evaluations=evaluation_folders("main"),
     output:
         executed="results/notebooks/modes_and_bias.ipynb",
         pdf="results/figures/modes_and_bias.pdf",
@@ -81,9 +81,9 @@ use rule rollout_accuracy as modes_and_bias with:
 use rule rollout_accuracy as tables with:
     input:
         notebook="notebooks/tables.ipynb",
-        evaluations=notebook_evaluations("main"),
+        evaluations=evaluation_folders("main"),
         summary="results/trajectories/summary.csv",
-        history_evaluations=notebook_evaluations("history") if FIDELITY else [],
+        history_evaluations=evaluation_folders("history") if FIDELITY else [],
         training_histories=training_histories(bool(FIDELITY)),
     output:
         executed="results/notebooks/tables.ipynb",
@@ -106,7 +106,7 @@ use rule rollout_accuracy as tables with:
 use rule rollout_accuracy as regime with:
     input:
         notebook="notebooks/regime.ipynb",
-        evaluations=notebook_evaluations("main"),
+        evaluations=evaluation_folders("main"),
         histories=training_histories(),
         summary="results/trajectories/summary.csv",
     output:
@@ -126,7 +126,7 @@ use rule rollout_accuracy as regime with:
 use rule rollout_accuracy as rollouts with:
     input:
         notebook="notebooks/rollouts.ipynb",
-        evaluations=notebook_evaluations("main"),
+        evaluations=evaluation_folders("main"),
         checkpoints=[f"results/training/{d}/{m}/h{h}/seed{s}/best.pt" for d, m, h, s in GRIDS["main"]],
         trajectories=network_outputs("trajectories", BUILT_DATASETS),
         spectra=list(dict.fromkeys(network_outputs("spectra", BUILT_DATASETS))),  # a regime variant shares its source's
