@@ -36,13 +36,11 @@ def test_profile_runs_the_smoke_preset_through_training_and_evaluation_on_slurm(
     targets = ["results/trajectories/bond_pru_opt/0000.nc", "results/splits/bond_pru_opt/seed0.json",
                "results/evaluation/main/bond_pru_opt/seed0"]
     # a Snakemake stuck polling ignores SIGTERM: bound it with SIGINT
-    # a local cluster answers squeue at once: poll it every 2 s (the profile keeps Snakemake's 10 s, kinder to a shared controller),
-    # and let the scheduler wake every second, not every 10 s as the default profile has it (each of the DAG's levels
-    # can wait for a wake-up here)
+    # a local cluster answers squeue at once: poll it every 2 s (the profile keeps Snakemake's 10 s, kinder to a shared controller)
     # one model in the main grid, so that its evaluation job (all the grid's models on a dataset) needs one training job
     (tmp_path / "one_model.yaml").write_text("experiments:\n  models: [spatial]\n")
     command = ["timeout", "-s", "INT", "900", sys.executable, "-m", "snakemake", *targets, "--cores", "all", "--profile", "slurm",
-               "--seconds-between-status-checks", "2", "--max-jobs-per-timespan", "100/1s", "--configfile", "workflow/presets/smoke.yaml", "one_model.yaml"]
+               "--seconds-between-status-checks", "2", "--configfile", "workflow/presets/smoke.yaml", "one_model.yaml"]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-4000:]
     for target in targets:
