@@ -321,16 +321,11 @@ def cmd_training_fit(args) -> None:
     logging.getLogger("densim").info("best validation rollout error %.4g", min(history["validation_rollout_error"]))
 
 
-def evaluation_name(model: str, history: int) -> str:
-    """The file of one run in an evaluation folder: ``{model}_h{history}.nc``."""
-    return f"{model}_h{history}.nc"
-
-
 def cmd_evaluation(args) -> None:
     import shutil
 
     from densim.evaluation import evaluate, evaluation_config
-    from densim.io import read_json, write_evaluation
+    from densim.io import evaluation_name, read_json, write_evaluation
     from densim.models import load_simulator
     from densim.provenance import provenance_attrs
 

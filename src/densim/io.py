@@ -188,6 +188,11 @@ def write_spectra(ds: xr.Dataset, path: str | Path) -> Path:
     return SPECTRA.write(ds, path)
 
 
+def evaluation_name(model: str, history: int) -> str:
+    """The file of one run in an evaluation folder (``results/evaluation/{grid}/{dataset}/seed{seed}/``)."""
+    return f"{model}_h{history}.nc"
+
+
 def write_evaluation(ds: xr.Dataset, path: str | Path) -> Path:
     """Write an evaluation file (:data:`EVALUATION`)."""
     return EVALUATION.write(ds, path)

@@ -273,7 +273,7 @@ def rollout_examples(evaluations, spectra_sources: dict[str, str], results: str 
     grid has it), each at the first seed and history of the grid. ``spectra_sources``: each dataset whose trajectories
     the test networks come from -> the dataset whose spectra they use (a regime variant's networks)."""
     from densim.evaluation import example_rollout
-    from densim.io import read_evaluation, read_spectra, read_trajectory
+    from densim.io import evaluation_name, read_evaluation, read_spectra, read_trajectory
 
     frame = at_step(load_evaluations(evaluations))
     files = {(Path(path).parent.parent.name, Path(path).parent.name, Path(path).name): path for path in evaluations}  # .../{dataset}/seed{seed}/{model}_h{history}.nc
@@ -286,7 +286,7 @@ def rollout_examples(evaluations, spectra_sources: dict[str, str], results: str 
         models = [learned.groupby("model")["l2"].mean().idxmin()] + (["linear_floor"] if "linear_floor" in set(rows["model"]) else [])
         for model in models:
             run = rows[rows["model"] == model].sort_values(["seed", "history"]).iloc[0]
-            ds = read_evaluation(files[(dataset, f"seed{run['seed']}", f"{model}_h{run['history']}.nc")])
+            ds = read_evaluation(files[(dataset, f"seed{run['seed']}", evaluation_name(model, run['history']))])
             network = str(ds["trajectory"].values[0])
             member, index = network.split("/")
             paths = {"trajectory": Path(results) / f"trajectories/{member}/{index}.nc",

@@ -5,6 +5,7 @@ import re
 from snakemake.exceptions import WorkflowError
 
 from densim.config import ConfigError
+from densim.io import evaluation_name
 from densim.experiments import (built_datasets, evaluation_grids, generated_datasets, igns_grid, imported_datasets, imported_files,
                                 network_count, network_datasets, network_source, network_spec, resolve_config, run_datasets,
                                 run_unions, simulated_datasets, training_section, trajectory_section, union_datasets)
@@ -137,7 +138,7 @@ def notebook_grid(notebook):
 
 def notebook_evaluations(notebook):
     """The evaluation files a notebook draws from, one per run of its grid (in the grid's evaluation folders)."""
-    return [f"results/evaluation/{notebook_grid(notebook)}/{d}/seed{s}/{m}_h{h}.nc" for d, m, h, s in GRIDS[notebook_grid(notebook)]]
+    return [f"results/evaluation/{notebook_grid(notebook)}/{d}/seed{s}/{evaluation_name(m, h)}" for d, m, h, s in GRIDS[notebook_grid(notebook)]]
 
 
 def evaluation_folders(notebook):
