@@ -20,6 +20,9 @@ rule evaluation:
     wildcard_constraints:
         grid=one_of(GRIDS),
         dataset=one_of(config["datasets"]),
+    # an evaluation (and a notebook) runs as soon as its inputs exist, ahead of training jobs that are ready too:
+    # left to the end, evaluations make a tail of jobs that cannot keep every core busy
+    priority: 1
     threads: 1
     resources:
         mem_mb=2000,

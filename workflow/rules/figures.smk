@@ -17,6 +17,7 @@ rule rollout_accuracy:
         "logs/benchmarks/rollout_accuracy/rollout_accuracy.tsv"
     params:
         parameters=notebook_parameters("rollout_accuracy", figure="results/figures/rollout_accuracy"),
+    priority: 1  # as soon as its evaluations exist (workflow/rules/evaluation.smk)
     threads: 1
     resources:
         mem_mb=2000,
