@@ -43,8 +43,15 @@ def test_jammed_network_moduli_agree_with_lammps_finite_strain(jammed):
     assert shear == pytest.approx(moduli.shear, rel=0.01)
 
 
-def test_rank_one_removal_equals_recomputation(jammed):
-    state = BondRemoval(jammed, refresh_every=3)
+# BondRemoval's two ways of holding H^+: dense, and a sparse factorisation with rank-one terms (forced here by
+# factorised_from=0 on a small network)
+ROUTES = pytest.mark.parametrize("factorised_from", [10**9, 0], ids=["dense", "factorised"])
+
+
+@ROUTES
+def test_rank_one_removal_equals_recomputation(jammed, factorised_from):
+    state = BondRemoval(jammed, refresh_every=3, factorised_from=factorised_from)
+    assert state.factorised == (factorised_from == 0)
     for _ in range(5):
         stiffness, allowed = state.removal_effects()
         assert allowed.sum() > 10
@@ -60,11 +67,12 @@ def test_rank_one_removal_equals_recomputation(jammed):
     assert state.moduli.shear == pytest.approx(current.shear, rel=1e-9)
 
 
-def test_forbidden_removals_would_open_floppy_modes(jammed):
+@ROUTES
+def test_forbidden_removals_would_open_floppy_modes(jammed, factorised_from):
     """Prune at random to the rigidity threshold: every bond whose removal is forbidden only for its
     Sherman-Morrison denominator really leaves a floppy network."""
     rng = np.random.default_rng(3)
-    state = BondRemoval(jammed)
+    state = BondRemoval(jammed, factorised_from=factorised_from)
     while True:
         _, allowed = state.removal_effects()
         if not allowed.any():
@@ -79,6 +87,26 @@ def test_forbidden_removals_would_open_floppy_modes(jammed):
         keep[b] = False
         with pytest.raises(NotRigidError):
             linear_response(jammed.without_bonds(keep))
+
+
+def test_factorised_and_dense_routes_prune_alike(jammed):
+    """Greedy pruning toward nu = -1: both routes see the same removal effects at every step down to nu = -0.9, the
+    factorised one's compliances kept by rank-one updates across refactorisations. (Closer to -1 the bulk modulus
+    vanishes and both lose digits to round-off.)"""
+    dense = BondRemoval(jammed, refresh_every=7)
+    factorised = BondRemoval(jammed, refresh_every=7, factorised_from=0)
+    steps = 0
+    while dense.moduli.poisson > -0.9:
+        (expected, allowed), (got, allowed_too) = dense.removal_effects(), factorised.removal_effects()
+        np.testing.assert_array_equal(allowed_too, allowed)
+        np.testing.assert_allclose(got[allowed], expected[allowed], rtol=1e-8, atol=1e-12)
+        bond = int(np.nanargmin(isotropic_poisson_ratio(expected)))
+        dense.remove(bond)
+        factorised.remove(bond)
+        steps += 1
+    assert steps > 10
+    assert factorised.moduli.poisson == pytest.approx(dense.moduli.poisson, abs=1e-9)
+    assert factorised.factorisations > 1
 
 
 def test_dangling_node_is_not_rigid():

@@ -23,8 +23,8 @@ floppy mode.
 The building blocks (:func:`bond_directions`, :func:`compatibility_matrix`, :func:`affine_extensions`,
 :func:`relaxed_extensions`, :func:`probe_stiffness` and the Poisson ratio definitions) work on numpy arrays and
 torch tensors alike; only the solve of the Hessian differs between their users: a sparse LU
-(:func:`linear_response`, any N), a dense generalised inverse updated by rank-one steps (:class:`BondRemoval`,
-pruning) and a dense torch solve that autograd runs through (:func:`densim.tuning.torch_poisson_ratio`, node
+(:func:`linear_response`, any N), a generalised inverse updated by rank-one steps, dense or kept as a sparse
+factorisation plus rank-one terms on large networks (:class:`BondRemoval`, pruning) and a dense torch solve that autograd runs through (:func:`densim.tuning.torch_poisson_ratio`, node
 optimisation).
 
 References
@@ -300,28 +300,52 @@ def linear_response(network: SpringNetwork, check_rigidity: bool = True) -> Modu
     vectors = network.bond_vectors()
     _, unit = bond_directions(vectors)
     a = compatibility_matrix(unit, network.bonds, network.num_nodes)
-    h = hessian(network, a)[2:, 2:].tocsc()
+    lu = pinned_factorisation(hessian(network, a), check_rigidity)
+    extensions = relaxed_extensions(a, affine_extensions(unit, vectors), network.stiffness, pinned(lu.solve))
+    return Moduli.from_probes(probe_stiffness(extensions, network.stiffness, network.area))
+
+
+def pinned_factorisation(h: sp.spmatrix, check_rigidity: bool = True):
+    """Sparse LU of the Hessian ``h`` with node 0's rows and columns removed (:func:`pinned` lifts its solves).
+
+    Raises
+    ------
+    NotRigidError
+        When the reduced Hessian is singular, or (``check_rigidity``) nearly so: a floppy mode makes SuperLU
+        return a round-off pivot rather than an error.
+    """
     try:
-        lu = spla.splu(h)
+        lu = spla.splu(h[2:, 2:].tocsc())
     except RuntimeError as err:  # SuperLU reports an exactly singular factor
         raise NotRigidError(f"the network is not rigid: {err}") from err
     if check_rigidity:
-        # A floppy mode makes the reduced Hessian singular; SuperLU then returns a round-off pivot, not an error.
         pivots = np.abs(lu.U.diagonal())
         if not np.all(np.isfinite(pivots)) or pivots.min() < RIGIDITY_PIVOT_RATIO * pivots.max():
             raise NotRigidError(f"the network is not rigid (smallest/largest LU pivot {pivots.min() / pivots.max():.1e})")
-    extensions = relaxed_extensions(a, affine_extensions(unit, vectors), network.stiffness, pinned(lu.solve))
-    return Moduli.from_probes(probe_stiffness(extensions, network.stiffness, network.area))
+    return lu
+
+
+#: Networks with at least this many nodes are pruned with a sparse factorisation rather than a dense ``H^+``
+#: (:class:`BondRemoval`); measured by ``benchmarks/bench_scaling.py``.
+FACTORISED_FROM = 2000
 
 
 class BondRemoval:
     """Exact moduli of a network as bonds are removed one by one, by rank-one updates.
 
-    Holds a dense generalised inverse ``H^+`` of the Hessian (node 0 pinned; its rows and columns are zero,
-    which is exact for the translation-free vectors it is applied to) and the relaxed probe extensions. The
-    effect of removing any bond on the stiffness matrix is then available for all bonds at once
-    (:meth:`removal_effects`), and removing one updates ``H^+`` by Sherman-Morrison in ``O(N^2)``.
-    ``H^+`` is recomputed from scratch every ``refresh_every`` removals to bound round-off.
+    Removing bond ``r`` (compatibility row ``c_r``, stiffness ``k_r``) changes the generalised inverse ``H^+`` of the
+    Hessian (node 0 pinned; its rows and columns are zero, which is exact for the translation-free vectors it is
+    applied to) by Sherman-Morrison: ``H^+ += s x x^T`` with ``x = H^+ c_r``, ``s = k_r / (1 - k_r c_r^T x)``. The
+    effect of removing any bond on the stiffness matrix then follows from its compliance ``g_b = c_b^T H^+ c_b``
+    and the relaxed probe extensions, for all bonds at once (:meth:`removal_effects`). ``H^+`` is held one of two
+    ways, by network size:
+
+    - dense (below ``factorised_from`` nodes): every ``g_b`` is read off ``H^+``, and a removal updates it in
+      ``O(N^2)``; ``H^+`` is recomputed from scratch every ``refresh_every`` removals to bound round-off;
+    - factorised: a sparse LU of the Hessian plus the rank-one terms of the removals since it was made, which the
+      next refresh folds into a new factorisation. The compliances are computed exactly once (a solve per bond)
+      and then updated, ``g_b += s (c_b^T x)^2``, in ``O(N_b)`` per removal; the removed bond's own compliance,
+      which sets the update, is always exact. Memory grows as the factor, not as ``N^2``.
 
     Parameters
     ----------
@@ -333,18 +357,22 @@ class BondRemoval:
         Removals whose Sherman-Morrison denominator ``1 - k_b [A H^+ A^T]_bb`` is below this would open a
         floppy mode and are forbidden.
     refresh_every : int
-        Removals between full recomputations of ``H^+``.
+        Removals between full recomputations of ``H^+`` (or refactorisations).
     refresh_below : float
         A removal whose denominator is below this amplifies round-off by its inverse, so ``H^+`` is
         recomputed right after it.
+    factorised_from : int
+        Networks with at least this many nodes hold ``H^+`` factorised.
     """
 
-    def __init__(self, network: SpringNetwork, min_degree: int = 3, floppy_tolerance: float = 1e-6, refresh_every: int = 100, refresh_below: float = 1e-2):
+    def __init__(self, network: SpringNetwork, min_degree: int = 3, floppy_tolerance: float = 1e-6, refresh_every: int = 100, refresh_below: float = 1e-2,
+                 factorised_from: int = FACTORISED_FROM):
         self.network = network
         self.min_degree = min_degree
         self.floppy_tolerance = floppy_tolerance
         self.refresh_every = refresh_every
         self.refresh_below = refresh_below
+        self.factorised = network.num_nodes >= factorised_from
         self.active = np.ones(network.num_bonds, dtype=bool)
         self.removed: list[int] = []
         self.factorisations = 0
@@ -356,6 +384,7 @@ class BondRemoval:
         self._affine = affine_extensions(unit, vectors)
         self._rows = compatibility_rows(unit)  # c_b on its degrees of freedom, (Nb, 4)
         self._dofs = bond_dofs(network.bonds)  # (Nb, 4)
+        self._compliance = None
         self._refresh()
 
     @property
@@ -369,22 +398,47 @@ class BondRemoval:
 
     def _refresh(self) -> None:
         net = self.current
-        h = hessian(net).toarray()[2:, 2:]
-        try:
-            chol = scipy.linalg.cho_factor(h, lower=True, check_finite=False)
-        except np.linalg.LinAlgError as err:
-            raise NotRigidError("the network is not rigid (Hessian not positive definite with one node pinned)") from err
-        n2 = h.shape[0]
-        self._hinv = np.zeros((n2 + 2, n2 + 2))
-        self._hinv[2:, 2:] = scipy.linalg.cho_solve(chol, np.eye(n2), check_finite=False)
-        self.factorisations += 1
-        self.solves += n2
+        if self.factorised:
+            self._lu = pinned_factorisation(hessian(net))
+            self._terms: list[tuple[float, np.ndarray]] = []  # (s, x) of the removals since the factorisation
+            self.factorisations += 1
+            if self._compliance is None:
+                self._compliance = self._exact_compliance()
+        else:
+            h = hessian(net).toarray()[2:, 2:]
+            try:
+                chol = scipy.linalg.cho_factor(h, lower=True, check_finite=False)
+            except np.linalg.LinAlgError as err:
+                raise NotRigidError("the network is not rigid (Hessian not positive definite with one node pinned)") from err
+            n2 = h.shape[0]
+            self._hinv = np.zeros((n2 + 2, n2 + 2))
+            self._hinv[2:, 2:] = scipy.linalg.cho_solve(chol, np.eye(n2), check_finite=False)
+            self.factorisations += 1
+            self.solves += n2
         self._since_refresh = 0
         self._update_extensions()
 
     def _solve(self, force: np.ndarray) -> np.ndarray:
-        """``H^+ f``: already a pinned solve, ``H^+`` having zero rows and columns at node 0."""
-        return self._hinv @ force
+        """``H^+ f`` for forces (2N, m): already a pinned solve, ``H^+`` having zero rows and columns at node 0."""
+        if not self.factorised:
+            return self._hinv @ force
+        x = pinned(self._lu.solve)(force)
+        self.solves += force.shape[1]
+        if self._terms:
+            scale = np.array([s for s, _ in self._terms])
+            vectors = np.stack([v for _, v in self._terms])  # (m, 2N)
+            x += vectors.T @ (scale[:, None] * (vectors @ force))
+        return x
+
+    def _exact_compliance(self) -> np.ndarray:
+        """``g_b = c_b^T H^+ c_b`` of every bond, solving for the bonds' rows in blocks of about 100 MB."""
+        columns = self._compatibility.T.tocsc()  # (2N, Nb)
+        g = np.empty(self.network.num_bonds)
+        block = max(1, int(1.25e7 // columns.shape[0]))
+        for first in range(0, len(g), block):
+            rhs = columns[:, first:first + block].toarray()
+            g[first:first + block] = np.einsum("ij,ij->j", rhs, self._solve(rhs))
+        return g
 
     def _update_extensions(self) -> None:
         stiffness = np.where(self.active, self.network.stiffness, 0.0)
@@ -402,9 +456,12 @@ class BondRemoval:
         allowed : ndarray of bool, shape (Nb,)
             Active bonds whose removal keeps every node at ``min_degree`` and opens no floppy mode.
         """
-        c = self._rows
-        block = self._hinv[self._dofs[:, :, None], self._dofs[:, None, :]]  # (Nb, 4, 4)
-        g = np.einsum("bs,bst,bt->b", c, block, c)
+        if self.factorised:
+            g = self._compliance
+        else:
+            c = self._rows
+            block = self._hinv[self._dofs[:, :, None], self._dofs[:, None, :]]  # (Nb, 4, 4)
+            g = np.einsum("bs,bst,bt->b", c, block, c)
         k = self.network.stiffness
         denominator = 1.0 - k * g
         degree = np.bincount(self.network.bonds[self.active].ravel(), minlength=self.network.num_nodes)
@@ -425,12 +482,21 @@ class BondRemoval:
             raise ValueError(f"bond {bond} was already removed")
         dofs = self._dofs[bond]
         c = self._rows[bond]
-        hc = self._hinv[:, dofs] @ c  # H^+ c_b, shape (2N,)
+        if self.factorised:
+            row = np.zeros((self._compatibility.shape[1], 1))
+            row[dofs, 0] = c
+            hc = self._solve(row)[:, 0]
+        else:
+            hc = self._hinv[:, dofs] @ c  # H^+ c_b, shape (2N,)
         k = self.network.stiffness[bond]
         denominator = 1.0 - k * (c @ hc[dofs])
         if denominator <= self.floppy_tolerance:
             raise NotRigidError(f"removing bond {bond} would open a floppy mode")
-        self._hinv += (k / denominator) * np.outer(hc, hc)
+        if self.factorised:
+            self._terms.append((k / denominator, hc))
+            self._compliance += (k / denominator) * (self._compatibility @ hc) ** 2
+        else:
+            self._hinv += (k / denominator) * np.outer(hc, hc)
         self.active[bond] = False
         self.removed.append(int(bond))
         self._since_refresh += 1
@@ -438,4 +504,3 @@ class BondRemoval:
             self._refresh()
         else:
             self._update_extensions()
-

@@ -74,9 +74,10 @@ def soft_disk_forces(positions: np.ndarray, diameters: np.ndarray, box: np.ndarr
     # -dU/dr along the unit vector from i to j pushes j away from i
     magnitude = overlap / sigma
     f = (magnitude / np.where(r > 0, r, 1.0))[:, None] * delta
-    forces = np.zeros_like(positions)
-    np.add.at(forces, j, f)
-    np.add.at(forces, i, -f)
+    # per-node sums in the order np.add.at would take (j's terms, then i's), so the result is the same to the bit,
+    # at a fraction of its cost
+    ends = np.concatenate([j, i])
+    forces = np.stack([np.bincount(ends, weights=np.concatenate([f[:, d], -f[:, d]]), minlength=len(positions)) for d in (0, 1)], axis=1)
     return energy, forces
 
 
