@@ -19,6 +19,31 @@ def test_torch_route_matches_sparse_linear_response(jammed, definition):
     assert nu.item() == pytest.approx(linear_response(jammed).poisson_ratio(definition), abs=1e-10)
 
 
+def test_factorised_torch_route_matches_the_dense_one_in_value_and_gradient(jammed):
+    """The sparse-LU solve with its adjoint backward against autograd through a dense solve."""
+    bonds, box = torch.as_tensor(jammed.bonds), torch.as_tensor(jammed.box)
+    start = torch.as_tensor(jammed.positions)
+    images = periodic_images(start[bonds[:, 1]] - start[bonds[:, 0]], box)
+    results = []
+    for factorised in (False, True):
+        positions = start.clone().requires_grad_(True)
+        nu = torch_poisson_ratio(positions, box, bonds, images, "inverse_length", factorised=factorised)
+        nu.backward()
+        results.append((nu.item(), positions.grad.numpy()))
+    (nu_dense, grad_dense), (nu_factorised, grad_factorised) = results
+    assert nu_factorised == pytest.approx(nu_dense, abs=1e-12)
+    assert np.abs(grad_dense).max() > 1e-3
+    np.testing.assert_allclose(grad_factorised, grad_dense, rtol=1e-8, atol=1e-10 * np.abs(grad_dense).max())
+
+
+def test_node_optimisation_takes_the_same_path_factorised(jammed, monkeypatch):
+    dense = optimise_node_positions(jammed, -0.2, tolerance=0.005, stiffness_mode="inverse_length")
+    monkeypatch.setattr("densim.tuning.FACTORISED_FROM", 0)
+    factorised = optimise_node_positions(jammed, -0.2, tolerance=0.005, stiffness_mode="inverse_length")
+    assert factorised.steps == dense.steps
+    np.testing.assert_allclose(factorised.network.positions, dense.network.positions, rtol=0, atol=1e-9)
+
+
 def test_linear_response_pieces_are_the_same_on_numpy_and_torch(jammed):
     """The sparse numpy compatibility matrix and the dense torch one hold the same entries (up to the last bit
     of the norms, which numpy and torch round differently), and so do the affine extensions."""

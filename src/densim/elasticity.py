@@ -24,7 +24,8 @@ The building blocks (:func:`bond_directions`, :func:`compatibility_matrix`, :fun
 :func:`relaxed_extensions`, :func:`probe_stiffness` and the Poisson ratio definitions) work on numpy arrays and
 torch tensors alike; only the solve of the Hessian differs between their users: a sparse LU
 (:func:`linear_response`, any N), a generalised inverse updated by rank-one steps, dense or kept as a sparse
-factorisation plus rank-one terms on large networks (:class:`BondRemoval`, pruning) and a dense torch solve that autograd runs through (:func:`densim.tuning.torch_poisson_ratio`, node
+factorisation plus rank-one terms on large networks (:class:`BondRemoval`, pruning), and a dense torch solve or a
+sparse LU with an adjoint backward pass that autograd runs through (:func:`densim.tuning.torch_poisson_ratio`, node
 optimisation).
 
 References

@@ -16,21 +16,26 @@ Dold and van Egmond (2023) (random perturbation and pruning).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 
 from typing import TYPE_CHECKING
 
 import numpy as np
+import scipy.sparse as sp
 
 from densim.elasticity import (
+    FACTORISED_FROM,
     POISSON_DEFINITIONS,
     BondRemoval,
     NotRigidError,
     affine_extensions,
     bond_directions,
+    bond_dofs,
     compatibility_matrix,
+    compatibility_rows,
     linear_response,
     pinned,
+    pinned_factorisation,
     probe_stiffness,
     relaxed_extensions,
 )
@@ -151,14 +156,18 @@ def _bond_vectors(positions: torch.Tensor, bonds: torch.Tensor, images: torch.Te
 
 
 def torch_poisson_ratio(
-    positions: torch.Tensor, box: torch.Tensor, bonds: torch.Tensor, images: torch.Tensor, stiffness_mode: str, definition: str = "uniaxial_x"
+    positions: torch.Tensor, box: torch.Tensor, bonds: torch.Tensor, images: torch.Tensor, stiffness_mode: str, definition: str = "uniaxial_x",
+    factorised: bool | None = None,
 ) -> torch.Tensor:
     """Differentiable Poisson ratio of the stress-free network on ``positions``.
 
     The linear response of :mod:`densim.elasticity` on torch tensors: the same compatibility matrix, affine
-    extensions and relaxation, with a dense compatibility matrix and a dense solve of the pinned Hessian
-    that autograd differentiates (a sparse LU cannot be). Dense costs ``O(N^3)`` per call, fine for the
-    networks of a few hundred nodes this optimises.
+    extensions and relaxation, solved one of two ways that autograd runs through:
+
+    - dense: a dense compatibility matrix and a dense solve of the pinned Hessian, ``O(N^3)`` per call, the
+      fastest for a few hundred nodes;
+    - factorised: the Hessian's entries assembled bond by bond and solved by a sparse LU (:func:`_pinned_solve`,
+      whose backward pass solves the adjoint with the same factorisation), for large networks.
 
     Parameters
     ----------
@@ -172,6 +181,8 @@ def torch_poisson_ratio(
         How spring constants follow the rest lengths, which follow the nodes (:func:`densim.springs.spring_stiffness`).
     definition : str
         One of :data:`densim.elasticity.POISSON_DEFINITIONS`.
+    factorised : bool, optional
+        The solve; by default factorised from :data:`densim.elasticity.FACTORISED_FROM` nodes.
 
     Returns
     -------
@@ -182,11 +193,53 @@ def torch_poisson_ratio(
     vectors = _bond_vectors(positions, bonds, images, box)
     length, unit = bond_directions(vectors)
     stiffness = spring_stiffness(length, stiffness_mode)
-    a = compatibility_matrix(unit, bonds, positions.shape[0])
     affine = affine_extensions(unit, vectors)
-    hessian = a.T @ (stiffness[:, None] * a)
-    extensions = relaxed_extensions(a, affine, stiffness, pinned(partial(torch.linalg.solve, hessian[2:, 2:])))
+    if factorised is None:
+        factorised = positions.shape[0] >= FACTORISED_FROM
+    if factorised:
+        dofs, rows = bond_dofs(bonds), compatibility_rows(unit)  # (Nb, 4) each
+        force = positions.new_zeros(2 * positions.shape[0], 3).index_add_(
+            0, dofs.reshape(-1), (rows[:, :, None] * (stiffness[:, None] * affine)[:, None, :]).reshape(-1, 3))
+        entries = (stiffness[:, None, None] * rows[:, :, None] * rows[:, None, :]).reshape(-1)
+        displacement = _pinned_solve().apply(entries, dofs[:, :, None].expand(-1, 4, 4).reshape(-1), dofs[:, None, :].expand(-1, 4, 4).reshape(-1), force)
+        extensions = affine - (rows[:, :, None] * displacement[dofs]).sum(1)
+    else:
+        a = compatibility_matrix(unit, bonds, positions.shape[0])
+        hessian = a.T @ (stiffness[:, None] * a)
+        extensions = relaxed_extensions(a, affine, stiffness, pinned(partial(torch.linalg.solve, hessian[2:, 2:])))
     return POISSON_DEFINITIONS[definition](probe_stiffness(extensions, stiffness, box[0] * box[1]))
+
+
+@cache
+def _pinned_solve():
+    """The autograd function of the factorised solve, defined on first use: importing this module does not import torch."""
+    import torch
+
+    class PinnedSolve(torch.autograd.Function):
+        """``u = H^+ f`` for the Hessian given by COO entries (duplicates summed) with node 0 pinned.
+
+        Forward: a sparse LU of the pinned Hessian (:func:`densim.elasticity.pinned_factorisation`). Backward: with
+        ``H`` symmetric, ``lambda = H^+ du`` by the same factorisation gives ``df = lambda`` and, for each entry
+        ``(i, j)``, ``dH_ij = -lambda_i . u_j``.
+        """
+
+        @staticmethod
+        def forward(ctx, entries, rows, cols, force):
+            n = force.shape[0]
+            h = sp.csc_matrix((entries.detach().numpy(), (rows.numpy(), cols.numpy())), shape=(n, n))
+            solve = pinned(pinned_factorisation(h, check_rigidity=False).solve)
+            u = torch.from_numpy(solve(force.detach().numpy()))
+            ctx.solve, ctx.rows, ctx.cols = solve, rows, cols
+            ctx.save_for_backward(u)
+            return u
+
+        @staticmethod
+        def backward(ctx, grad):
+            (u,) = ctx.saved_tensors
+            adjoint = torch.from_numpy(ctx.solve(grad.detach().numpy()))
+            return -(adjoint[ctx.rows] * u[ctx.cols]).sum(-1), None, None, adjoint
+
+    return PinnedSolve
 
 
 def _bond_pairs_at_nodes(bonds: np.ndarray, num_nodes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
