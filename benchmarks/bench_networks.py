@@ -1,8 +1,11 @@
-"""Benchmark of the networks stage on a 1,000-node jammed network.
+"""Benchmark of the networks stage on a jammed network (1,000 nodes by default).
 
 Prints the time of one sparse linear-response solve, the time of greedy pruning to nu = -0.5 with exact
 rank-one updates, and the linear algebra that pruning used against what recomputing every candidate
-removal from scratch would need. Run: ``python benchmarks/bench_networks.py [--nodes 1000]``.
+removal from scratch would need. With ``--routes`` it prunes the same network both ways that
+:class:`densim.elasticity.BondRemoval` holds ``H^+`` (dense, and a sparse factorisation plus rank-one terms) and
+prints their ratio: where the factorised route wins sets ``densim.elasticity.FACTORISED_FROM``.
+Run: ``python benchmarks/bench_networks.py [--nodes 1000] [--routes]``.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=-0.5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--definition", choices=sorted(POISSON_DEFINITIONS), default="uniaxial_x")
+    parser.add_argument("--routes", action="store_true", help="also prune with H^+ dense and factorised, and compare")
     args = parser.parse_args()
 
     start = time.perf_counter()
@@ -52,6 +56,15 @@ def main() -> None:
     print(f"  per-bond recomputation: {result.candidates} factorisations, {3 * result.candidates} right-hand-side solves")
     print(f"  factorisations: {result.candidates / result.factorisations:.0f}x fewer with rank-one updates")
     print(f"  estimated per-bond recomputation time: {result.candidates * solve:.1f} s ({result.candidates * solve / prune:.0f}x the rank-one route)")
+    if args.routes:
+        times = {}
+        for route, factorised_from in (("dense", network.num_nodes + 1), ("factorised", 0)):
+            start = time.perf_counter()
+            routed = prune_to_target(network, args.target, tolerance=0.005, definition=args.definition, factorised_from=factorised_from)
+            times[route] = time.perf_counter() - start
+            print(f"  H^+ {route:<10}: {times[route]:7.2f} s, {routed.steps} removals, nu = {routed.poisson:+.4f}, "
+                  f"{routed.factorisations} factorisations, {routed.solves} solves")
+        print(f"  factorised / dense time: {times['factorised'] / times['dense']:.2f}")
 
 
 if __name__ == "__main__":

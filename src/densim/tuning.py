@@ -64,15 +64,17 @@ class TuningResult:
 
 
 def prune_to_target(
-    network: SpringNetwork, target: float, tolerance: float, definition: str = "uniaxial_x", min_degree: int = 3, refresh_every: int = 100
+    network: SpringNetwork, target: float, tolerance: float, definition: str = "uniaxial_x", min_degree: int = 3, refresh_every: int = 100,
+    factorised_from: int = FACTORISED_FROM,
 ) -> TuningResult:
     """Greedy pruning toward a target Poisson ratio (``definition`` from :data:`POISSON_DEFINITIONS`).
 
     Each step removes the allowed bond (both ends keep ``min_degree`` bonds, no floppy mode opens) whose
     removal brings nu closest to ``target``; it stops within ``tolerance`` or when no removal gets closer.
+    ``factorised_from``: see :class:`densim.elasticity.BondRemoval`.
     """
     measure = POISSON_DEFINITIONS[definition]
-    state = BondRemoval(network, min_degree=min_degree, refresh_every=refresh_every)
+    state = BondRemoval(network, min_degree=min_degree, refresh_every=refresh_every, factorised_from=factorised_from)
     nu = state.moduli.poisson_ratio(definition)
     candidates = 0
     while abs(nu - target) > tolerance:
