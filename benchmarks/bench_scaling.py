@@ -7,8 +7,9 @@ its peak resident memory is its own:
 - ``moduli``: linear-response elastic moduli (:func:`densim.elasticity.linear_response`);
 - ``spectra``: the 64 smallest Laplacian eigenpairs (:func:`densim.spectra.laplacian_eigenpairs`);
 - ``bond_pru_opt``: greedy pruning to nu = -0.5 (:func:`densim.tuning.prune_to_target`);
-- ``noi_pru``: noise and random pruning into the interval around nu = -0.5 of the default NOI-PRU dataset
-  (:func:`densim.tuning.noise_and_prune`, its first random path);
+- ``noi_pru``: noise and random pruning into the interval around nu = 0 of the default NOI-PRU dataset (its middle
+  network; :func:`densim.tuning.noise_and_prune`, its first random path. On large networks random removals average
+  out, and a path from nu of about +0.47 ends at the coordination floor before it reaches -0.5);
 - ``node_opt``: ten gradient steps of NODE-OPT's differentiable route (:func:`densim.tuning.optimise_node_positions`
   stopped after 10 steps: a whole run takes hundreds to thousands of them);
 - ``compression``: the default config's LAMMPS compression (:func:`densim.trajectories.simulate`, the
@@ -119,7 +120,7 @@ def run_stage(stage: str, nodes: int, workdir: Path) -> dict:
         from densim.tuning import noise_and_prune
 
         config = _dataset("noi_pru")
-        interval = config.acceptance_interval(0)
+        interval = config.acceptance_interval(config.networks // 2)
         result = noise_and_prune(network, interval, np.random.default_rng(0), config.noi_pru.noise, config.stiffness,
                                  config.poisson_ratio, config.noi_pru.min_coordination, config.noi_pru.min_length_ratio)
         note = (f"nu = {result.poisson:+.3f} after {result.steps} removals" if result is not None

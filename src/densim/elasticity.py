@@ -326,9 +326,13 @@ def pinned_factorisation(h: sp.spmatrix, check_rigidity: bool = True):
     return lu
 
 
-#: Networks with at least this many nodes are pruned with a sparse factorisation rather than a dense ``H^+``
-#: (:class:`BondRemoval`); measured by ``benchmarks/bench_scaling.py``.
-FACTORISED_FROM = 2000
+#: Networks with at least this many nodes hold ``H^+`` as a sparse factorisation rather than densely, in pruning
+#: (:class:`BondRemoval`) and in NODE-OPT's differentiable route (:func:`densim.tuning.torch_poisson_ratio`).
+#: Measured on 2 cores, one thread (``benchmarks/bench_networks.py --routes``), greedy pruning to nu = -0.5 takes
+#: factorised/dense 1.13x the time at 128 nodes, 1.38x at 300, 0.46x at 500, 0.50x at 1,000 and 0.23x at 2,000.
+#: NODE-OPT's factorised gradient is faster at every size (0.15x at 128 nodes, 0.01x at 1,000); it stays dense below
+#: this size too so that the default and fidelity scales (128 and 200 nodes) make the same networks bit for bit.
+FACTORISED_FROM = 400
 
 
 class BondRemoval:
