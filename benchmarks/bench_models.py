@@ -28,7 +28,7 @@ import torch
 import xarray as xr
 
 from densim.md import MDSettings
-from densim.models import MODELS, build_simulator
+from densim.models import BASELINES, MODELS, build_simulator
 from densim.packing import contact_network, jammed_packing
 from densim.rollout import rollout, trajectory_graph
 from densim.spectra import topology_spectra
@@ -70,7 +70,7 @@ def median_time(func, repeats: int, device: torch.device) -> float:
 
 def model_hyperparameters(key: str, hidden: int, layers: int, k: int) -> dict:
     """Width and depth of a learned model (none for the baselines), and its modes for spectral ones."""
-    hyperparameters = {} if key in ("frozen", "linear_floor") else {"hidden": hidden, "num_layers": layers}
+    hyperparameters = {} if key in BASELINES else {"hidden": hidden, "num_layers": layers}
     if "num_modes" in getattr(MODELS[key], "block_parameters", dict)():
         hyperparameters["num_modes"] = k
     return hyperparameters

@@ -31,7 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from bench_models import HISTORY, compressed_graph, median_time, model_hyperparameters
 from densim.md import MDSettings
-from densim.models import MODELS, build_simulator
+from densim.models import BASELINES, MODELS, build_simulator
 from densim.rollout import rollouts
 from densim.training import TrainingConfig, _windows, compute_statistics
 
@@ -84,7 +84,7 @@ def steps_of(key: str, graph, config: TrainingConfig, hyperparameters: dict, bat
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, nargs="+", default=[200, 5000], help="disks per packing (default 200 5000)")
-    parser.add_argument("--models", nargs="+", default=[key for key in MODELS if key not in ("frozen", "linear_floor")], help="model keys (default: every learned model)")
+    parser.add_argument("--models", nargs="+", default=[key for key in MODELS if key not in BASELINES], help="model keys (default: every learned model)")
     parser.add_argument("--hidden", type=int, default=128, help="latent width (default 128)")
     parser.add_argument("--layers", type=int, default=4, help="processor blocks (default 4)")
     parser.add_argument("--k", type=int, default=64, help="eigenpairs per network (default 64)")
