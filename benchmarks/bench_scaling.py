@@ -21,7 +21,7 @@ Generation settings are the defaults of the config schema (packing fraction 0.92
 1/l0). Each run has a time budget (``--budget`` seconds): a stage that exceeds it is stopped, reported as such, and
 not run at the larger sizes. Per stage the growth exponent is the least-squares slope of log seconds against log
 nodes over the sizes that finished. Memory is the process's peak resident set (``ru_maxrss``) and, in brackets, how
-much the stage added to it after its inputs were loaded.
+much the stage added to it after its inputs were loaded (``VmHWM`` of ``/proc/self/status``).
 
 Run: ``python benchmarks/bench_scaling.py [--nodes 1000 10000 100000] [--stages jamming moduli ...] [--budget 600]
 [--workdir DIR] [--tsv FILE]``. ``--workdir`` keeps the networks and frames between runs (they are reused).
@@ -52,6 +52,14 @@ STAGES = list(NEEDS)
 
 
 def _peak_mib() -> float:
+    """This process's peak resident memory: ``VmHWM`` (Linux keeps ``ru_maxrss`` across ``exec``, so a child would
+    report its parent's peak), else ``ru_maxrss``."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
@@ -79,6 +87,28 @@ def _load_network(workdir: Path, nodes: int):
 
     with np.load(_network_path(workdir, nodes)) as f:
         return SpringNetwork(f["positions"], f["box"], f["bonds"], f["rest_lengths"], f["stiffness"])
+
+
+def tiled(network, copies: int):
+    """The periodic network ``network`` repeated ``copies`` x ``copies`` times in a box that many times larger.
+
+    Node ``a`` of tile ``t`` bonds to the copy of its partner ``b`` in tile ``t - n`` (mod ``copies``), ``n`` the
+    bond's periodic image offset, so every bond keeps its vector, rest length and stiffness: the tiling is stress free,
+    as rigid as the original and has its moduli (a check that the benchmark prints).
+    """
+    from densim.springs import SpringNetwork, periodic_images
+
+    n, bonds = network.num_nodes, network.bonds
+    images = periodic_images(network.positions[bonds[:, 1]] - network.positions[bonds[:, 0]], network.box).astype(int)
+    tiles = np.array([(i, j) for i in range(copies) for j in range(copies)])
+    positions = np.concatenate([network.positions + t * network.box for t in tiles])
+    ends = []
+    for index, t in enumerate(tiles):
+        partner = (t[None, :] - images) % copies
+        ends.append(np.stack([index * n + bonds[:, 0], (partner[:, 0] * copies + partner[:, 1]) * n + bonds[:, 1]], axis=1))
+    ends = np.sort(np.concatenate(ends), axis=1)
+    repeat = lambda values: np.tile(values, copies * copies)  # noqa: E731
+    return SpringNetwork(positions, network.box * copies, ends, repeat(network.rest_lengths), repeat(network.stiffness))
 
 
 def run_stage(stage: str, nodes: int, workdir: Path) -> dict:
@@ -171,6 +201,9 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=600.0, help="seconds one stage may take at one size before it is stopped (default 600)")
     parser.add_argument("--workdir", type=Path, help="keep networks and frames here, reusing those already made (default: a temporary folder)")
     parser.add_argument("--tsv", type=Path, help="also write the table here")
+    parser.add_argument("--tile-from", type=int, metavar="NODES",
+                        help="make each larger network by tiling the jammed network of NODES disks k x k (k = round(sqrt(nodes / NODES))) "
+                             "instead of jamming it: for sizes whose jamming exceeds the budget")
     parser.add_argument("--child", nargs=3, metavar=("STAGE", "NODES", "WORKDIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -187,15 +220,28 @@ def measure(args, workdir: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(os.cpu_count()))}
     wanted = [s for s in STAGES if s in args.stages or any(NEEDS.get(t) == s for t in args.stages)]
     print(f"{os.cpu_count()} CPUs, budget {args.budget:.0f} s per stage and size, stages: {' '.join(wanted)}")
-    rows, stopped = [], set()
+    rows, stopped, tiles = [], set(), set()
     header = f"{'stage':<13} {'nodes':>7} {'seconds':>9} {'peak MiB':>9} {'(stage)':>9}  note"
     print(header)
     for nodes in sorted(args.nodes):
+        if args.tile_from and nodes > args.tile_from and not _network_path(workdir, nodes).exists():
+            copies = round(math.sqrt(nodes / args.tile_from))
+            base = _load_network(workdir, args.tile_from)
+            big = tiled(base, copies)
+            np.savez(_network_path(workdir, nodes), positions=big.positions, box=big.box, bonds=big.bonds,
+                     rest_lengths=big.rest_lengths, stiffness=big.stiffness)
+            tiles.add(nodes)
+            from densim.elasticity import linear_response
+
+            print(f"  ({nodes}: the {base.num_nodes}-node jammed network tiled {copies} x {copies}: {big.num_nodes} nodes, "
+                  f"{big.num_bonds} bonds; nu = {linear_response(big).poisson:+.9f} against {linear_response(base).poisson:+.9f})")
         for stage in wanted:
             need = NEEDS[stage]
             reusable = {"jamming": _network_path, "compression": _frames_path}.get(stage)
             if reusable and reusable(workdir, nodes).exists() and stage not in args.stages:
                 continue  # an input made by an earlier run, and not asked for itself
+            if stage == "jamming" and nodes in tiles:
+                continue
             if stage in stopped or (need and not {"jamming": _network_path, "compression": _frames_path}[need](workdir, nodes).exists()):
                 row = {"stage": stage, "nodes": nodes, "seconds": math.nan, "peak_mib": math.nan, "stage_mib": math.nan,
                        "note": "not run: over budget at a smaller size" if stage in stopped else f"not run: no {need} output"}

@@ -109,6 +109,23 @@ def test_factorised_and_dense_routes_prune_alike(jammed):
     assert factorised.factorisations > 1
 
 
+def test_large_networks_factorise_with_a_symmetric_ordering_to_the_same_moduli():
+    """From FACTORISED_FROM nodes SuperLU orders the Hessian symmetrically: the moduli agree with a dense solve."""
+    from densim.elasticity import (FACTORISED_FROM, Moduli, affine_extensions, bond_directions, compatibility_matrix, hessian, pinned,
+                                   probe_stiffness, relaxed_extensions)
+    from densim.packing import contact_network, jammed_packing
+
+    network, _ = contact_network(jammed_packing(450, 0.92, 1.4, np.random.default_rng(1)))
+    assert network.num_nodes >= FACTORISED_FROM
+    vectors = network.bond_vectors()
+    _, unit = bond_directions(vectors)
+    a = compatibility_matrix(unit, network.bonds, network.num_nodes)
+    dense = hessian(network, a).toarray()[2:, 2:]
+    extensions = relaxed_extensions(a, affine_extensions(unit, vectors), network.stiffness, pinned(lambda f: np.linalg.solve(dense, f)))
+    expected = Moduli.from_probes(probe_stiffness(extensions, network.stiffness, network.area))
+    np.testing.assert_allclose(linear_response(network).stiffness_matrix, expected.stiffness_matrix, rtol=1e-9, atol=1e-12)
+
+
 def test_dangling_node_is_not_rigid():
     lattice = triangular_lattice(4, 4)
     positions = np.vstack([lattice.positions, lattice.positions[:1] + [0.3, 0.2]])
