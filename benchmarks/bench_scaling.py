@@ -83,6 +83,10 @@ def _frames_path(workdir: Path, nodes: int) -> Path:
     return workdir / f"frames_{nodes}.npz"
 
 
+#: stage -> the file it leaves for the stages that read it
+OUTPUTS = {"jamming": _network_path, "compression": _frames_path}
+
+
 def _load_network(workdir: Path, nodes: int):
     from densim.springs import SpringNetwork
 
@@ -114,9 +118,8 @@ def tiled(network, copies: int):
 
 def run_stage(stage: str, nodes: int, workdir: Path) -> dict:
     """Run one stage at one size in this process; returns seconds, memory and what it did."""
-    network = _load_network(workdir, nodes) if NEEDS[stage] == "jamming" else None
+    network = None if stage == "jamming" else _load_network(workdir, nodes)
     if stage == "zero_stress":
-        network = _load_network(workdir, nodes)
         with np.load(_frames_path(workdir, nodes)) as f:
             positions, box = f["positions"], f["box"]
     # the stage's modules load before the clock starts (torch and its compiler, which Adam's first step imports, for
@@ -189,8 +192,7 @@ def run_stage(stage: str, nodes: int, workdir: Path) -> dict:
         raise ValueError(f"unknown stage {stage!r}; one of {', '.join(STAGES)}")
     if stage not in ("jamming", "compression"):
         seconds = time.perf_counter() - start
-    size = _load_network(workdir, nodes).num_nodes if network is None else network.num_nodes
-    return {"seconds": seconds, "peak_mib": _peak_mib(), "stage_mib": _peak_mib() - baseline, "nodes": size, "note": note}
+    return {"seconds": seconds, "peak_mib": _peak_mib(), "stage_mib": _peak_mib() - baseline, "nodes": network.num_nodes, "note": note}
 
 
 def growth_exponent(nodes: list[int], seconds: list[float]) -> float:
@@ -243,12 +245,12 @@ def measure(args, workdir: Path) -> None:
                   f"{big.num_bonds} bonds; nu = {linear_response(big).poisson:+.9f} against {linear_response(base).poisson:+.9f})")
         for stage in wanted:
             need = NEEDS[stage]
-            reusable = {"jamming": _network_path, "compression": _frames_path}.get(stage)
+            reusable = OUTPUTS.get(stage)
             if reusable and reusable(workdir, nodes).exists() and stage not in args.stages:
                 continue  # an input made by an earlier run, and not asked for itself
             if stage == "jamming" and nodes in tiles:
                 continue
-            if stage in stopped or (need and not {"jamming": _network_path, "compression": _frames_path}[need](workdir, nodes).exists()):
+            if stage in stopped or (need and not OUTPUTS[need](workdir, nodes).exists()):
                 row = {"stage": stage, "nodes": nodes, "seconds": math.nan, "peak_mib": math.nan, "stage_mib": math.nan,
                        "note": "not run: over budget at a smaller size" if stage in stopped else f"not run: no {need} output"}
             else:
