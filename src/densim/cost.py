@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from densim.experiments import dataset_protocol, evaluation_grids, network_count, trajectory_section
+from densim.experiments import dataset_nodes, dataset_protocol, evaluation_grids, network_count, trajectory_section
 from densim.splits import SplitFractions, split_networks
 from densim.models import BASELINES, model_variant
 from densim.protocols import PROTOCOLS, md_settings
@@ -150,8 +150,9 @@ def group(config: dict, job: Job) -> str:
 
 def work(config: dict, job: Job) -> float:
     """The job's units of work (the module's table): what its measured cost per unit is multiplied by."""
-    values, nodes = job.values, config["packing"]["nodes"]
+    values = job.values
     dataset = values.get("dataset")
+    nodes = dataset_nodes(config, dataset) if dataset else config["packing"]["nodes"]
     member = config["datasets"][dataset].get("union", [dataset])[0] if dataset else None
     section = trajectory_section(config, member) if member else config["trajectories"]
     frames = section["frames"]
@@ -183,7 +184,7 @@ def _run_work(config: dict, dataset: str, model_key: str, history: int, frames: 
     if model_variant(model_key)[0] in BASELINES:
         return 0.0
     setup = model_setup(model_key, config["models"], config["training"])
-    model, nodes = _model_work(setup), config["packing"]["nodes"]
+    model, nodes = _model_work(setup), dataset_nodes(config, dataset)
     if rule == "training":
         training = setup.training
         return float(training.steps * training.batch_size * training.unrolled_steps(history) * nodes * model)

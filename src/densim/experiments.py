@@ -129,9 +129,16 @@ def union_datasets(config: dict) -> list[str]:
 def network_spec(config: dict, dataset: str) -> dict:
     """The resolved spec of a generated dataset's networks: its section (less the trajectory protocol) plus the shared
     generation settings."""
-    shared = {"seed": config["generation_seed"], "stiffness": config["stiffness"], "packing": config["packing"]}
     section = config["datasets"][network_source(config, dataset)]
-    return {**shared, **{key: value for key, value in section.items() if key not in ("protocol", "trajectories", "training")}}
+    shared = {"seed": config["generation_seed"], "stiffness": config["stiffness"], "packing": {**config["packing"], **section.get("packing", {})}}
+    return {**{key: value for key, value in section.items() if key not in ("protocol", "trajectories", "training")}, **shared}
+
+
+def dataset_nodes(config: dict, dataset: str) -> int:
+    """Disks per packing of a dataset's networks (of a union's first member; imported datasets: the packing section's,
+    an estimate for pricing only)."""
+    member = config["datasets"][dataset].get("union", [dataset])[0]
+    return {**config["packing"], **config["datasets"][network_source(config, member)].get("packing", {})}["nodes"]
 
 
 def igns_grid(config: dict) -> list[dict]:

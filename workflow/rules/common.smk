@@ -6,7 +6,7 @@ from snakemake.exceptions import WorkflowError
 
 from densim.config import ConfigError
 from densim.io import evaluation_name
-from densim.experiments import (built_datasets, evaluation_grids, generated_datasets, igns_grid, imported_datasets, imported_files,
+from densim.experiments import (built_datasets, dataset_protocol, evaluation_grids, generated_datasets, igns_grid, imported_datasets, imported_files,
                                 network_count, network_datasets, network_source, network_spec, resolve_config, run_datasets,
                                 run_unions, simulated_datasets, training_section, trajectory_section, union_datasets)
 from densim.models import model_variant
@@ -167,6 +167,11 @@ REGIME = (expand("results/figures/regime.{suffix}", suffix=["pdf", "png"]) + exp
           if config["tables"]["regime"] else [])
 
 
+#: The long-range study's figure and table (tables.long_range).
+LONG_RANGE = (expand("results/figures/long_range.{suffix}", suffix=["pdf", "png"]) + expand("results/tables/long_range.{suffix}", suffix=["csv", "md"])
+              if config["tables"]["long_range"] else [])
+
+
 def training_histories(wanted=True):
     """The training curves (history.json) of the main grid's models, which the fidelity report and the regime study
     summarise (none unless ``wanted``)."""
@@ -182,6 +187,24 @@ def regime_parameters():
                        "regimes": regimes, "figure": "results/figures/regime", "table": "results/tables/regime"})
 
 
+def long_range_parameters():
+    """JSON parameters of the long-range notebook: each dataset's network source and family (the datasets it compares
+    across network sizes share the generator of their networks and their protocol), and every model's hyperparameters."""
+    families = {}
+    for dataset in RUN_DATASETS:
+        source = network_source(config, member_datasets(dataset)[0])
+        generator = config["datasets"][source].get("generator") or config["datasets"][source].get("source")
+        families[dataset] = {"networks": source, "family": f"{generator} {dataset_protocol(config, dataset)}"}
+    models = {model: config["models"].get(model, {}) for model in EXPERIMENTS["models"]}
+    return json.dumps({"evaluations": notebook_evaluations("main"), "networks": long_range_networks(), "families": families, "models": models,
+                       "figure": "results/figures/long_range", "table": "results/tables/long_range"})
+
+
+def long_range_networks():
+    """The network files of the main grid's datasets (a variant's are its source's)."""
+    return list(dict.fromkeys(network_outputs("networks", [member for dataset in RUN_DATASETS for member in member_datasets(dataset)])))
+
+
 def all_outputs():
     return [
         *expand("results/networks/{dataset}/manifest.csv", dataset=NETWORK_DATASETS),
@@ -195,4 +218,5 @@ def all_outputs():
         "results/figures/rollouts.gif",
         *FIDELITY,
         *REGIME,
+        *LONG_RANGE,
     ]

@@ -124,6 +124,25 @@ use rule rollout_accuracy as regime with:
         parameters=regime_parameters(),
 
 
+use rule rollout_accuracy as long_range with:
+    input:
+        notebook="notebooks/long_range.ipynb",
+        evaluations=evaluation_folders("main"),
+        networks=long_range_networks(),
+    output:
+        executed="results/notebooks/long_range.ipynb",
+        pdf="results/figures/long_range.pdf",
+        png=report("results/figures/long_range.png", caption="../report/long_range.rst", category="Figures"),
+        table=report("results/tables/long_range.csv", caption="../report/long_range_table.rst", category="Tables"),
+        md="results/tables/long_range.md",
+    log:
+        "logs/figures/long_range.log",
+    benchmark:
+        "logs/benchmarks/long_range/long_range.tsv"
+    params:
+        parameters=long_range_parameters(),
+
+
 use rule rollout_accuracy as rollouts with:
     input:
         notebook="notebooks/rollouts.ipynb",

@@ -39,6 +39,11 @@ class _Baseline(nn.Module):
     def hyperparameters(self) -> dict[str, Any]:
         return {}
 
+    @property
+    def receptive_field(self) -> float:
+        """Each node's prediction reads its own history only."""
+        return 0.0
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(node_in={self.node_in}, edge_in={self.edge_in}, out={self.out})"
 

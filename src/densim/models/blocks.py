@@ -23,6 +23,7 @@ References
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -290,6 +291,8 @@ class SpectralBlock(nn.Module):
 
     uses_edges: ClassVar[bool] = False
     uses_spectrum: ClassVar[bool] = True
+    #: Bonds information crosses in one block: every node reaches every other through the global eigenvectors.
+    hops: ClassVar[float] = math.inf
 
     def __init__(self, hidden: int, activation: str) -> None:
         super().__init__()
@@ -417,6 +420,11 @@ class EncodeProcessDecode(nn.Module):
         return {name: given.get(name, parameter.default) for name, parameter in known.items()}
 
     @property
+    def receptive_field(self) -> float:
+        """Bonds information crosses in one prediction (one frame): the sum of the blocks' hops (inf: global)."""
+        return float(sum(block.hops for block in self.blocks))
+
+    @property
     def hyperparameters(self) -> dict[str, Any]:
         """Every hyperparameter with its value: ``build_model(key, node_in, edge_in, out, **this)`` rebuilds."""
         return {"hidden": self.hidden, "num_layers": self.num_layers, "mlp_layers": self.mlp_layers,
@@ -469,6 +477,11 @@ class LatentDynamicsNetwork(nn.Module):
     def block_parameters(cls) -> dict:
         """No :class:`EncodeProcessDecode` blocks: none."""
         return {}
+
+    @property
+    def receptive_field(self) -> float:
+        """Bonds information crosses in one prediction (one frame): one per latent step, ``num_layers`` steps a frame."""
+        return float(self._hyperparameters["num_layers"])
 
     @property
     def hyperparameters(self) -> dict[str, Any]:

@@ -54,6 +54,11 @@ class ChebBlock(SpectralBlock):
         super().reset_parameters()
         self.conv.reset_parameters()
 
+    @property
+    def hops(self) -> float:
+        """A polynomial of degree K - 1 in the Laplacian reaches K - 1 bonds."""
+        return float(self.K - 1)
+
     def filter(self, h: Tensor, graph: GraphInputs) -> Tensor:
         return self.conv(h, graph.edge_index, lambda_max=2.0)
 

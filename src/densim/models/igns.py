@@ -211,6 +211,12 @@ class IGNS(LatentDynamicsNetwork):
         self.decoder = MLP(hidden, hidden, out, mlp_layers, activation)
 
     @property
+    def receptive_field(self) -> float:
+        """In a rollout one latent step (one bond) per frame after the warmup; the latent state carries what it
+        gathered before (:class:`densim.simulator.LatentSimulator`)."""
+        return 1.0
+
+    @property
     def uses_edges(self) -> bool:
         """Edge features enter through the forcing only."""
         return self._hyperparameters["forcing"]

@@ -46,6 +46,8 @@ class SpatialBlock(MessagePassing):
 
     uses_edges: ClassVar[bool] = True
     uses_spectrum: ClassVar[bool] = False
+    #: One message per bond: information crosses one bond per block.
+    hops: ClassVar[float] = 1.0
 
     def __init__(self, hidden: int, mlp_layers: int, activation: str, update_edges: bool = True) -> None:
         super().__init__(aggr="sum")

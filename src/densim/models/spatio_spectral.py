@@ -52,6 +52,10 @@ class SpatioSpectralBlock(nn.Module):
         self.uses_spectrum: bool = spatial.uses_spectrum or spectral.uses_spectrum
         self.reset_parameters()
 
+    @property
+    def hops(self) -> float:
+        return max(self.spatial.hops, self.spectral.hops)
+
     def reset_parameters(self) -> None:
         self.spatial.reset_parameters()
         self.spectral.reset_parameters()
