@@ -177,6 +177,9 @@ BAD_CONFIGS = [
     ({"datasets": {"node_opt": {"protocol": "shake"}}}, "datasets.node_opt.protocol", "is not one of"),
     ({"datasets": {"comb": {"union": ["node_opt", "nowhere"]}}}, "datasets.comb.union", "['nowhere'] are not generated or imported datasets or variants"),
     ({"datasets": {"comb": {"union": ["node_opt", "impact"]}}}, "datasets.comb.union", "must share one protocol"),
+    ({"datasets": {"noi_pru": {"packing": {"nodes": 4}}}}, "datasets.noi_pru.packing.nodes", "less than the minimum of 8"),
+    ({"datasets": {"noi_pru": {"packing": {"node": 400}}}}, "datasets.noi_pru.packing.node", "unknown key"),
+    ({"datasets": {"impact": {"packing": {"nodes": 400}}}}, "datasets.impact.packing", "only a dataset with a generator"),
     ({"evaluation": {"table_step": 0}}, "evaluation.table_step", "less than the minimum of 1"),
     ({"spectra": {"k": 0}}, "spectra.k", "less than the minimum of 1"),
     # names reach folders, wildcards and shell words: only letters, digits, '_', '.' and '-'
@@ -213,7 +216,7 @@ def test_the_default_config_and_presets_pass():
 
     default = yaml.safe_load((ROOT / "config.yaml").read_text())
     assert workflow_config_error(merged(default, {})) == ""
-    for preset in ("smoke", "paper"):
+    for preset in ("smoke", "paper", "large"):
         assert workflow_config_error(merged(default, yaml.safe_load((ROOT / f"workflow/presets/{preset}.yaml").read_text()))) == "", preset
 
 

@@ -33,7 +33,8 @@ BUILDERS = {
 WORKFLOW_KEYS = {"seeds", "experiments.datasets", "experiments.models", "experiments.histories", "experiments.history_ablation.models",
                  "experiments.history_ablation.histories", "experiments.history_ablation.datasets", "cluster.training_gpus", "datasets.*.union", "datasets.*.protocol", "models",
                  "experiments.igns_ablation.models", "experiments.igns_ablation.warmup", "experiments.igns_ablation.loss_steps",
-                 "experiments.igns_ablation.datasets", "training.overrides", "tables.steps", "tables.relative_mse_steps", "tables.fidelity", "tables.regime",
+                 "experiments.igns_ablation.datasets", "training.overrides", "tables.steps", "tables.relative_mse_steps", "tables.fidelity", "tables.regime", "tables.long_range",
+                 "datasets.*.packing",
                  "datasets.*.variant_of", "datasets.*.trajectories", "datasets.*.training.windows",
                  "datasets.*.source", "datasets.*.dumps", "datasets.*.data"}
 #: Keys passed to a ``densim`` command as options: key -> (subcommand path, option destination).
@@ -222,3 +223,23 @@ def test_a_variant_shares_its_sources_networks_and_overrides_only_its_own_trajec
     assert section["damping"] == config["trajectories"]["damping"] and "impact" not in section
     assert "impact" in trajectory_section(config, "impact")
     assert training_section(config, "v")["windows"] == "start" and training_section(config, "noi_pru")["windows"] == config["training"]["windows"] != "start"
+
+
+def test_a_dataset_can_have_networks_of_its_own_size_which_its_variants_share():
+    from densim.config import load_config
+    from densim.cost import work
+    from densim.experiments import dataset_nodes, network_spec, resolve_config
+    from densim.networks import DatasetConfig
+    from tests.conftest import ROOT
+
+    config = resolve_config(load_config([ROOT / "config.yaml", ROOT / "workflow/presets/large.yaml"]))
+    large, small = DatasetConfig.from_dict("noi_pru_n5000", network_spec(config, "impact_n5000")), network_spec(config, "noi_pru_n200")
+    assert large.packing.nodes == 5000 and small["packing"]["nodes"] == 200
+    assert large.packing.packing_fraction == config["packing"]["packing_fraction"]  # the other packing keys are the section's
+    assert network_spec(config, "noi_pru")["packing"] == config["packing"]  # datasets without one keep the section's
+    assert (dataset_nodes(config, "impact_n5000"), dataset_nodes(config, "comb")) == (5000, config["packing"]["nodes"])
+
+    class Job:  # what densim.cost prices: a network job's work grows as its own nodes squared
+        rule, values = "networks", {"dataset": "noi_pru_n5000", "network": "0000"}
+
+    assert work(config, Job()) == 5000.0**2

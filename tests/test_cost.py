@@ -18,7 +18,9 @@ PRESETS = {"default": [], "igns_ablation": ["workflow/presets/igns_ablation.yaml
            # one dataset of four (experiments.datasets): only its networks are built
            "fidelity_laptop": ["workflow/presets/fidelity.yaml", "workflow/presets/fidelity_laptop.yaml"],
            # regime variants: trajectories of their own, networks and spectra of their sources
-           "regime": ["workflow/presets/regime.yaml"]}
+           "regime": ["workflow/presets/regime.yaml"],
+           # datasets of two network sizes (datasets.*.packing)
+           "large": ["workflow/presets/large.yaml"]}
 
 
 def _folder(path):

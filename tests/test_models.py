@@ -316,3 +316,42 @@ def test_linear_floor_fit_is_the_least_squares_solution():
     # at the least-squares optimum the residual is orthogonal to every feature and to the constant
     design = torch.cat([features, torch.ones(500, 1, dtype=torch.float64)], dim=1)
     assert (design.T @ residual).abs().max() < 1e-9
+
+
+def _first_node_output(model, graph: Data) -> torch.Tensor:
+    """Node 0's output of one prediction: one frame for the networks that predict from features, one latent step from
+    the encoded frame for IGNS, whose rollouts take one step a frame (its receptive field)."""
+    if hasattr(model, "advance"):
+        q, p = model.encode(graph)
+        q, p = model.advance(q, p, graph.edge_index, model.edges(graph), 0)
+        return torch.cat([q, p], dim=-1)[0]
+    return model(graph)[0]
+
+
+@pytest.mark.parametrize(("key", "extra"), CONFIGS, ids=CONFIG_IDS)
+def test_the_receptive_field_is_how_far_one_prediction_reads(key, extra):
+    """On a ring of 24 nodes (node d is min(d, 24 - d) bonds from node 0), changing the features of a node just beyond
+    the receptive field leaves node 0's prediction as it is, and changing one at its edge does not (tanh: no ReLU
+    unit that is off at node 0 can hide a change)."""
+    num_nodes = 24
+    rng = np.random.default_rng(5)
+    graph = make_graph(np.array([(n, (n + 1) % num_nodes) for n in range(num_nodes)]), num_nodes, rng, k=16)
+    model = small_model(key, activation="tanh", **extra)
+    reach = model.receptive_field
+    before = _first_node_output(model, graph)
+
+    def moved(node: int) -> bool:
+        changed = graph.clone()
+        changed.x = graph.x.clone()
+        changed.x[node] += 1.0
+        return not torch.allclose(_first_node_output(model, changed), before, rtol=0, atol=1e-12)
+
+    if np.isinf(reach):
+        assert moved(num_nodes // 2)
+    else:
+        assert 1 <= reach < num_nodes // 2 - 1
+        assert moved(int(reach)) and not moved(int(reach) + 1) and not moved(num_nodes - int(reach) - 1)
+
+
+def test_a_baseline_reads_its_own_node_only():
+    assert all(build_model(key, NODE_IN, EDGE_IN, OUT).receptive_field == 0 for key in BASELINES)

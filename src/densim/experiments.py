@@ -224,6 +224,10 @@ def check_config(config: dict) -> None:
     generated, simulated = generated_datasets(config), simulated_datasets(config)
     for name in generated:
         DatasetConfig.from_dict(name, network_spec(config, name))
+    for name, section in config["datasets"].items():
+        if section.get("packing") and name not in generated:
+            raise ConfigError(f"datasets.{name}.packing: only a dataset with a generator makes packings (a variant or union "
+                              "uses its source's networks)")
     for name in imported_datasets(config):
         imported_files(config, name)
         if dataset_protocol(config, name) != "compression":

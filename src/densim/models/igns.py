@@ -212,9 +212,11 @@ class IGNS(LatentDynamicsNetwork):
 
     @property
     def receptive_field(self) -> float:
-        """In a rollout one latent step (one bond) per frame after the warmup; the latent state carries what it
-        gathered before (:class:`densim.simulator.LatentSimulator`)."""
-        return 1.0
+        """In a rollout one latent step per frame after the warmup, and a symplectic Euler step reads four bonds: the
+        gradient of H at a node reads two (its neighbours' preactivations, which sum over their neighbours), ``q`` takes
+        it of ``p``, then ``p`` of the new ``q``. The latent state carries what it gathered before
+        (:class:`densim.simulator.LatentSimulator`)."""
+        return 4.0
 
     @property
     def uses_edges(self) -> bool:
