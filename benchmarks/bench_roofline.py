@@ -15,16 +15,26 @@ after a warm-up. The machine's limit is the rate of a dense float32 matrix produ
 best of 5), measured in the same run at the same thread count; the last columns give each step's achieved rate
 as a fraction of it.
 
+Before and after a change, in one run: ``--against REV`` measures the package of git revision ``REV`` (its ``src/``,
+extracted to a temporary folder) and this checkout's, alternately, each model in a fresh process per side and round
+(``--rounds``, best of them), with this script as the harness for both, and prints each step's time before and after
+and their ratio.
+
 Run: ``python benchmarks/bench_roofline.py [--nodes 200 5000] [--models spatial nlsf_norm ...] [--hidden 128]
-[--layers 4] [--batch 8] [--threads N]``.
+[--layers 4] [--batch 8] [--threads N] [--against REV [--rounds 2]]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -81,6 +91,69 @@ def steps_of(key: str, graph, config: TrainingConfig, hyperparameters: dict, bat
     return train, rollout
 
 
+def measure(args) -> list[dict]:
+    """One row per (network, model): FLOPs and median seconds of its training and rollout steps (None: closed form)."""
+    frames = max(12, HISTORY + 2 + args.rollout_steps)
+    config = TrainingConfig(horizon=frames)
+    rows = []
+    for nodes in args.nodes:
+        settings = MDSettings(frames=frames, steps_per_frame=50, strain=0.005 * (frames - 1) / 11)
+        graph = compressed_graph(nodes, args.k, args.seed, settings)
+        for key in args.models:
+            train, rollout = steps_of(key, graph, config, model_hyperparameters(key, args.hidden, args.layers, args.k), args.batch,
+                                      args.rollout_steps)
+            row = {"model": key, "nodes": int(graph.positions.shape[0])}
+            for name, func, per in (("train", train, 1), ("rollout", rollout, args.rollout_steps)):
+                row[name] = None if func is None else {"flops": counted_flops(func) / per,
+                                                       "seconds": median_time(func, args.repeats, torch.device("cpu")) / per}
+            rows.append(row)
+    return rows
+
+
+def _cell(step: dict | None, peak: float) -> str:
+    if step is None:
+        return f"{'closed form':>12} {'':>9} {'':>8} {'':>8}"
+    rate = step["flops"] / step["seconds"] / 1e9
+    return f"{step['flops'] / 1e9:>12.3f} {step['seconds'] * 1e3:>9.2f} {rate:>8.2f} {rate / peak:>8.1%}"
+
+
+def against(args, peak: float) -> None:
+    """Each model's steps with the package of revision ``args.against`` and with this checkout's, alternately."""
+    here = Path(__file__).resolve().parent
+    with tempfile.TemporaryDirectory() as folder:
+        archive = subprocess.run(["git", "-C", str(here.parent), "archive", args.against, "src"], capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+        sources = {"before": Path(folder) / "src", "after": here.parent / "src"}
+        print(f"before: {args.against}; after: this checkout; best of {args.rounds} rounds, each side in a fresh process\n")
+        print(f"{'model':<14} {'nodes':>6} {'train ms':>10} {'after':>9} {'speed-up':>9} {'of peak':>8}   "
+              f"{'rollout ms':>10} {'after':>9} {'speed-up':>9} {'of peak':>8}")
+        for nodes in args.nodes:
+            for key in args.models:
+                best = {}
+                for _ in range(args.rounds):
+                    for side, source in sources.items():
+                        command = [sys.executable, __file__, "--json", "--nodes", str(nodes), "--models", key, "--hidden", str(args.hidden),
+                                   "--layers", str(args.layers), "--k", str(args.k), "--batch", str(args.batch), "--repeats", str(args.repeats),
+                                   "--rollout-steps", str(args.rollout_steps), "--threads", str(args.threads), "--seed", str(args.seed)]
+                        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(source), str(here)])}
+                        row = json.loads(subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout)[0]
+                        for step in ("train", "rollout"):
+                            if row[step] is not None:
+                                old = best.get((side, step))
+                                best[(side, step)] = row[step] if old is None or row[step]["seconds"] < old["seconds"] else old
+                        best["nodes"] = row["nodes"]
+                cells = []
+                for step in ("train", "rollout"):
+                    if (step == "train" and ("after", "train") not in best) or ("after", step) not in best:
+                        cells.append(f"{'closed form':>10} {'':>9} {'':>9} {'':>8}")
+                        continue
+                    before, after = best[("before", step)], best[("after", step)]
+                    rate = after["flops"] / after["seconds"] / 1e9
+                    cells.append(f"{before['seconds'] * 1e3:>10.2f} {after['seconds'] * 1e3:>9.2f} {before['seconds'] / after['seconds']:>8.2f}x "
+                                 f"{rate / peak:>8.1%}")
+                print(f"{key:<14} {best['nodes']:>6} {cells[0]}   {cells[1]}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--nodes", type=int, nargs="+", default=[200, 5000], help="disks per packing (default 200 5000)")
@@ -93,32 +166,24 @@ def main() -> None:
     parser.add_argument("--rollout-steps", type=int, default=4, help="steps per timed rollout (default 4)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help=f"torch threads (default {torch.get_num_threads()})")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--against", metavar="REV", help="also measure the package of this git revision, for before and after")
+    parser.add_argument("--rounds", type=int, default=2, help="with --against: alternating rounds per side, best taken (default 2)")
+    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one side of --against: rows as JSON
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.json:
+        print(json.dumps(measure(args)))
+        return
     peak = matmul_rate()
     print(f"{os.cpu_count()} CPUs, {torch.get_num_threads()} torch threads; dense float32 matmul: {peak:.1f} GFLOP/s\n"
           f"hidden {args.hidden}, {args.layers} layers, k = {args.k}, batch {args.batch}, median of {args.repeats}")
-    frames = max(12, HISTORY + 2 + args.rollout_steps)
-    config = TrainingConfig(horizon=frames)
-    cpu = torch.device("cpu")
+    if args.against:
+        against(args, peak)
+        return
     print(f"\n{'model':<14} {'nodes':>6} {'train GFLOP':>12} {'ms':>9} {'GFLOP/s':>8} {'of peak':>8}   "
           f"{'rollout GFLOP':>13} {'ms':>9} {'GFLOP/s':>8} {'of peak':>8}")
-    for nodes in args.nodes:
-        settings = MDSettings(frames=frames, steps_per_frame=50, strain=0.005 * (frames - 1) / 11)
-        graph = compressed_graph(nodes, args.k, args.seed, settings)
-        for key in args.models:
-            train, rollout = steps_of(key, graph, config, model_hyperparameters(key, args.hidden, args.layers, args.k), args.batch,
-                                      args.rollout_steps)
-            cells = []
-            for func, per in ((train, 1), (rollout, args.rollout_steps)):
-                if func is None:
-                    cells.append(f"{'closed form':>12} {'':>9} {'':>8} {'':>8}")
-                    continue
-                flops = counted_flops(func) / per
-                seconds = median_time(func, args.repeats, cpu) / per
-                rate = flops / seconds / 1e9
-                cells.append(f"{flops / 1e9:>12.3f} {seconds * 1e3:>9.2f} {rate:>8.2f} {rate / peak:>8.1%}")
-            print(f"{key:<14} {graph.positions.shape[0]:>6} {cells[0]}   {cells[1]:>13}", flush=True)
+    for row in measure(args):
+        print(f"{row['model']:<14} {row['nodes']:>6} {_cell(row['train'], peak)}   {_cell(row['rollout'], peak):>13}", flush=True)
 
 
 if __name__ == "__main__":

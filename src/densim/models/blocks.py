@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from torch import Tensor, nn
@@ -160,6 +160,8 @@ class GraphInputs:
     num_graphs: int
     eigvecs: Tensor | None
     eigvals: Tensor | None
+    #: :meth:`spectral_basis` by number of modes, made once per forward pass and shared by every block.
+    _bases: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_graph(cls, graph: Any, node_in: int, edge_in: int, uses_edges: bool, uses_spectrum: bool) -> GraphInputs:
@@ -212,6 +214,35 @@ class GraphInputs:
                              f"k={self.eigvecs.shape[1]}")
         return self.eigvecs[:, :num_modes], self.eigvals[:, :num_modes]
 
+    def spectral_basis(self, num_modes: int) -> SpectralBasis:
+        """The first ``num_modes`` eigenvectors as a :class:`SpectralBasis`, batched once for all the blocks of a pass."""
+        if num_modes not in self._bases:
+            self._bases[num_modes] = SpectralBasis.of(self.leading_modes(num_modes)[0], self.batch, self.num_graphs)
+        return self._bases[num_modes]
+
+
+@dataclass(frozen=True)
+class SpectralBasis:
+    """Each graph's eigenvectors as one dense batch ``[G, n_max, k]`` with its node mask ``[G, n_max]``: analysis and
+    synthesis on them are batched matrix products (:func:`project`, :func:`synthesise`)."""
+
+    vectors: Tensor
+    mask: Tensor
+
+    @classmethod
+    def of(cls, eigvecs: Tensor, batch: Tensor | None = None, num_graphs: int | None = None) -> SpectralBasis:
+        return cls(*to_dense_batch(eigvecs, batch, batch_size=num_graphs))
+
+    def project(self, x: Tensor) -> Tensor:
+        """Graph Fourier coefficients ``[G, k, d]`` of node features ``[N, d]`` (:func:`project`)."""
+        dense_x = x.new_zeros((*self.mask.shape, x.shape[1]))
+        dense_x[self.mask] = x
+        return self.vectors.transpose(1, 2) @ dense_x
+
+    def synthesise(self, coeffs: Tensor) -> Tensor:
+        """Node features ``[N, d]`` of per-graph coefficients ``[G, k, d]`` (:func:`synthesise`)."""
+        return (self.vectors @ coeffs)[self.mask]
+
 
 def _field(graph: Any, name: str) -> Tensor:
     value = getattr(graph, name, None)
@@ -243,9 +274,7 @@ def project(x: Tensor, eigvecs: Tensor, batch: Tensor | None = None, num_graphs:
     -------
     Tensor, shape [G, k, d]
     """
-    dense_x, _ = to_dense_batch(x, batch, batch_size=num_graphs)
-    dense_v, _ = to_dense_batch(eigvecs, batch, batch_size=num_graphs)
-    return dense_v.transpose(1, 2) @ dense_x
+    return SpectralBasis.of(eigvecs, batch, num_graphs).project(x)
 
 
 def synthesise(coeffs: Tensor, eigvecs: Tensor, batch: Tensor | None = None) -> Tensor:
@@ -267,8 +296,7 @@ def synthesise(coeffs: Tensor, eigvecs: Tensor, batch: Tensor | None = None) -> 
     -------
     Tensor, shape [N, d]
     """
-    dense_v, mask = to_dense_batch(eigvecs, batch, batch_size=coeffs.shape[0])
-    return (dense_v @ coeffs)[mask]
+    return SpectralBasis.of(eigvecs, batch, coeffs.shape[0]).synthesise(coeffs)
 
 
 class SpectralBlock(nn.Module):

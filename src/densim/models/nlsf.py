@@ -23,8 +23,6 @@ from densim.models.blocks import (
     check_choice,
     check_open_unit,
     check_positive_int,
-    project,
-    synthesise,
 )
 
 CHANNEL_MIXINGS = ("diagonal", "full")
@@ -112,8 +110,8 @@ class NLSFBlock(SpectralBlock):
         return coeffs / (coeffs.abs() + self.eps)
 
     def filter(self, h: Tensor, graph: GraphInputs) -> Tensor:
-        eigvecs, _ = graph.leading_modes(self.num_modes)
-        coeffs = project(h, eigvecs, graph.batch, graph.num_graphs)  # [G, k, d]
+        basis = graph.spectral_basis(self.num_modes)
+        coeffs = basis.project(h)  # [G, k, d]
         num_graphs, num_modes, width = coeffs.shape
         weights = self.psi(self.analysis(coeffs).flatten(1))
         directions = self.directions(coeffs)
@@ -121,7 +119,7 @@ class NLSFBlock(SpectralBlock):
             mixed = directions * weights.view(num_graphs, num_modes, width)
         else:
             mixed = torch.einsum("gkc,gkcf->gkf", directions, weights.view(num_graphs, num_modes, width, width))
-        return synthesise(mixed, eigvecs, graph.batch)
+        return basis.synthesise(mixed)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(hidden={self.hidden}, num_modes={self.num_modes}, "

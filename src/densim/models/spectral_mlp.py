@@ -10,8 +10,6 @@ from densim.models.blocks import (
     GraphInputs,
     SpectralBlock,
     check_positive_int,
-    project,
-    synthesise,
 )
 
 
@@ -63,10 +61,10 @@ class SpectralMLPBlock(SpectralBlock):
         self.response.reset_parameters()
 
     def filter(self, h: Tensor, graph: GraphInputs) -> Tensor:
-        eigvecs, eigvals = graph.leading_modes(self.num_modes)
+        _, eigvals = graph.leading_modes(self.num_modes)
+        basis = graph.spectral_basis(self.num_modes)
         gains = self.response(eigvals.unsqueeze(-1))  # [G, k, d]
-        coeffs = project(h, eigvecs, graph.batch, graph.num_graphs)
-        return synthesise(gains * coeffs, eigvecs, graph.batch)
+        return basis.synthesise(gains * basis.project(h))
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(hidden={self.hidden}, num_modes={self.num_modes}, "
