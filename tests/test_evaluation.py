@@ -178,3 +178,35 @@ def test_rollouts_start_at_the_trajectories_own_rollout_start_and_the_file_says_
     assert ds.attrs["table_strain"] == pytest.approx(strain, rel=0.5) and ds.attrs["table_strain"] < 0
     truth = ds["poisson_ratio_true"].sel(step=3).values
     assert float(ds["oracle_poisson_r2"].sel(step=3)) == pytest.approx(r_squared(truth, np.array([-0.2, 0.1, 0.3, 0.0])))
+
+
+def test_an_evaluation_in_groups_holds_one_group_at_a_time_and_scores_the_same(graphs):
+    """``evaluation.rollouts_at_once``: from a :class:`TrajectoryFiles`, each trajectory is read once for its header and
+    once when its group's turn comes, never more than a group is held, and every number is that of all at once."""
+    import weakref
+    from dataclasses import replace
+
+    from densim.rollout import TrajectoryFiles
+
+    simulator = build_simulator("spatial", 2, compute_statistics(graphs[:3], TrainingConfig(horizon=12)), seed=0,
+                                hyperparameters={"hidden": 8, "num_layers": 1})
+    reads, live, peak = [], set(), [0]
+
+    def loader(index):
+        def load():
+            graph = replace(graphs[index])  # a new object per read, as reading its files makes
+            reads.append(index)
+            live.add(id(graph))
+            weakref.finalize(graph, live.discard, id(graph))
+            peak[0] = max(peak[0], len(live))
+            return graph
+        return load
+
+    files = TrajectoryFiles([loader(i) for i in range(len(graphs))])
+    assert reads == [0, 1, 2, 3] and not live  # the headers, each read and let go
+    grouped = evaluate(simulator, files, EvaluationConfig(rollouts_at_once=2))
+    assert reads == [0, 1, 2, 3, 0, 1, 2, 3] and peak[0] == 2 and not live
+    together = evaluate(simulator, graphs)
+    assert list(grouped.data_vars) == list(together.data_vars) and grouped.attrs.keys() == together.attrs.keys()
+    for name in together.data_vars:
+        np.testing.assert_allclose(grouped[name], together[name], rtol=1e-6, atol=1e-10, err_msg=name)

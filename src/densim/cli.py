@@ -240,37 +240,49 @@ def _by_reference(paths: list[Path], option: str) -> dict[str, Path]:
 
 
 def _split_graphs(split: dict, split_path: Path, parts: tuple[str, ...], trajectories: dict[str, Path], spectra: dict[str, Path] | None,
-                  history: int | None = None, needed: str = ""):
+                  history: int | None = None, needed: str = "", lazy: bool = False):
     """Trajectory graphs of some parts of a split, from exactly the files given (with their spectra if asked).
 
     With ``history``, a trajectory too short for ``history + 1`` input frames and a step to predict is refused,
-    naming what ``needed`` it. Returns the graphs of each part and the files read.
+    naming what ``needed`` it. Returns the graphs of each part and the files read. ``lazy``: each part is a
+    :class:`densim.rollout.TrajectoryFiles`, which reads a graph's files anew whenever it is asked for one.
     """
-    from densim.io import read_spectra, read_trajectory
-    from densim.rollout import trajectory_graph
+    from functools import partial
+
+    from densim.rollout import TrajectoryFiles
 
     graphs, read = {}, []
     for part in parts:
-        graphs[part] = []
+        loaders = []
         for ref in split[part]:
             if ref not in trajectories:
                 raise SystemExit(f"densim: {split_path} names network {ref}, but no --trajectories file is {ref}.nc")
-            trajectory = read_trajectory(trajectories[ref])
-            # a regime variant's trajectories share their networks' spectra (the network's own dataset and id)
-            network_ref = f"{trajectory.attrs.get('network_dataset', ref.split('/')[0])}/{ref.split('/')[-1]}"
-            spectrum = None
-            if spectra is not None:
-                if network_ref not in spectra:
-                    shared = "" if network_ref == ref else f" (its network is {network_ref})"
-                    raise SystemExit(f"densim: {split_path} names network {ref}{shared}, but no --spectra file is {network_ref}.nc")
-                spectrum = read_spectra(spectra[network_ref])
-                _check_same_network(spectra[network_ref], spectrum, trajectories[ref], trajectory)
-            if history is not None and trajectory.sizes["time"] < history + 2:
-                raise SystemExit(f"densim: {trajectories[ref]}: {trajectory.sizes['time']} frames, fewer than the history {history} + 2 "
-                                 f"that {needed} needs (history + 1 input frames and one to predict)")
-            graphs[part].append(trajectory_graph(trajectory, spectrum))
-            read += [trajectories[ref]] + ([spectra[network_ref]] if spectra is not None else [])
-    return graphs, read
+            loaders.append(partial(_split_graph, split_path, ref, trajectories, spectra, history, needed, read))
+        graphs[part] = TrajectoryFiles(loaders) if lazy else [loader() for loader in loaders]
+    return graphs, list(dict.fromkeys(read))
+
+
+def _split_graph(split_path: Path, ref: str, trajectories: dict[str, Path], spectra: dict[str, Path] | None, history: int | None,
+                 needed: str, read: list):
+    """The graph of one network of a split (:func:`_split_graphs`), adding the files it reads to ``read``."""
+    from densim.io import read_spectra, read_trajectory
+    from densim.rollout import trajectory_graph
+
+    trajectory = read_trajectory(trajectories[ref])
+    # a regime variant's trajectories share their networks' spectra (the network's own dataset and id)
+    network_ref = f"{trajectory.attrs.get('network_dataset', ref.split('/')[0])}/{ref.split('/')[-1]}"
+    spectrum = None
+    if spectra is not None:
+        if network_ref not in spectra:
+            shared = "" if network_ref == ref else f" (its network is {network_ref})"
+            raise SystemExit(f"densim: {split_path} names network {ref}{shared}, but no --spectra file is {network_ref}.nc")
+        spectrum = read_spectra(spectra[network_ref])
+        _check_same_network(spectra[network_ref], spectrum, trajectories[ref], trajectory)
+    if history is not None and trajectory.sizes["time"] < history + 2:
+        raise SystemExit(f"densim: {trajectories[ref]}: {trajectory.sizes['time']} frames, fewer than the history {history} + 2 "
+                         f"that {needed} needs (history + 1 input frames and one to predict)")
+    read += [trajectories[ref]] + ([spectra[network_ref]] if spectra is not None else [])
+    return trajectory_graph(trajectory, spectrum)
 
 
 def _check_same_network(spectra_path: Path, spectra, trajectory_path: Path, trajectory) -> None:
@@ -344,7 +356,8 @@ def cmd_evaluation(args) -> None:
         raise SystemExit(f"densim: {args.split}: the test part is empty")
     # the test graphs do not depend on the history: read once, checked long enough for the longest
     graphs, read = _split_graphs(split, args.split, ("test",), _by_reference(args.trajectories, "--trajectories"),
-                                 _by_reference(args.spectra, "--spectra"), max(simulator.history for _, simulator, _ in runs), "a rollout")
+                                 _by_reference(args.spectra, "--spectra"), max(simulator.history for _, simulator, _ in runs), "a rollout",
+                                 lazy=config.rollouts_at_once is not None)
     # every file goes to a hidden sibling folder first, which replaces the output only when all are written: an
     # interrupted job leaves no partial folder at the output's path
     staging = args.output.with_name(f".{args.output.name}.tmp")

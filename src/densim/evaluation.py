@@ -39,7 +39,7 @@ import xarray as xr
 from densim.config import check_settings, setting, typed_config
 from densim.observables import r_squared
 from densim.protocols import PROTOCOLS
-from densim.rollout import TrajectoryGraph, rollout_start, rollouts
+from densim.rollout import TrajectoryGraph, headers, rollout_start, rollouts
 
 @dataclass(frozen=True)
 class EvaluationConfig:
@@ -48,6 +48,7 @@ class EvaluationConfig:
     table_step: int = setting("evaluation.table_step")
     blowup_l2: float = setting("evaluation.blowup_l2")
     start_frame: int | None = setting("evaluation.start_frame")
+    rollouts_at_once: int | None = setting("evaluation.rollouts_at_once")
 
     def __post_init__(self):
         check_settings(self, "evaluation")
@@ -251,8 +252,10 @@ def evaluate(simulator, trajectories: list[TrajectoryGraph], config: EvaluationC
         Dimensions ``trajectory``, ``step`` (1, 2, ...), ``mode``, ``kept_step``, ``node``, ``xy``; variables as in
         :data:`DEFINITIONS`.
     """
-    if not trajectories:
+    if not len(trajectories):
         raise ValueError("no test trajectories to evaluate")
+    whole = trajectories
+    trajectories = headers(whole)  # what is kept of every trajectory; its frames are read group by group
     protocols = sorted({t.protocol for t in trajectories})
     if len(protocols) > 1:
         raise ValueError(f"test trajectories of several protocols ({', '.join(protocols)}) cannot be scored together")
@@ -260,19 +263,23 @@ def evaluate(simulator, trajectories: list[TrajectoryGraph], config: EvaluationC
     if config.start_frame is not None and config.start_frame < history:
         raise ValueError(f"evaluation.start_frame {config.start_frame} leaves fewer input frames than the history {history} needs")
     start = rollout_start(trajectories, history, config.start_frame)
-    simulator.eval()
-    predicted = rollouts(simulator, trajectories, start=start) if batched else [rollouts(simulator, [t], start=start)[0] for t in trajectories]
-    scores = [score_trajectory(p, t, start, config.blowup_l2) for p, t in zip(predicted, trajectories)]
     steps = max(t.frames for t in trajectories) - start - 1
     if steps < 1:
         raise ValueError(f"trajectories of {steps + start + 1} frames leave no step to roll out after frame {start}")
     kept = sorted({min(config.table_step, steps), steps})  # the table step, or the last of shorter rollouts
     nodes = max(int(t.positions.shape[0]) for t in trajectories)
     positions = np.full((len(trajectories), len(kept), nodes, 2), np.nan)
-    for i, p in enumerate(predicted):
-        for j, step in enumerate(kept):
-            if start + step < p.shape[1]:
-                positions[i, j, : p.shape[0]] = p[:, start + step].cpu().numpy()
+    simulator.eval()
+    scores, group = [], config.rollouts_at_once or len(trajectories)
+    for first in range(0, len(trajectories), group):  # only this group's frames and predictions are held
+        loaded = [whole[i] for i in range(first, min(first + group, len(trajectories)))]
+        predicted = rollouts(simulator, loaded, start=start) if batched else [rollouts(simulator, [t], start=start)[0] for t in loaded]
+        scores += [score_trajectory(p, t, start, config.blowup_l2) for p, t in zip(predicted, loaded)]
+        for i, p in enumerate(predicted, start=first):
+            for j, step in enumerate(kept):
+                if start + step < p.shape[1]:
+                    positions[i, j, : p.shape[0]] = p[:, start + step].cpu().numpy()
+        del loaded, predicted
     stacked = {name: np.stack([s[name] for s in scores]) if scores[0][name].ndim == 0 else _stack([s[name] for s in scores], steps)
                for name in scores[0]}
     stacked["blown_up"] = np.nan_to_num(stacked["blown_up"], nan=0).astype(bool)  # padding beyond shorter rollouts

@@ -8,6 +8,7 @@ bond vectors. An impact trajectory's box is fixed, so its rollouts use it as it 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -42,6 +43,14 @@ class TrajectoryGraph:
     def frames(self) -> int:
         return int(self.positions.shape[1])
 
+    def header(self) -> TrajectoryGraph:
+        """The trajectory without its frames and graph tensors (positions of width 0 keep the node and frame counts):
+        what an evaluation holds of it while others are rolled out (:class:`TrajectoryFiles`)."""
+        nodes = int(self.positions.shape[0])
+        empty = self.bonds.new_empty((0, 2))
+        return replace(self, graph=Data(num_nodes=nodes), positions=self.positions.new_empty((nodes, self.frames, 0)), bonds=empty,
+                       images=self.images.new_empty((0, 2)), stiffness=self.stiffness.new_empty(0))
+
     def to(self, device) -> TrajectoryGraph:
         return replace(self, graph=self.graph.to(device), positions=self.positions.to(device), box=self.box.to(device),
                        bonds=self.bonds.to(device), images=self.images.to(device), stiffness=self.stiffness.to(device),
@@ -69,6 +78,26 @@ def trajectory_graph(trajectory: xr.Dataset, spectra: xr.Dataset | None) -> Traj
               "frame_time": float(trajectory["time"].values[1] - trajectory["time"].values[0]) if trajectory.sizes["time"] > 1 else float("nan")}
     return TrajectoryGraph(name, graph, positions, box, float(box[0, 0]) / 2, bonds, images, stiffness, protocol=protocol.name,
                            **protocol.graph_fields(trajectory), **timing)
+
+
+class TrajectoryFiles(Sequence):
+    """Trajectory graphs read anew on every access, none held, with the :meth:`TrajectoryGraph.header` of each read
+    once up front: an evaluation of large networks rolls them out a few at a time (``evaluation.rollouts_at_once``)."""
+
+    def __init__(self, loaders: list[Callable[[], TrajectoryGraph]]) -> None:
+        self._loaders = loaders
+        self.headers = [loader().header() for loader in loaders]
+
+    def __len__(self) -> int:
+        return len(self._loaders)
+
+    def __getitem__(self, index: int) -> TrajectoryGraph:
+        return self._loaders[index]()
+
+
+def headers(trajectories: Sequence[TrajectoryGraph]) -> list[TrajectoryGraph]:
+    """What an evaluation keeps of every trajectory between groups (:meth:`TrajectoryGraph.header`)."""
+    return list(trajectories.headers) if isinstance(trajectories, TrajectoryFiles) else [t.header() for t in trajectories]
 
 
 def estimated_box(trajectory: TrajectoryGraph, positions_t: torch.Tensor, box_x: torch.Tensor) -> torch.Tensor:
