@@ -37,6 +37,7 @@ time-varying weights.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, fields
 
@@ -208,7 +209,7 @@ class AccelerationSimulator(Simulator):
         v = residual_velocities(positions, box_x, centre_x, self.residual)
         x = ((v - self.velocity_mean) / self.velocity_std).reshape(v.shape[0], -1)
         edges = edge_features(positions[:, -1], graph.edge_index, box, graph.rest_length)
-        graph = graph.clone()
+        graph = copy.copy(graph)  # shares the static tensors (bonds, eigenvectors); only the features are new
         graph.x = x.to(torch.get_default_dtype())
         graph.edge_attr = ((edges - self.edge_mean) / self.edge_std).to(torch.get_default_dtype())
         return graph
