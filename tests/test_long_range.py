@@ -45,11 +45,12 @@ def synthetic(relative: dict[tuple[str, str], list[float]]) -> pd.DataFrame:
 def test_the_gain_over_spatial_and_its_verdict_across_sizes():
     evaluations = synthetic({("small", "spatial"): [0.4, 0.4], ("small", "nlsf_norm"): [0.4, 0.5], ("small", "igns"): [0.2, 0.2],
                              ("large", "spatial"): [0.8, 0.8], ("large", "nlsf_norm"): [0.2, 0.2], ("large", "igns"): [0.4, 0.4],
-                             ("small", "frozen"): [1.0, 1.0], ("large", "frozen"): [1.0, 1.0]})
+                             ("small", "frozen"): [1.0, 1.0], ("large", "frozen"): [1.0, 1.0],
+                             ("small", "linear_floor"): [0.3, 0.3], ("large", "linear_floor"): [0.3, 0.3]})
     reach = pd.DataFrame([{"dataset": "small", "network": "0000", "nodes": 200, "bonds": 500, "diameter": 14, "mean_distance": 7.0},
                           {"dataset": "large", "network": "0000", "nodes": 5000, "bonds": 12500, "diameter": 70, "mean_distance": 35.0}])
     families = {"small": {"networks": "small", "family": "noi_pru compression"}, "large": {"networks": "large", "family": "noi_pru compression"}}
-    fields = {"spatial": 2.0, "nlsf_norm": math.inf, "igns": 4.0, "frozen": 0.0}
+    fields = {"spatial": 2.0, "nlsf_norm": math.inf, "igns": 4.0, "frozen": 0.0, "linear_floor": 0.0}
     table = long_range_table(evaluations, reach, families, fields)
     assert list(table["model"][:4]) == ["spatial", "nlsf_norm", "igns", "frozen"]  # the config's order, sizes in order
     row = table.set_index(["dataset", "model"])
@@ -61,6 +62,8 @@ def test_the_gain_over_spatial_and_its_verdict_across_sizes():
     igns = next(line for line in lines if "IGNS" in line)
     assert "gains more on the larger networks" in nlsf and "every node" in nlsf and "2 bonds (3% of the diameter)" in nlsf
     assert "gains the same within the seeds' spread" in igns  # 2.0 at both sizes
+    assert "it beats the best baseline, Linear floor (baseline) (relative MSE 0.2 against 0.3)" in nlsf
+    assert "it does not beat the best baseline" in igns
     text = format_long_range(table)
     assert "| every node |" in text and "70.0 (max 70)" in text
     assert len(plot_long_range(table).axes) == 1

@@ -143,8 +143,21 @@ def verdicts(table: pd.DataFrame, step: int = STEPS[-1]) -> list[str]:
             lines.append(f"{family}, {model_label(model)} over spatial at step {step}: {a[gain]:.2f} ± {a[spread]:.2f} at "
                          f"{sizes[0]:.0f} nodes (diameter {a['diameter']:.0f} bonds), {b[gain]:.2f} ± {b[spread]:.2f} at {sizes[-1]:.0f} "
                          f"nodes (diameter {b['diameter']:.0f}): {word} (reach per frame: {_reach(b['receptive_field'], b['diameter'])}; "
-                         f"spatial's {_reach(large.loc[SPATIAL, 'receptive_field'], b['diameter']) if SPATIAL in large.index else 'not run'})")
+                         f"spatial's {_reach(large.loc[SPATIAL, 'receptive_field'], b['diameter']) if SPATIAL in large.index else 'not run'})"
+                         f"{_against_baselines(large, model, step)}")
     return lines
+
+
+def _against_baselines(rows: pd.DataFrame, model: str, step: int) -> str:
+    """Whether ``model`` beats the best closed-form baseline (not ``frozen``, the unit) on these rows at ``step``."""
+    metric = f"relative_mse_{step}"
+    baselines = rows.loc[[key for key in rows.index if key in BASELINES and key != "frozen" and np.isfinite(rows.loc[key, metric])], metric]
+    if baselines.empty:
+        return ""
+    best = baselines.idxmin()
+    verb = "beats" if rows.loc[model, metric] < baselines[best] else "does not beat"
+    return (f"; on the larger networks it {verb} the best baseline, {model_label(best)} (relative MSE {rows.loc[model, metric]:.3g} "
+            f"against {baselines[best]:.3g})")
 
 
 def format_long_range(table: pd.DataFrame, steps=STEPS) -> str:
@@ -165,8 +178,9 @@ def format_long_range(table: pd.DataFrame, steps=STEPS) -> str:
 
 
 def plot_long_range(table: pd.DataFrame, steps=STEPS):
-    """Gain over spatial against network size, one panel per family, one line per learned model, at the last of
-    ``steps`` (error bars: std over seeds; the dotted line is spatial itself)."""
+    """Gain over spatial against network size, one panel per family, one line per learned model and a grey dashed one
+    per closed-form baseline (not frozen), at the last of ``steps``, on a log scale (error bars: std over seeds; the
+    dotted line is spatial itself)."""
     import matplotlib.pyplot as plt
 
     from densim.plots import model_styles
@@ -174,24 +188,30 @@ def plot_long_range(table: pd.DataFrame, steps=STEPS):
     step = steps[-1]
     families = list(dict.fromkeys(table["family"]))
     fig, axes = plt.subplots(1, len(families), figsize=(4.2 * len(families), 3.4), squeeze=False)
-    learned = [m for m in dict.fromkeys(table["model"]) if m not in BASELINES]
-    styles = model_styles(learned)
+    models = [m for m in dict.fromkeys(table["model"]) if m != "frozen"]
+    styles = model_styles(models)
     for ax, family in zip(axes[0], families):
         rows = table[table["family"] == family]
-        for model in learned:
+        grey = iter([("s", "--"), ("^", "-."), ("v", ":"), ("D", "--")] * len(models))
+        for model in models:
             line = rows[rows["model"] == model].sort_values("nodes")
             if line.empty or model == SPATIAL:
                 continue
             label, colour, _ = styles[model]
-            ax.errorbar(line["nodes"], line[f"gain_{step}"], yerr=line[f"gain_{step}_std"], marker="o", capsize=3, label=label, color=colour)
+            if model in BASELINES:
+                marker, dashes = next(grey)
+                ax.plot(line["nodes"], line[f"gain_{step}"], color="0.5", linestyle=dashes, marker=marker, markersize=4, label=label)
+            else:
+                ax.errorbar(line["nodes"], line[f"gain_{step}"], yerr=line[f"gain_{step}_std"], marker="o", capsize=3, label=label, color=colour)
         ax.axhline(1.0, color="k", linestyle=":", linewidth=1, label="spatial")
         ax.set_xscale("log")
+        ax.set_yscale("log")
         ax.set_xlabel("nodes per network")
         ax.set_title(family)
         labels = rows.drop_duplicates("nodes").sort_values("nodes")
         ax.set_xticks(labels["nodes"], [f"{n:.0f}\n({d:.0f} bonds)" for n, d in zip(labels["nodes"], labels["diameter"])])
         ax.minorticks_off()
     axes[0][0].set_ylabel(f"spatial rel. MSE / model's (step {step})")
-    axes[0][-1].legend(fontsize=8, frameon=False)
+    axes[0][-1].legend(fontsize=7, frameon=False, loc="best")
     fig.tight_layout()
     return fig
