@@ -66,9 +66,12 @@ def counted_flops(func) -> int:
     return counter.get_total_flops()
 
 
-def steps_of(key: str, graph, config: TrainingConfig, hyperparameters: dict, batch: int, rollout_steps: int):
-    """The training step and the rollout of ``rollout_steps`` steps of one model, as callables (None: closed form)."""
+def steps_of(key: str, graph, config: TrainingConfig, hyperparameters: dict, batch: int, rollout_steps: int, compile: bool = False):
+    """The training step and the rollout of ``rollout_steps`` steps of one model, as callables (None: closed form);
+    ``compile``: the network wrapped in ``torch.compile(dynamic=True)`` (batches of other node counts reuse it)."""
     simulator = build_simulator(key, HISTORY, compute_statistics([graph], config), seed=0, hyperparameters=hyperparameters, **config.family)
+    if compile and not simulator.closed_form:
+        simulator.network = torch.compile(simulator.network, dynamic=True)
     windows = _windows([graph], HISTORY, dataclasses.replace(config, windows="everywhere"))
     windows = [windows[i % len(windows)] for i in range(batch)]
     if simulator.closed_form:
@@ -101,7 +104,7 @@ def measure(args) -> list[dict]:
         graph = compressed_graph(nodes, args.k, args.seed, settings)
         for key in args.models:
             train, rollout = steps_of(key, graph, config, model_hyperparameters(key, args.hidden, args.layers, args.k), args.batch,
-                                      args.rollout_steps)
+                                      args.rollout_steps, args.compile)
             row = {"model": key, "nodes": int(graph.positions.shape[0])}
             for name, func, per in (("train", train, 1), ("rollout", rollout, args.rollout_steps)):
                 row[name] = None if func is None else {"flops": counted_flops(func) / per,
@@ -134,7 +137,8 @@ def against(args, peak: float) -> None:
                     for side, source in sources.items():
                         command = [sys.executable, __file__, "--json", "--nodes", str(nodes), "--models", key, "--hidden", str(args.hidden),
                                    "--layers", str(args.layers), "--k", str(args.k), "--batch", str(args.batch), "--repeats", str(args.repeats),
-                                   "--rollout-steps", str(args.rollout_steps), "--threads", str(args.threads), "--seed", str(args.seed)]
+                                   "--rollout-steps", str(args.rollout_steps), "--threads", str(args.threads), "--seed", str(args.seed),
+                                   *(["--compile"] if args.compile else [])]
                         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(source), str(here)])}
                         row = json.loads(subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout)[0]
                         for step in ("train", "rollout"):
@@ -166,6 +170,7 @@ def main() -> None:
     parser.add_argument("--rollout-steps", type=int, default=4, help="steps per timed rollout (default 4)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help=f"torch threads (default {torch.get_num_threads()})")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--compile", action="store_true", help="wrap each network in torch.compile (its compilation is in the warm-up, not the times)")
     parser.add_argument("--against", metavar="REV", help="also measure the package of this git revision, for before and after")
     parser.add_argument("--rounds", type=int, default=2, help="with --against: alternating rounds per side, best taken (default 2)")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # one side of --against: rows as JSON
