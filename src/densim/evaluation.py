@@ -234,12 +234,14 @@ def evaluate(simulator, trajectories: list[TrajectoryGraph], config: EvaluationC
     Parameters
     ----------
     simulator : densim.simulator.Simulator
-    trajectories : list of TrajectoryGraph
-        The test trajectories, with eigenvectors for the error by eigenmode.
+    trajectories : list of TrajectoryGraph, or densim.rollout.TrajectoryFiles
+        The test trajectories, with eigenvectors for the error by eigenmode; a ``TrajectoryFiles`` reads each group's
+        when its turn comes.
     config : EvaluationConfig
         ``table_step``: the step whose predicted positions are kept (with the last step's), and that tables
         report (the last step when rollouts are shorter); ``blowup_l2``: the ``l2`` (small-particle diameters)
-        beyond which a rollout counts as blown up.
+        beyond which a rollout counts as blown up; ``rollouts_at_once``: trajectories rolled out and scored together
+        (all of them when None).
     batched : bool
         Advance all trajectories together, one batched network call per step (:func:`densim.rollout.rollouts`),
         or one trajectory at a time (the same numbers; for benchmarks).
