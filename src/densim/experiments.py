@@ -137,8 +137,7 @@ def network_spec(config: dict, dataset: str) -> dict:
 def dataset_nodes(config: dict, dataset: str) -> int:
     """Disks per packing of a dataset's networks (of a union's first member; imported datasets: the packing section's,
     an estimate for pricing only)."""
-    member = config["datasets"][dataset].get("union", [dataset])[0]
-    return {**config["packing"], **config["datasets"][network_source(config, member)].get("packing", {})}["nodes"]
+    return network_spec(config, config["datasets"][dataset].get("union", [dataset])[0])["packing"]["nodes"]
 
 
 def igns_grid(config: dict) -> list[dict]:

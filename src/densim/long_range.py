@@ -4,7 +4,7 @@ At the study's size (100 to 400 nodes) a network is 10 to 20 bonds across and a 
 much of it in one prediction. :func:`long_range_table` sets, for datasets that differ in network size only (the
 same generator and protocol, ``workflow/presets/large.yaml``), each model's rollout error beside two lengths: the
 networks' diameter in bonds (:func:`network_reach`, exact breadth-first distances) and the bonds a model's
-prediction of one frame can read (its ``receptive_field``: ``num_layers`` for the spatial model, one per latent
+prediction of one frame can read (its ``receptive_field``: ``num_layers`` for the spatial model, four per latent
 step for IGNS, every node for the models that read the global eigenvectors). The gain over spatial is the spatial
 model's relative MSE over the model's, seed by seed (above 1: the model is better); :func:`verdicts` says whether
 each model's gain is larger on the larger networks of the same family, beyond the seeds' spread.
