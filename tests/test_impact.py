@@ -234,7 +234,7 @@ def test_impact_rollouts_are_scored_on_the_wave_front_at_fixed_box(network_file,
 
     from densim.evaluation import evaluate, score_trajectory
     from densim.models import build_simulator
-    from densim.rollout import estimated_box, trajectory_graph
+    from densim.rollout import estimated_boxes, trajectory_graph
     from densim.training import TrainingConfig, compute_statistics
 
     output = tmp_path / "0000.nc"
@@ -242,7 +242,7 @@ def test_impact_rollouts_are_scored_on_the_wave_front_at_fixed_box(network_file,
     ds = read_dataset(output, "trajectory")
     graph = trajectory_graph(ds, None)
     assert graph.protocol == "impact" and graph.far.sum() > 0
-    assert torch.equal(estimated_box(graph, graph.positions[:, 5] + 0.01, graph.box[5, 0]), graph.box[0])
+    assert torch.equal(estimated_boxes([graph], [graph.positions[:, 5] + 0.01], graph.box[5:6, 0]), graph.box[:1])
     truth = score_trajectory(graph.positions, graph, 2, 1.0)
     assert float(truth["arrival_frame"]) == pytest.approx(float(ds["arrival_frame"])) == pytest.approx(float(truth["arrival_frame_true"]))
     assert np.isnan(truth["poisson_ratio"]).all() and np.isnan(truth["poisson_ratio_true"]).all()

@@ -117,6 +117,25 @@ def test_zero_stress_route_is_the_same_on_numpy_and_torch_and_ignores_node_order
     np.testing.assert_allclose(permuted, expected, rtol=1e-14)
 
 
+def test_zero_stress_route_solves_several_networks_at_once_as_each_alone():
+    """Two lattices of other sizes and strains in one segmented Newton solve give each one's own transverse box."""
+    alone, stacked = [], []
+    for cells, exx, eyy in (((8, 10), -0.01, 0.004), ((6, 6), -0.02, -0.005)):
+        net, positions, box = strained_lattice(np.array([0.0, exx]), np.array([0.0, eyy]))
+        images = bond_images(positions[0], net.bonds, box[0])
+        alone.append(zero_stress_box_y(positions[1], box[1, 0], box[0, 1], net.bonds, images, net.rest_lengths, net.stiffness))
+        stacked.append((positions[1], box[1, 0], box[0, 1], net.bonds, images, net.rest_lengths, net.stiffness))
+    offset = len(stacked[0][0])
+    fields = [torch.as_tensor(np.concatenate([a, b])) if np.ndim(a) else torch.tensor([a, b]) for a, b in zip(*stacked)]
+    fields[3] = torch.as_tensor(np.concatenate([stacked[0][3], stacked[1][3] + offset]))
+    segments = torch.repeat_interleave(torch.arange(2), torch.tensor([len(stacked[0][3]), len(stacked[1][3])]))
+    together = zero_stress_box_y(*fields, segments=segments)
+    np.testing.assert_allclose(together.numpy(), alone, rtol=1e-14)
+    fields[4][segments == 1] = 0.0  # the second network no longer crosses the boundary
+    with pytest.raises(ValueError, match="no bond crosses"):
+        zero_stress_box_y(*fields, segments=segments)
+
+
 def test_zero_stress_route_names_an_undetermined_box():
     net, positions, box = strained_lattice(np.zeros(1), np.zeros(1))
     images = np.zeros((net.num_bonds, 2))

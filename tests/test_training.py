@@ -130,12 +130,27 @@ def test_rollout_keeps_the_initial_frames_and_runs_the_full_length(graphs):
     assert torch.isfinite(predicted).all()
 
 
-def test_batched_rollouts_equal_one_trajectory_at_a_time(graphs):
-    sim = make_simulator(graphs, CONFIG, "nlsf_norm", num_modes=8)
-    together = rollouts(sim, graphs, steps=6)
-    for graph, batched in zip(graphs, together):
+@pytest.mark.parametrize("model, hyperparameters", [("nlsf_norm", {"num_modes": 8}), ("igns", {})])
+def test_batched_rollouts_and_steps_equal_one_trajectory_at_a_time(graphs, model, hyperparameters):
+    """Features, boxes (one batched zero-stress solve) and integration of several trajectories at once, of both
+    protocols and at different frames, are each trajectory's own."""
+    graph = graphs[1].graph.clone()
+    graph.rest_length = 1.5 * graph.rest_length
+    larger = dataclasses.replace(graphs[1], graph=graph, positions=1.5 * graphs[1].positions, box=1.5 * graphs[1].box,
+                                 centre_x=1.5 * graphs[1].centre_x)  # the same network scaled: another box
+    mixed = [graphs[0], larger, graphs[2], dataclasses.replace(graphs[3], protocol="impact")]
+    sim = make_simulator(graphs, CONFIG, model, **hyperparameters)
+    together = rollouts(sim, mixed, steps=6)
+    for graph, batched in zip(mixed, together):
         # the network runs in float32: batching may change its last bits, far below a frame's motion (~1e-4)
         torch.testing.assert_close(batched, rollout(sim, graph, steps=6), rtol=0, atol=1e-8)
+    lasts = [2, 5, 9, 4]
+    states = [sim.initial_state(graph, last) for graph, last in zip(mixed, lasts)]
+    stepped, outputs = sim.step(mixed, states, lasts)
+    for graph, state, last, batched, output in zip(mixed, states, lasts, stepped, outputs):
+        alone, (alone_output,) = sim.step([graph], [state], [last])
+        torch.testing.assert_close(sim.positions(batched), sim.positions(alone[0]), rtol=0, atol=1e-8)
+        torch.testing.assert_close(output, alone_output, rtol=1e-4, atol=1e-5)
 
 
 def test_frozen_baseline_scores_relative_mse_exactly_one(graphs, tmp_path):
@@ -175,7 +190,7 @@ def test_multi_step_loss_is_the_mean_one_step_loss_along_the_simulators_own_roll
         singles = []
         for offset in range(steps):
             state, last = predicted[:, offset : offset + h + 1], offset + h
-            prediction = sim.predict([graph], [state], [last])[0]
+            prediction = sim.step([graph], [state], [last])[1][0]
             target = sim.target(graph, state, last).to(prediction.dtype)
             singles.append(torch.mean((prediction - target) ** 2))
     torch.testing.assert_close(unrolled, torch.stack(singles).mean(), rtol=1e-6, atol=0)
@@ -359,7 +374,7 @@ def test_pushforward_scores_only_the_last_step_with_gradients_through_it_alone(g
         state = rollout(sim, graph, steps=steps - 1)[:, steps - 1 : steps + h]
     sim.zero_grad()
     last = h + steps - 1
-    prediction = sim.predict([graph], [state], [last])[0]
+    prediction = sim.step([graph], [state], [last])[1][0]
     single = torch.mean((prediction - sim.target(graph, state, last).to(prediction.dtype)) ** 2)
     single.backward()
     torch.testing.assert_close(pushed, single, rtol=1e-6, atol=0)

@@ -64,7 +64,7 @@ def velocities(positions):
     return positions[:, 1:] - positions[:, :-1]
 
 
-def affine_velocity(positions, box_x, centre_x: float):
+def affine_velocity(positions, box_x, centre_x):
     """x velocity that the imposed compression gives each node between consecutive frames (numpy or torch).
 
     LAMMPS' ``remap x`` maps ``x -> c + (x - c) L'/L`` about the box centre ``c``; frame ``t`` gets
@@ -73,20 +73,20 @@ def affine_velocity(positions, box_x, centre_x: float):
     Parameters
     ----------
     positions : array, shape (N, T, 2)
-    box_x : array, shape (T,)
-        Imposed box length along x per frame.
-    centre_x : float
+    box_x : array, shape (T,), or (N, T)
+        Imposed box length along x per frame (per node: several networks at once).
+    centre_x : float, or array of shape (N, 1)
 
     Returns
     -------
     array, shape (N, T - 1, 2) (y component zero)
     """
     affine = 0.0 * positions[:, :-1]
-    affine[..., 0] = (positions[:, :-1, 0] - centre_x) * (box_x[1:] / box_x[:-1] - 1.0)
+    affine[..., 0] = (positions[:, :-1, 0] - centre_x) * (box_x[..., 1:] / box_x[..., :-1] - 1.0)
     return affine
 
 
-def residual_velocities(positions, box_x, centre_x: float, residual: bool = True):
+def residual_velocities(positions, box_x, centre_x, residual: bool = True):
     """Velocities of ``positions`` (N, T, 2), less the imposed affine velocity when ``residual``; (N, T - 1, 2)."""
     v = velocities(positions)
     return v - affine_velocity(positions, box_x, centre_x) if residual else v
@@ -424,7 +424,8 @@ def bond_images(reference, bonds, box):
     return periodic_images(reference[bonds[:, 1]] - reference[bonds[:, 0]], box)
 
 
-def zero_stress_box_y(positions, box_x, box_y0: float, bonds, images, rest_length, stiffness, tolerance: float = 1e-13, max_iterations: int = 50):
+def zero_stress_box_y(positions, box_x, box_y0, bonds, images, rest_length, stiffness, tolerance: float = 1e-13, max_iterations: int = 50,
+                      segments=None):
     """Transverse box length at which the network's energy is stationary with the node positions held.
 
     Solves ``dE/dL_y = 0`` for ``E = sum_b k_b / 2 (|d_b| - l_b)^2``, ``d_b = x_j - x_i - n_b * (L_x, L_y)``, by
@@ -437,38 +438,49 @@ def zero_stress_box_y(positions, box_x, box_y0: float, bonds, images, rest_lengt
         Unwrapped node positions of one or more frames.
     box_x : array, shape (...)
         Imposed box length along x of each frame.
-    box_y0 : float
+    box_y0 : float, or array of shape (G,) with ``segments``
         Starting value (the reference transverse box length).
     bonds : int array, shape (B, 2)
     images : array, shape (B, 2)
         From :func:`bond_images` of the reference frame.
     rest_length, stiffness : array, shape (B,)
+    segments : LongTensor, shape (B,), optional
+        Several networks at once (torch only): the network of each bond, ``0 .. G - 1``, with the networks' nodes
+        stacked in ``positions`` of shape (N, 2), ``box_x`` and ``box_y0`` of shape (G,). Each network has its own
+        Newton iteration (one batched solve instead of G).
 
     Returns
     -------
-    array, shape (...)
+    array, shape (...), or (G,) with ``segments``
         NaN for frames with non-finite positions or where Newton's method does not converge.
 
     Raises
     ------
     ValueError
-        When no bond crosses the boundary in y (the transverse box is then undetermined).
+        When no bond (of some network) crosses the boundary in y (the transverse box is then undetermined).
     """
     crossing = images[:, 1] != 0
-    if not bool(crossing.any()):
+    if segments is None:
+        per_bond, total = (lambda value: value[..., None]), (lambda value: value.sum(-1))
+        uncrossed = not bool(crossing.any())
+    else:
+        segments, count = segments[crossing], len(box_x)
+        per_bond, total = (lambda value: value[segments]), (lambda value: value.new_zeros(count).index_add(0, segments, value))
+        uncrossed = bool((segments.bincount(minlength=count) == 0).any())
+    if uncrossed:
         raise ValueError("no bond crosses the periodic boundary in y: the transverse box is undetermined")
     bonds, images, rest_length, stiffness = bonds[crossing], images[crossing], rest_length[crossing], stiffness[crossing]
     delta = positions[..., bonds[:, 1], :] - positions[..., bonds[:, 0], :]  # (..., B, 2)
-    dx = delta[..., 0] - images[:, 0] * box_x[..., None]
+    dx = delta[..., 0] - images[:, 0] * per_bond(box_x)
     ny = images[:, 1]
     box_y = box_x * 0 + box_y0
     for _ in range(max_iterations):
-        dy = delta[..., 1] - ny * box_y[..., None]
+        dy = delta[..., 1] - ny * per_bond(box_y)
         length = (dx * dx + dy * dy) ** 0.5
         tension = stiffness * (length - rest_length)
         cosine = dy / length
-        gradient = -(tension * cosine * ny).sum(-1)  # d(dy)/dL_y = -n_y
-        curvature = (ny * ny * (stiffness * cosine * cosine + tension / length * (1 - cosine * cosine))).sum(-1)
+        gradient = -total(tension * cosine * ny)  # d(dy)/dL_y = -n_y
+        curvature = total(ny * ny * (stiffness * cosine * cosine + tension / length * (1 - cosine * cosine)))
         step = gradient / curvature
         box_y = box_y - step
         moving = abs(step) > tolerance * box_y0  # False where converged, and where NaN (non-finite positions)

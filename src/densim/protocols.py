@@ -80,8 +80,9 @@ class Protocol:
         """Its fields of a rollout's :class:`densim.rollout.TrajectoryGraph`."""
         return {}
 
-    def box(self, trajectory: TrajectoryGraph, positions: torch.Tensor, box_x: torch.Tensor) -> torch.Tensor:
-        """The box of a predicted frame, from its positions and the imposed x length."""
+    def boxes(self, trajectories: list[TrajectoryGraph], positions: list[torch.Tensor], box_x: torch.Tensor) -> torch.Tensor:
+        """The boxes of predicted frames of several trajectories at once, shape (G, 2), from each frame's positions
+        (N_i, 2) and the imposed x lengths (G,)."""
         raise NotImplementedError
 
     def scores(self, trajectory: TrajectoryGraph, predicted: torch.Tensor, truth: torch.Tensor, last_input: int) -> dict:
@@ -169,14 +170,20 @@ class Compression(Protocol):
             "compression_vs_isotropic_max_diff": float(np.max(np.abs(isotropic - compression))),
         }
 
-    def box(self, trajectory, positions, box_x):
-        """The imposed x length; the y length at zero transverse stress of the positions."""
-        rest_length = trajectory.graph.rest_length[: len(trajectory.bonds)]
-        box_y = zero_stress_box_y(positions, box_x, float(trajectory.box[0, 1]), trajectory.bonds, trajectory.images, rest_length,
-                                  trajectory.stiffness)
+    def boxes(self, trajectories, positions, box_x):
+        """The imposed x lengths; the y lengths at zero transverse stress of the positions, every network's Newton
+        iteration in one batched solve."""
         import torch
 
-        return torch.stack([box_x, box_y])
+        offsets = [0, *np.cumsum([len(p) for p in positions])[:-1].tolist()]
+        bond_counts = torch.tensor([len(t.bonds) for t in trajectories], device=box_x.device)
+        box_y = zero_stress_box_y(torch.cat(positions), box_x, torch.stack([t.box[0, 1] for t in trajectories]),
+                                  torch.cat([t.bonds + offset for t, offset in zip(trajectories, offsets)]),
+                                  torch.cat([t.images for t in trajectories]),
+                                  torch.cat([t.graph.rest_length[: len(t.bonds)] for t in trajectories]),
+                                  torch.cat([t.stiffness for t in trajectories]),
+                                  segments=torch.arange(len(trajectories), device=box_x.device).repeat_interleave(bond_counts))
+        return torch.stack([box_x, box_y], dim=1)
 
     def scores(self, trajectory, predicted, truth, last_input):
         """The Poisson ratio of the predicted positions (zero-stress route) and of the true box, both measured from the
@@ -262,9 +269,11 @@ class Impact(Protocol):
 
         return {"far": torch.as_tensor(trajectory["far"].values.astype(bool)), "arrival_threshold": float(trajectory["arrival_threshold"])}
 
-    def box(self, trajectory, positions, box_x):
-        """The fixed box."""
-        return trajectory.box[0]
+    def boxes(self, trajectories, positions, box_x):
+        """The fixed boxes."""
+        import torch
+
+        return torch.stack([t.box[0] for t in trajectories])
 
     def scores(self, trajectory, predicted, truth, last_input):
         """The far strip's displacement per step and the front's arrival frame (the last frame where it never arrives)."""

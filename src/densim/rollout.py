@@ -100,10 +100,15 @@ def headers(trajectories: Sequence[TrajectoryGraph]) -> list[TrajectoryGraph]:
     return list(trajectories.headers) if isinstance(trajectories, TrajectoryFiles) else [t.header() for t in trajectories]
 
 
-def estimated_box(trajectory: TrajectoryGraph, positions_t: torch.Tensor, box_x: torch.Tensor) -> torch.Tensor:
-    """Box of a predicted frame, by the trajectory's protocol (:meth:`densim.protocols.Protocol.box`): the imposed x
-    length and the y length at zero transverse stress of the positions for a compression, the fixed box of an impact."""
-    return PROTOCOLS[trajectory.protocol].box(trajectory, positions_t, box_x)
+def estimated_boxes(trajectories: list[TrajectoryGraph], positions: list[torch.Tensor], box_x: torch.Tensor) -> torch.Tensor:
+    """Boxes of predicted frames of several trajectories, shape (G, 2), by each trajectory's protocol
+    (:meth:`densim.protocols.Protocol.boxes`, one call per protocol): the imposed x length and the y length at zero
+    transverse stress of the positions (N_i, 2) for a compression, the fixed box of an impact."""
+    boxes = box_x.new_empty((len(trajectories), 2))
+    for name in dict.fromkeys(t.protocol for t in trajectories):
+        chosen = [i for i, t in enumerate(trajectories) if t.protocol == name]
+        boxes[chosen] = PROTOCOLS[name].boxes([trajectories[i] for i in chosen], [positions[i] for i in chosen], box_x[chosen])
+    return boxes
 
 
 def rollout_start(trajectories: list[TrajectoryGraph], history: int, start: int | None = None) -> int:

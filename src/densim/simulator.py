@@ -47,7 +47,7 @@ from torch_geometric.data import Batch
 
 from densim.springs import minimum_image
 from densim.observables import affine_velocity, residual_velocities
-from densim.rollout import TrajectoryGraph, estimated_box
+from densim.rollout import TrajectoryGraph, estimated_boxes
 
 
 def edge_features(positions: Tensor, edge_index: Tensor, box: Tensor, rest_length: Tensor) -> Tensor:
@@ -204,8 +204,12 @@ class AccelerationSimulator(Simulator):
     def closed_form(self) -> bool:
         return self.network.closed_form
 
-    def preprocess(self, graph, positions: Tensor, box: Tensor, box_x: Tensor, centre_x: float):
-        """The graph with normalised node and edge features of the last frame of ``positions`` (N, history + 1, 2)."""
+    def preprocess(self, graph, positions: Tensor, box: Tensor, box_x: Tensor, centre_x) -> Batch:
+        """The graph with normalised node and edge features of the last frame of ``positions`` (N, history + 1, 2).
+
+        ``box`` is the box of that frame, (2,) or per edge (E, 2); ``box_x`` the imposed x lengths of the frames,
+        (history + 1,) or per node (N, history + 1); ``centre_x`` a float or per node (N, 1).
+        """
         v = residual_velocities(positions, box_x, centre_x, self.residual)
         x = ((v - self.velocity_mean) / self.velocity_std).reshape(v.shape[0], -1)
         edges = edge_features(positions[:, -1], graph.edge_index, box, graph.rest_length)
@@ -214,8 +218,9 @@ class AccelerationSimulator(Simulator):
         graph.edge_attr = ((edges - self.edge_mean) / self.edge_std).to(torch.get_default_dtype())
         return graph
 
-    def postprocess(self, normalised_acceleration: Tensor, positions: Tensor, box_x_next: Tensor, box_x: Tensor, centre_x: float) -> Tensor:
-        """Next positions from a normalised acceleration by semi-implicit Euler, shape (N, 2)."""
+    def postprocess(self, normalised_acceleration: Tensor, positions: Tensor, box_x_next: Tensor, box_x: Tensor, centre_x) -> Tensor:
+        """Next positions from a normalised acceleration by semi-implicit Euler, shape (N, 2) (``box_x_next`` a scalar
+        or per node (N,), the rest as in :meth:`preprocess`)."""
         acceleration = normalised_acceleration.to(torch.float64) * self.acceleration_std + self.acceleration_mean
         if self.residual:
             acceleration = acceleration + self._affine_acceleration(positions, box_x_next, box_x, centre_x)
@@ -225,39 +230,43 @@ class AccelerationSimulator(Simulator):
     def _affine_acceleration(self, positions, box_x_next, box_x, centre_x):
         """Change of the affine velocity from the last step to the next, shape (N, 2)."""
         window = torch.cat([positions[:, -2:], positions[:, -1:]], dim=1)  # x_{t+1} enters only through x_t
-        frames_x = torch.cat([box_x[-2:], box_x_next.reshape(1)])
+        frames_x = torch.cat([box_x[..., -2:], box_x_next[..., None]], dim=-1)
         affine = affine_velocity(window, frames_x, centre_x)
         return affine[:, 1] - affine[:, 0]
 
-    def normalised_acceleration(self, positions: Tensor, box_x: Tensor, centre_x: float) -> Tensor:
+    def normalised_acceleration(self, positions: Tensor, box_x: Tensor, centre_x) -> Tensor:
         """Normalised acceleration of the last of ``history + 2`` frames (N, history + 2, 2); the exact inverse
         of :meth:`postprocess`."""
         acceleration = positions[:, -1] - 2 * positions[:, -2] + positions[:, -3]
         if self.residual:
-            acceleration = acceleration - self._affine_acceleration(positions[:, :-1], box_x[-1], box_x[:-1], centre_x)
+            acceleration = acceleration - self._affine_acceleration(positions[:, :-1], box_x[..., -1], box_x[..., :-1], centre_x)
         return (acceleration - self.acceleration_mean) / self.acceleration_std
 
-    def _graph(self, trajectory: TrajectoryGraph, state: Tensor, last: int):
+    def _batch(self, trajectories: list[TrajectoryGraph], states: list[Tensor], lasts: list[int]) -> Batch:
+        """Every state's graph in one batch, with the normalised features of its last frame: all trajectories' features,
+        boxes and minimum images at once (per node and per edge), not one trajectory at a time."""
+        batch = Batch.from_data_list([trajectory.graph for trajectory in trajectories])
+        windows = torch.stack([t.box[last - self.history : last + 1, 0] for t, last in zip(trajectories, lasts)])
         # the box as a rollout sees it: imposed along x, zero transverse stress of the positions along y
-        box_x = trajectory.box[:, 0]
-        box = estimated_box(trajectory, state[:, -1], box_x[last])
-        return self.preprocess(trajectory.graph, state, box, box_x[last - self.history : last + 1], trajectory.centre_x)
+        boxes = estimated_boxes(trajectories, [state[:, -1] for state in states], windows[:, -1])
+        centres = windows.new_tensor([t.centre_x for t in trajectories])
+        return self.preprocess(batch, torch.cat(states), boxes[batch.batch[batch.edge_index[0]]], windows[batch.batch],
+                               centres[batch.batch, None])
 
-    def predict(self, trajectories: list[TrajectoryGraph], states: list[Tensor], lasts: list[int]) -> list[Tensor]:
-        """Normalised accelerations of every state, from one batched network call."""
-        batch = Batch.from_data_list([self._graph(tr, s, last) for tr, s, last in zip(trajectories, states, lasts)])
-        return list(self.network(batch).split(batch.ptr.diff().tolist()))
-
-    def update(self, trajectory: TrajectoryGraph, state: Tensor, prediction: Tensor, last: int) -> Tensor:
-        """The state one frame later: drop the oldest frame, append the one integrated from ``prediction``."""
-        box_x = trajectory.box[:, 0]
-        following = self.postprocess(prediction, state, box_x[last + 1], box_x[last - self.history : last + 1], trajectory.centre_x)
-        return torch.cat([state[:, 1:], following[:, None]], dim=1)
+    def _integrate(self, trajectories: list[TrajectoryGraph], states: Tensor, prediction: Tensor, lasts: list[int], graph_of_node: Tensor) -> Tensor:
+        """The states (stacked, (N, history + 1, 2)) one frame later: drop the oldest frame, append the one integrated
+        from the normalised accelerations ``prediction`` (N, 2)."""
+        box_x = torch.stack([t.box[last - self.history : last + 2, 0] for t, last in zip(trajectories, lasts)])[graph_of_node]
+        centres = states.new_tensor([t.centre_x for t in trajectories])[graph_of_node, None]
+        following = self.postprocess(prediction, states, box_x[:, -1], box_x[:, :-1], centres)
+        return torch.cat([states[:, 1:], following[:, None]], dim=1)
 
     def step(self, trajectories, states, lasts):
-        predictions = self.predict(trajectories, states, lasts)
-        updated = [self.update(tr, s, p, last) for tr, s, p, last in zip(trajectories, states, predictions, lasts)]
-        return updated, predictions
+        batch = self._batch(trajectories, states, lasts)
+        prediction = self.network(batch)
+        sizes = batch.ptr.diff().tolist()
+        updated = self._integrate(trajectories, torch.cat(states), prediction, lasts, batch.batch)
+        return list(updated.split(sizes)), list(prediction.split(sizes))
 
     def target(self, trajectory, state, last):
         frames = torch.cat([state, trajectory.positions[:, last + 1 : last + 2]], dim=1)
@@ -269,7 +278,7 @@ class AccelerationSimulator(Simulator):
             super().fit(trajectories, windows)
         chosen = [trajectories[i] for i, _ in windows]
         states = [self.initial_state(trajectory, t) for trajectory, (_, t) in zip(chosen, windows)]
-        graphs = Batch.from_data_list([self._graph(tr, s, t) for tr, s, (_, t) in zip(chosen, states, windows)])
+        graphs = self._batch(chosen, states, [t for _, t in windows])
         targets = torch.cat([self.target(tr, s, t) for tr, s, (_, t) in zip(chosen, states, windows)])
         self.network.fit(graphs.x, targets)
 
@@ -332,7 +341,7 @@ class LatentSimulator(AccelerationSimulator):
 
     def initial_state(self, trajectory: TrajectoryGraph, last: int, generator: torch.Generator | None = None) -> LatentState:
         frames = super().initial_state(trajectory, last, generator)
-        graph = self._graph(trajectory, frames, last)
+        graph = self._batch([trajectory], [frames], [last])
         q, p = self.network.encode(graph)
         edges = self.network.edges(graph)
         for t in range(self.network.warmup):
@@ -346,14 +355,15 @@ class LatentSimulator(AccelerationSimulator):
         times = {state.time for state in states}
         if len(times) != 1:
             raise ValueError(f"states at different latent times {sorted(times)} cannot step together")
-        batch = Batch.from_data_list([self._graph(tr, s.frames, last) for tr, s, last in zip(trajectories, states, lasts)])
+        frames = [s.frames for s in states]
+        batch = self._batch(trajectories, frames, lasts)
         q, p = self.network.advance(torch.cat([s.q for s in states]), torch.cat([s.p for s in states]), batch.edge_index,
                                     self.network.edges(batch), times.pop())
+        prediction = self.network.decode(q, p)
         sizes = batch.ptr.diff().tolist()
-        predictions = list(self.network.decode(q, p).split(sizes))
-        updated = [LatentState(self.update(tr, s.frames, prediction, last), q_i, p_i, s.time + 1)
-                   for tr, s, prediction, last, q_i, p_i in zip(trajectories, states, predictions, lasts, q.split(sizes), p.split(sizes))]
-        return updated, predictions
+        updated = self._integrate(trajectories, torch.cat(frames), prediction, lasts, batch.batch)
+        return ([LatentState(f, q_i, p_i, s.time + 1) for s, f, q_i, p_i in zip(states, updated.split(sizes), q.split(sizes), p.split(sizes))],
+                list(prediction.split(sizes)))
 
     def target(self, trajectory, state, last):
         return super().target(trajectory, state.frames, last)
