@@ -156,14 +156,15 @@ def run_stage(stage: str, nodes: int, workdir: Path) -> dict:
         result = prune_to_target(network, TARGET_NU, config.tolerance, config.poisson_ratio)
         note = f"nu = {result.poisson:+.3f} after {result.steps} removals"
     elif stage == "noi_pru":
-        from densim.tuning import noise_and_prune
+        from densim.tuning import MissedPath, noise_and_prune
 
         config = _dataset("noi_pru")
         interval = config.acceptance_interval(config.networks // 2)
         result = noise_and_prune(network, interval, np.random.default_rng(0), config.noi_pru.noise, config.stiffness,
                                  config.poisson_ratio, config.noi_pru.min_coordination, config.noi_pru.min_length_ratio)
-        note = (f"nu = {result.poisson:+.3f} after {result.steps} removals" if result is not None
-                else f"this random path missed [{interval[0]:+.3f}, {interval[1]:+.3f}]")
+        note = (f"this random path missed [{interval[0]:+.3f}, {interval[1]:+.3f}]: nu went through [{result.nu_min:+.3f}, "
+                f"{result.nu_max:+.3f}], ended by {result.reason}" if isinstance(result, MissedPath)
+                else f"nu = {result.poisson:+.3f} after {result.steps} removals")
     elif stage == "node_opt":
         from densim.tuning import optimise_node_positions
 

@@ -2,6 +2,7 @@
 
 import json
 from pathlib import Path
+import re
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ import xarray as xr
 
 from densim.cli import main
 from densim.io import DensimFileError, read_dataset, read_network
-from densim.networks import ConfigError, DatasetConfig
+from densim.networks import ConfigError, DatasetConfig, generate_network
 from densim.provenance import VOLATILE_ATTRS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,3 +94,19 @@ def test_help_documents_the_stage(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "--spec" in out and "nu_range" in out
+
+
+@pytest.mark.parametrize("nu_range, interval, remedy", [
+    ([0.95, 1.0], r"\[0\.925, 0\.975\]", "move nu_range there"),  # beyond every path
+    ([-0.95, -0.9], r"\[-0\.975, -0\.925\]", "stepping over the interval"),  # crossed in steps wider than the interval
+])
+def test_noi_pru_that_never_lands_names_the_interval_where_its_paths_went_and_the_remedy(nu_range, interval, remedy):
+    """An interval random paths never land in fails naming the network, the interval, the nu the paths went through and
+    what to change: move nu_range when the paths never reached it, widen it when they stepped over it."""
+    config = DatasetConfig.from_dict("d", {"generator": "noi_pru", "networks": 1, "nu_range": nu_range,
+                                           "packing": {"nodes": 40}, "noi_pru": {"max_attempts": 2}})
+    with pytest.raises(RuntimeError, match=rf"datasets\.d network 0000: no random path reached nu in {interval} in 2 attempts; "
+                                           rf"the paths' nu went through \[\S+, \S+\].*{remedy}") as error:
+        generate_network(config, 0)
+    low, high = map(float, re.search(r"went through \[(\S+), (\S+)\]", str(error.value)).groups())
+    assert low < high

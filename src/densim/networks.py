@@ -19,7 +19,7 @@ from densim.elasticity import NotRigidError, linear_response
 from densim.io import network_to_dataset
 from densim.springs import SpringNetwork
 from densim.packing import contact_network, jammed_packing
-from densim.tuning import TuningResult, noise_and_prune, optimise_node_positions, prune_to_target
+from densim.tuning import MissedPath, TuningResult, noise_and_prune, optimise_node_positions, prune_to_target
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,18 @@ def starting_network(config: DatasetConfig, index: int) -> tuple[SpringNetwork, 
     )
 
 
+def _where_paths_went(missed: list[MissedPath], interval: tuple[float, float]) -> str:
+    """What NOI-PRU's missed paths say about the interval, and the remedy."""
+    reached = [m for m in missed if np.isfinite(m.nu_min)]
+    if not reached:
+        return f"every path ended before pruning ({missed[-1].reason}): lower noi_pru.noise"
+    low, high = min(m.nu_min for m in reached), max(m.nu_max for m in reached)
+    if low <= interval[0] and interval[1] <= high:
+        return (f"the paths' nu went through [{low:.4f}, {high:.4f}], stepping over the interval (single removals move nu by more "
+                "than its width on small networks): widen nu_range or raise noi_pru.max_attempts")
+    return f"the paths' nu went through [{low:.4f}, {high:.4f}]: move nu_range there or raise noi_pru.noise"
+
+
 def generate_network(config: DatasetConfig, index: int) -> GeneratedNetwork:
     """Make network ``index`` of a dataset: packing, contact network, tuning."""
     if not 0 <= index < config.networks:
@@ -170,18 +182,21 @@ def generate_network(config: DatasetConfig, index: int) -> GeneratedNetwork:
         )
     else:
         interval = config.acceptance_interval(index)
+        missed = []
         for tuning_attempt in range(config.noi_pru.max_attempts):
             rng = np.random.default_rng([config.seed, index, packing_attempt, tuning_attempt, 1])
             result = noise_and_prune(
                 start, interval, rng, config.noi_pru.noise, config.stiffness, config.poisson_ratio, config.noi_pru.min_coordination, config.noi_pru.min_length_ratio
             )
-            if result is not None:
+            if not isinstance(result, MissedPath):
                 break
+            missed.append(result)
+            log.info("%s %s: random path %d missed [%.4f, %.4f]: nu went through [%.4f, %.4f], ended by %s", config.name, network_name(index),
+                     tuning_attempt, *interval, result.nu_min, result.nu_max, result.reason)
         else:
             raise RuntimeError(
                 f"datasets.{config.name} network {network_name(index)}: no random path reached nu in "
-                f"[{interval[0]:.3f}, {interval[1]:.3f}] in {config.noi_pru.max_attempts} attempts; "
-                "narrow nu_range, raise noi_pru.noise or noi_pru.max_attempts"
+                f"[{interval[0]:.3f}, {interval[1]:.3f}] in {config.noi_pru.max_attempts} attempts; {_where_paths_went(missed, interval)}"
             )
     log.info("%s %s: nu = %+.4f after %d steps", config.name, network_name(index), result.poisson, result.steps)
     return GeneratedNetwork(result.network, diameters, target, result, packing_attempt, tuning_attempt)

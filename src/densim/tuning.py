@@ -94,6 +94,16 @@ def prune_to_target(
 _MAX_REDRAWS = 100
 
 
+@dataclass(frozen=True)
+class MissedPath:
+    """A NOI-PRU random path that ended without landing in its interval: the range of nu it went through (NaN when it
+    never started) and why it ended."""
+
+    nu_min: float
+    nu_max: float
+    reason: str
+
+
 def noise_and_prune(
     network: SpringNetwork,
     interval: tuple[float, float],
@@ -117,8 +127,9 @@ def noise_and_prune(
 
     Returns
     -------
-    TuningResult or None
-        None when the random path reaches a network with no removable bond without entering ``interval``.
+    TuningResult or MissedPath
+        A :class:`MissedPath` when the path ends (no removable bond, the coordination floor) without entering
+        ``interval``, with the range of nu it went through.
     """
     displacement = noise * rng.standard_normal(network.positions.shape)
     for _ in range(_MAX_REDRAWS):
@@ -130,22 +141,27 @@ def noise_and_prune(
         nodes = np.unique(network.bonds[short])
         displacement[nodes] = noise * rng.standard_normal((len(nodes), 2))
     else:
-        return None
+        return MissedPath(np.nan, np.nan, f"no displacement kept every bond above {min_length_ratio} of its length")
     try:
         state = BondRemoval(displaced, min_degree=min_degree)
     except NotRigidError:
-        return None
+        return MissedPath(np.nan, np.nan, "the displaced network is not rigid")
     low, high = interval
     min_bonds = min_coordination * network.num_nodes / 2
-    while not low <= state.moduli.poisson_ratio(definition) <= high:
+    nu = state.moduli.poisson_ratio(definition)
+    visited = [nu, nu]
+    while not low <= nu <= high:
         _, allowed = state.removal_effects()
         if not allowed.any() or state.active.sum() - 1 < min_bonds:
-            return None
+            reason = "no removable bond left" if not allowed.any() else f"the coordination floor Z = {min_coordination}"
+            return MissedPath(*visited, f"{reason} after {len(state.removed)} removals")
         state.remove(int(rng.choice(np.flatnonzero(allowed))))
+        nu = state.moduli.poisson_ratio(definition)
+        visited = [min(visited[0], nu), max(visited[1], nu)]
     # confirm the landing with a fresh solve (rank-one updates accumulate round-off)
     nu = linear_response(state.current).poisson_ratio(definition)
     if not low <= nu <= high:
-        return None
+        return MissedPath(*visited, f"a fresh solve put nu = {nu:.4f} outside after round-off")
     return TuningResult(state.current, nu, len(state.removed), state.factorisations, state.solves + 3)
 
 
