@@ -145,7 +145,7 @@ def rollouts(simulator, trajectories: list[TrajectoryGraph], steps: int | None =
     if h < simulator.history:
         raise ValueError(f"a rollout from frame {start} has fewer than the history {simulator.history} frames before it")
     totals = [t.frames if steps is None else min(t.frames, h + 1 + steps) for t in trajectories]
-    states = [simulator.initial_state(t, h) for t in trajectories]
+    states = simulator.initial_states(trajectories, [h] * len(trajectories))
     frames = [[t.positions[:, : h + 1]] for t in trajectories]
     for last in range(h, max(totals, default=0) - 1):
         active = [i for i, total in enumerate(totals) if last + 1 < total]

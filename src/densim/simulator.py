@@ -6,7 +6,8 @@ self-contained), the noise injected into training inputs, the one-step update of
 training loss. Every family implements the same contract (:class:`Simulator`), so training, rollouts and
 evaluation never ask which family they hold:
 
-- :meth:`~Simulator.initial_state`: the rollout state from ground-truth frames (with noise in training);
+- :meth:`~Simulator.initial_state`: the rollout state from ground-truth frames (with noise in training), and
+  :meth:`~Simulator.initial_states` of many at once;
 - :meth:`~Simulator.step`: one step of many states at once, one batched network call;
 - :meth:`~Simulator.positions`: the node positions of a state;
 - :meth:`~Simulator.loss`: the training loss over windows of ``steps`` unrolled steps;
@@ -136,6 +137,10 @@ class Simulator(nn.Module):
         steps = scale * torch.randn(state.shape, generator=generator, dtype=state.dtype)
         return state + steps.to(state.device).cumsum(dim=1)
 
+    def initial_states(self, trajectories: list[TrajectoryGraph], lasts: list[int], generator: torch.Generator | None = None) -> list:
+        """:meth:`initial_state` of each trajectory (the latent family encodes them all in one batched call)."""
+        return [self.initial_state(trajectory, last, generator) for trajectory, last in zip(trajectories, lasts)]
+
     def positions(self, state: Tensor) -> Tensor:
         """Node positions of a state, shape (N, 2)."""
         return state[:, -1]
@@ -174,7 +179,7 @@ class Simulator(nn.Module):
         ``steps - 1`` steps run without gradients and only the last one is scored (Brandstetter et al. 2022).
         """
         chosen = [trajectories[i] for i, _ in windows]
-        states = [self.initial_state(trajectory, t, generator) for trajectory, (_, t) in zip(chosen, windows)]
+        states = self.initial_states(chosen, [t for _, t in windows], generator)
         losses = []
         for offset in range(steps):
             scored = not pushforward or offset == steps - 1
@@ -277,7 +282,7 @@ class AccelerationSimulator(Simulator):
         if not self.closed_form:
             super().fit(trajectories, windows)
         chosen = [trajectories[i] for i, _ in windows]
-        states = [self.initial_state(trajectory, t) for trajectory, (_, t) in zip(chosen, windows)]
+        states = self.initial_states(chosen, [t for _, t in windows])
         graphs = self._batch(chosen, states, [t for _, t in windows])
         targets = torch.cat([self.target(tr, s, t) for tr, s, (_, t) in zip(chosen, states, windows)])
         self.network.fit(graphs.x, targets)
@@ -339,14 +344,18 @@ class LatentSimulator(AccelerationSimulator):
     one encoding, with gradients through the whole window. Targets are those of the acceleration family.
     """
 
-    def initial_state(self, trajectory: TrajectoryGraph, last: int, generator: torch.Generator | None = None) -> LatentState:
-        frames = super().initial_state(trajectory, last, generator)
-        graph = self._batch([trajectory], [frames], [last])
+    def initial_states(self, trajectories, lasts, generator=None) -> list[LatentState]:
+        frames = [super(LatentSimulator, self).initial_state(t, last, generator) for t, last in zip(trajectories, lasts)]
+        graph = self._batch(trajectories, frames, lasts)
         q, p = self.network.encode(graph)
         edges = self.network.edges(graph)
         for t in range(self.network.warmup):
             q, p = self.network.advance(q, p, graph.edge_index, edges, t)
-        return LatentState(frames, q, p, self.network.warmup)
+        sizes = graph.ptr.diff().tolist()
+        return [LatentState(f, q_i, p_i, self.network.warmup) for f, q_i, p_i in zip(frames, q.split(sizes), p.split(sizes))]
+
+    def initial_state(self, trajectory: TrajectoryGraph, last: int, generator: torch.Generator | None = None) -> LatentState:
+        return self.initial_states([trajectory], [last], generator)[0]
 
     def positions(self, state: LatentState) -> Tensor:
         return state.frames[:, -1]

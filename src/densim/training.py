@@ -174,7 +174,7 @@ def one_step_relative_mse(simulator: Simulator, trajectories: list[TrajectoryGra
         chosen = [t for t in trajectories if last + 1 < t.frames]
         if not chosen:
             break
-        states = [simulator.initial_state(t, last) for t in chosen]
+        states = simulator.initial_states(chosen, [last] * len(chosen))
         advanced, _ = simulator.step(chosen, states, [last] * len(chosen))
         for t, state in zip(chosen, advanced):
             truth = t.positions[:, last + 1]
