@@ -247,16 +247,16 @@ class AccelerationSimulator(Simulator):
             acceleration = acceleration - self._affine_acceleration(positions[:, :-1], box_x[..., -1], box_x[..., :-1], centre_x)
         return (acceleration - self.acceleration_mean) / self.acceleration_std
 
-    def _batch(self, trajectories: list[TrajectoryGraph], states: list[Tensor], lasts: list[int]) -> Batch:
+    def _batch(self, trajectories: list[TrajectoryGraph], states: Tensor, lasts: list[int]) -> Batch:
         """Every state's graph in one batch, with the normalised features of its last frame: all trajectories' features,
-        boxes and minimum images at once (per node and per edge), not one trajectory at a time."""
+        boxes and minimum images at once (per node and per edge), not one trajectory at a time. ``states`` are stacked,
+        (N, history + 1, 2)."""
         batch = Batch.from_data_list([trajectory.graph for trajectory in trajectories])
         windows = torch.stack([t.box[last - self.history : last + 1, 0] for t, last in zip(trajectories, lasts)])
         # the box as a rollout sees it: imposed along x, zero transverse stress of the positions along y
-        boxes = estimated_boxes(trajectories, [state[:, -1] for state in states], windows[:, -1])
+        boxes = estimated_boxes(trajectories, list(states[:, -1].split(batch.ptr.diff().tolist())), windows[:, -1])
         centres = windows.new_tensor([t.centre_x for t in trajectories])
-        return self.preprocess(batch, torch.cat(states), boxes[batch.batch[batch.edge_index[0]]], windows[batch.batch],
-                               centres[batch.batch, None])
+        return self.preprocess(batch, states, boxes[batch.batch[batch.edge_index[0]]], windows[batch.batch], centres[batch.batch, None])
 
     def _integrate(self, trajectories: list[TrajectoryGraph], states: Tensor, prediction: Tensor, lasts: list[int], graph_of_node: Tensor) -> Tensor:
         """The states (stacked, (N, history + 1, 2)) one frame later: drop the oldest frame, append the one integrated
@@ -267,10 +267,11 @@ class AccelerationSimulator(Simulator):
         return torch.cat([states[:, 1:], following[:, None]], dim=1)
 
     def step(self, trajectories, states, lasts):
-        batch = self._batch(trajectories, states, lasts)
+        stacked = torch.cat(states)
+        batch = self._batch(trajectories, stacked, lasts)
         prediction = self.network(batch)
         sizes = batch.ptr.diff().tolist()
-        updated = self._integrate(trajectories, torch.cat(states), prediction, lasts, batch.batch)
+        updated = self._integrate(trajectories, stacked, prediction, lasts, batch.batch)
         return list(updated.split(sizes)), list(prediction.split(sizes))
 
     def target(self, trajectory, state, last):
@@ -283,7 +284,7 @@ class AccelerationSimulator(Simulator):
             super().fit(trajectories, windows)
         chosen = [trajectories[i] for i, _ in windows]
         states = self.initial_states(chosen, [t for _, t in windows])
-        graphs = self._batch(chosen, states, [t for _, t in windows])
+        graphs = self._batch(chosen, torch.cat(states), [t for _, t in windows])
         targets = torch.cat([self.target(tr, s, t) for tr, s, (_, t) in zip(chosen, states, windows)])
         self.network.fit(graphs.x, targets)
 
@@ -346,7 +347,7 @@ class LatentSimulator(AccelerationSimulator):
 
     def initial_states(self, trajectories, lasts, generator=None) -> list[LatentState]:
         frames = [super(LatentSimulator, self).initial_state(t, last, generator) for t, last in zip(trajectories, lasts)]
-        graph = self._batch(trajectories, frames, lasts)
+        graph = self._batch(trajectories, torch.cat(frames), lasts)
         q, p = self.network.encode(graph)
         edges = self.network.edges(graph)
         for t in range(self.network.warmup):
@@ -364,13 +365,13 @@ class LatentSimulator(AccelerationSimulator):
         times = {state.time for state in states}
         if len(times) != 1:
             raise ValueError(f"states at different latent times {sorted(times)} cannot step together")
-        frames = [s.frames for s in states]
+        frames = torch.cat([s.frames for s in states])
         batch = self._batch(trajectories, frames, lasts)
         q, p = self.network.advance(torch.cat([s.q for s in states]), torch.cat([s.p for s in states]), batch.edge_index,
                                     self.network.edges(batch), times.pop())
         prediction = self.network.decode(q, p)
         sizes = batch.ptr.diff().tolist()
-        updated = self._integrate(trajectories, torch.cat(frames), prediction, lasts, batch.batch)
+        updated = self._integrate(trajectories, frames, prediction, lasts, batch.batch)
         return ([LatentState(f, q_i, p_i, s.time + 1) for s, f, q_i, p_i in zip(states, updated.split(sizes), q.split(sizes), p.split(sizes))],
                 list(prediction.split(sizes)))
 
