@@ -9,6 +9,7 @@ which also holds the networks' geometric nonlinearity. Tolerances are the measur
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -141,9 +142,13 @@ def test_positions_are_unwrapped_across_the_boundary(jammed):
 
 
 def test_unstable_run_raises_simulation_error(jammed):
-    # 100x stiffer springs put the fastest vibration far past the Verlet limit: the run blows up.
-    with pytest.raises(SimulationError, match="LAMMPS|non-finite|lost"):
+    # 100x stiffer springs put the fastest vibration far past the Verlet limit: the run blows up. They stiffen the
+    # box mode as much (timestep * sqrt(K / W) 4.1, which compress refuses before LAMMPS starts), so a 100x heavier
+    # barostat keeps the box stable (0.41) and the nodes blow up inside LAMMPS.
+    with pytest.raises(SimulationError, match="barostat would run away"):
         compress(replace(jammed, stiffness=100 * jammed.stiffness), QUASI_STATIC)
+    with pytest.raises(SimulationError, match="LAMMPS|non-finite|lost"):
+        compress(replace(jammed, stiffness=100 * jammed.stiffness), replace(QUASI_STATIC, barostat_temperature=100.0))
 
 
 def test_invalid_input_is_rejected_before_lammps(jammed):
@@ -211,3 +216,65 @@ def test_the_slowest_mode_rings_at_its_damped_frequency_in_the_study_regime(jamm
     except RuntimeError:  # no oscillation to fit
         omega = 0.0
     assert omega != pytest.approx(expected, rel=2e-2)
+
+
+#: The settings of the reported runaway (a 128-node NOI-PRU network grew past 23 GB within seconds): the barostat
+#: mass W = (N + 1) * 4.3e-12 * 435**2 ~ 1e-4 against a box stiffness K ~ N + 1 gives timestep * sqrt(K / W) ~ 55.
+RUNAWAY = dict(dynamics="study", pressure_damping=435.0, barostat_temperature=4.3e-12, steps_per_frame=17, strain_per_frame=2e-5, frames=30)
+
+
+def barostat_settings(network, stability, **kwargs):
+    """Study settings whose box mode has ``timestep * sqrt(K / W) = stability`` on ``network`` (pressure_damping 435)."""
+    from densim.md import box_stiffness
+
+    settings = MDSettings(**{**RUNAWAY, **kwargs})
+    mass = box_stiffness(network) * settings.timestep**2 / stability**2
+    return replace(settings, barostat_temperature=mass / ((network.num_nodes + 1) * settings.pressure_damping**2))
+
+
+def test_runaway_barostat_is_refused_before_lammps_starts(jammed, monkeypatch):
+    import time
+
+    import densim.md
+
+    def no_lammps():
+        raise AssertionError("LAMMPS started: the runaway box would have eaten all memory")
+
+    monkeypatch.setattr(densim.md, "new_lammps", no_lammps)  # the check must come first, so this test cannot OOM
+    start = time.perf_counter()
+    with pytest.raises(SimulationError, match=r"pressure_damping=435\.0, barostat_temperature=4\.3e-12, timestep=0\.05") as error:
+        compress(jammed, MDSettings(**RUNAWAY))
+    assert time.perf_counter() - start < 1.0
+    assert "timestep * sqrt(K / W) = 5" in str(error.value)  # ~55: the box strain grows ~3000-fold per step
+
+
+def test_box_mode_stability_is_the_barostat_frequency_times_the_timestep(jammed):
+    from densim.md import BOX_MODE_LIMIT, barostat_mass, box_mode_stability, box_stiffness
+
+    lattice = triangular_lattice(8, 8)
+    # A stress-free triangular lattice of unit springs: sum over its 3N bonds of n_y^4 (3/8 on average) -> 9N/8.
+    assert box_stiffness(lattice) == pytest.approx(9 * lattice.num_nodes / 8, rel=1e-12)
+    defaults = MDSettings()
+    assert barostat_mass(defaults, 64) == 65 * defaults.barostat_temperature * defaults.pressure_damping**2
+    # The defaults put the box mode near the nodes' frequencies (~1), far inside the stable range of the study timestep.
+    assert box_mode_stability(jammed, defaults) < 0.1
+    assert box_mode_stability(jammed, MDSettings(**RUNAWAY)) > 20 * BOX_MODE_LIMIT
+    assert box_mode_stability(jammed, barostat_settings(jammed, 1.5)) == pytest.approx(1.5, rel=1e-12)
+
+
+def test_the_box_is_stable_below_the_limit_and_runs_away_above_two(jammed, monkeypatch):
+    import densim.md
+
+    # Just below the limit the box follows zero stress as with the default barostat.
+    stable = compress(jammed, barostat_settings(jammed, 1.8, frames=20))
+    reference = compress(jammed, MDSettings(**{**RUNAWAY, "pressure_damping": 1.0, "barostat_temperature": 1.0, "frames": 20}))
+    assert np.abs(stable.box[:, 1] / reference.box[:, 1] - 1).max() < 3e-5  # measured 1.1e-5, against a transverse strain of 2.2e-4
+    with pytest.raises(SimulationError, match="barostat would run away"):
+        compress(jammed, barostat_settings(jammed, 2.1))
+    # Past 2 the box runs away; with the check lifted, the fix halt inside LAMMPS stops it (every step, before a
+    # collapsed box fills memory with ghost images) and the message names the settings.
+    monkeypatch.setattr(densim.md, "BOX_MODE_LIMIT", math.inf)
+    for stability in (2.1, 3.0):
+        settings = barostat_settings(jammed, stability)
+        with pytest.raises(SimulationError, match=rf"ran away: Ly left .*pressure_damping=435\.0, barostat_temperature={re.escape(repr(settings.barostat_temperature))}, timestep=0\.05"):
+            compress(jammed, settings)

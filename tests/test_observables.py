@@ -192,6 +192,42 @@ def test_affine_share_separates_the_imposed_compression_from_the_network_motion(
     assert measured["linear_floor_r2"] == pytest.approx(1.0, abs=1e-6)
 
 
+def test_too_short_trajectories_are_refused_with_the_minimum_frames_named():
+    """A 3-frame trajectory has one acceleration per node and no velocity history before it: the linear floor
+    (history 2) needs 4 frames, and says so instead of failing inside numpy ("need at least one array to
+    concatenate")."""
+    from densim.observables import MIN_TRAJECTORY_FRAMES, difficulty, linear_floor_r2, min_frames, residual_velocities
+
+    assert MIN_TRAJECTORY_FRAMES == min_frames() == min_frames(1) == 4 and min_frames(5) == 7
+    for frames in (2, 3):
+        with pytest.raises(ValueError, match=rf"difficulty: run 0 has {frames} frames; .*linear_floor_r2, history 2\) needs at least 4"):
+            difficulty([ringing(frames=frames)])
+    with pytest.raises(ValueError, match="run 1 has 4 frames; .*history 3\\) needs at least 5"):
+        difficulty([ringing(frames=10), ringing(frames=4)], history=3)
+    # the fit itself, on velocity histories (frames - 1 velocities each)
+    velocities = [np.moveaxis(np.diff(ringing(frames=3)[0], axis=0), 0, 1)]
+    with pytest.raises(ValueError, match="linear_floor_r2: history 2 needs a trajectory of at least 4 frames .*the longest has 3"):
+        linear_floor_r2(velocities, 2)
+    with pytest.raises(ValueError, match="linear_floor_r2: history 2 needs .*the longest has 0"):
+        linear_floor_r2([], 2)
+    with pytest.raises(ValueError, match="history must be at least 1"):
+        linear_floor_r2(velocities, 0)
+    # pooled, a short history adds nothing to the fit and stops nothing
+    long = ringing(frames=30, omega=0.7)
+    v_long = residual_velocities(np.moveaxis(long[0], 0, 1), long[1], 5.0)
+    assert linear_floor_r2([v_long, velocities[0]], 2) == linear_floor_r2([v_long], 2)
+
+
+def test_every_difficulty_measure_is_finite_at_the_minimum_frames():
+    from densim.observables import MIN_TRAJECTORY_FRAMES, difficulty, local_predictability_r2
+
+    network = disordered_lattice()
+    positions, box = verlet_frames(network, timestep=0.05, frames=MIN_TRAJECTORY_FRAMES, steps_per_frame=5)
+    measured = difficulty([(positions, box[:, 0])])
+    assert all(np.isfinite(value) for value in measured.values()), measured
+    assert np.isfinite(local_predictability_r2([as_run(network, positions, box)]))
+
+
 def disordered_lattice(cells_x=6, cells_y=6, seed=0):
     """A triangular lattice with random stiffnesses (a broad vibration spectrum), unit rest lengths, stress-free."""
     from dataclasses import replace
@@ -291,7 +327,8 @@ def test_local_predictability_of_noise():
     random_walk = network.positions + 0.05 * np.cumsum(kicks, axis=0)
     assert abs(local_predictability_r2([as_run(network, white_acceleration, box)])) < 0.02
     assert local_predictability_r2([as_run(network, random_walk, box)]) == pytest.approx(0.5, abs=0.03)
-    assert np.isnan(local_predictability_r2([as_run(network, random_walk[:3], box[:3])]))  # too short
+    with pytest.warns(RuntimeWarning, match="local_predictability_r2: no trajectory has the 4 frames it needs .*longest has 3"):
+        assert np.isnan(local_predictability_r2([as_run(network, random_walk[:3], box[:3])]))  # too short
 
 
 @pytest.mark.parametrize("cells", [(4, 4), (6, 6), (5, 4)])

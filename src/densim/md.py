@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from densim.config import ConfigError, check_settings, setting
-from densim.lammps import format_float, gather_xy, new_lammps, place_network
+from densim.lammps import checked_network, format_float, gather_xy, new_lammps, place_network
 from densim.springs import SpringNetwork, minimum_image
 
-__all__ = ["KICK_CENTRE", "REGIMES", "MDRun", "MDSettings", "ImpactSettings", "SimulationError", "compress",
-           "compression_commands", "impact", "impact_commands", "impact_md_settings", "impact_strips", "kick_velocities",
-           "release", "release_commands"]
+__all__ = ["BOX_GUARD", "BOX_MODE_LIMIT", "KICK_CENTRE", "REGIMES", "MDRun", "MDSettings", "ImpactSettings", "SimulationError",
+           "barostat_mass", "box_mode_stability", "box_stiffness", "check_barostat", "compress", "compression_commands", "impact",
+           "impact_commands", "impact_md_settings", "impact_strips", "kick_velocities", "release", "release_commands"]
 
 
 class SimulationError(RuntimeError):
@@ -102,8 +102,36 @@ class MDSettings:
         ``barostat_temperature``) and its damping rate (see ``barostat_drag``).
     barostat_temperature : float
         ``ptemp`` of ``fix nph``.  With ``pchain 0`` it only sets the barostat
-        mass ``W = (N + 1) * barostat_temperature * pressure_damping**2``; the
-        default makes the bare box mode about as fast as the node vibrations.
+        mass ``W = (N + 1) * barostat_temperature * pressure_damping**2``
+        (:func:`barostat_mass`; energy times time squared, no node mass in
+        it), the inertia of the transverse log strain ``eps = ln(Ly / Ly0)``:
+        ``W eps'' = (P_yy - 0) V``.  With ``dilate all`` the nodes follow the
+        box affinely within a step, so the box mode's stiffness is the affine
+        one, ``K = d^2 E / d eps^2 = sum_b k_b r_by^4 / r_b^2`` on a
+        stress-free network (:func:`box_stiffness`; ``V`` times the affine
+        ``C_yyyy``, about ``N + 1`` for the springs of this project:
+        ``K / (N + 1)`` is 0.95-1.12 on six 127-128-node NOI-PRU networks,
+        1.04 on a 64-node jammed one, 9/8 on a triangular lattice of unit
+        springs).  The box mode's angular frequency is
+        ``sqrt(K / W) ~ 1 / (pressure_damping * sqrt(barostat_temperature))``,
+        independent of N; the box's velocity Verlet step is stable while
+        ``timestep * sqrt(K / W) < 2`` (:func:`box_mode_stability`; measured
+        on three NOI-PRU networks: at 1.95-1.98 the box is as with the
+        default barostat, at 2.02 it swings by 9-10 % instead of 1e-4, from
+        2.05 on it runs away).  Past it the box strain grows by about
+        ``(timestep * sqrt(K / W))**2`` per step: at ``pressure_damping``
+        435, ``barostat_temperature`` 4.3e-12 and ``timestep`` 0.05 that is
+        55**2 ~ 3000, and the box collapses (or explodes) within four steps,
+        after which LAMMPS replicates every node into the ghost images of a
+        box thinner than the ghost cutoff until memory runs out.
+        :func:`compress` therefore refuses settings with
+        ``timestep * sqrt(K / W) >= BOX_MODE_LIMIT`` (1.9) on the network at
+        hand, and stops a box that leaves a wide band around ``Ly0`` anyway
+        (:data:`BOX_GUARD`); keep ``timestep * sqrt(K / W)`` at 1 or below
+        (``W >= K * timestep**2``) for a box mode that the integration
+        resolves.  The defaults (1, 1) make the bare box mode about as fast as
+        the node vibrations (``sqrt(K / W) ~ 1``, ``timestep * sqrt(K / W)``
+        0.05 at the study timestep).
     barostat_drag : float
         ``drag`` of ``fix nph``: the barostat velocity decays at the rate
         ``2 * barostat_drag / pressure_damping``.  ``timestep * barostat_drag /
@@ -248,6 +276,89 @@ class MDRun:
     lammps_version: int
 
 
+#: ``timestep * sqrt(box stiffness / barostat mass)`` (:func:`box_mode_stability`) at or above which :func:`compress`
+#: refuses to run: the box's velocity Verlet step is unstable past 2 (the margin of the node check of
+#: :func:`densim.trajectories.simulate`).
+BOX_MODE_LIMIT = 1.9
+
+#: ID of the ``fix halt`` of :func:`compression_commands` that stops a run whose transverse box leaves
+#: :func:`box_band`.
+BOX_GUARD = "densim_box_guard"
+
+#: How far beyond the largest transverse strain a Poisson ratio of magnitude 1 gives the box may go before the
+#: run is stopped (a factor, each way).
+BOX_BAND_FACTOR = 1.5
+
+
+def barostat_mass(settings: MDSettings, num_nodes: int) -> float:
+    """Mass of the barostat of :func:`compress`: ``fix nph`` with ``ptemp`` and ``pchain 0`` takes
+    ``W = (N + 1) * barostat_temperature * pressure_damping**2`` (energy times time squared)."""
+    return (num_nodes + 1) * settings.barostat_temperature * settings.pressure_damping**2
+
+
+def box_stiffness(network: SpringNetwork) -> float:
+    """Stiffness of the transverse box mode of :func:`compress`: ``K = d^2 E / d eps^2`` with every node moved
+    affinely by the transverse log strain ``eps = ln(Ly / Ly0)``, as ``fix nph ... dilate all`` moves them within
+    a step.
+
+    ``K = sum_b [k_b r_by^4 / r_b^2 + t_b (2 r_by^2 / r_b - r_by^4 / r_b^3)]``, ``t_b = k_b (r_b - l0_b)`` the
+    bond tension (zero on a stress-free network), ``r_b`` the minimum-image bond vector. It is ``V`` times the
+    affine ``C_yyyy``: an upper bound of the box's stiffness, which is this one for a box mode faster than the
+    nodes. The kinetic pressure is left out (negligible at the temperatures of this project).
+    """
+    vectors = network.bond_vectors()
+    length = np.linalg.norm(vectors, axis=1)
+    ry2 = vectors[:, 1] ** 2
+    tension = network.stiffness * (length - network.rest_lengths)
+    return float(np.sum(network.stiffness * ry2**2 / length**2 + tension * (2 * ry2 / length - ry2**2 / length**3)))
+
+
+def box_mode_stability(network: SpringNetwork, settings: MDSettings) -> float:
+    """``timestep * sqrt(K / W)`` of the transverse box mode of :func:`compress` on ``network``
+    (:func:`box_stiffness`, :func:`barostat_mass`): its velocity Verlet step is stable below 2."""
+    stiffness = max(box_stiffness(network), 0.0)
+    return settings.timestep * math.sqrt(stiffness / barostat_mass(settings, network.num_nodes))
+
+
+def _barostat_settings(settings: MDSettings) -> str:
+    s = settings
+    return f"pressure_damping={s.pressure_damping!r}, barostat_temperature={s.barostat_temperature!r}, timestep={s.timestep!r}"
+
+
+def check_barostat(network: SpringNetwork, settings: MDSettings) -> None:
+    """Refuse barostat settings that would make the transverse box of :func:`compress` run away on ``network``.
+
+    Raises
+    ------
+    SimulationError
+        If :func:`box_mode_stability` is at or above :data:`BOX_MODE_LIMIT`, naming ``pressure_damping``,
+        ``barostat_temperature`` and ``timestep`` with their values, the barostat mass, the box stiffness, the
+        smallest stable ``barostat_temperature * pressure_damping**2`` and the ``barostat_temperature`` at which
+        this ``pressure_damping`` resolves the box mode (``timestep * sqrt(K / W) = 1``).
+    """
+    stability = box_mode_stability(network, settings)
+    if not stability >= BOX_MODE_LIMIT:  # NaN: a malformed network, which place_network reports
+        return
+    n, s = network.num_nodes, settings
+    stiffness, mass = box_stiffness(network), barostat_mass(settings, n)
+    resolved = stiffness * s.timestep**2 / (n + 1)  # barostat_temperature * pressure_damping**2 at timestep * sqrt(K / W) = 1
+    raise SimulationError(
+        f"the barostat would run away: {_barostat_settings(s)} give fix nph the barostat mass "
+        f"W = (N + 1) * barostat_temperature * pressure_damping**2 = {mass:.3g} (N = {n} nodes), too light for the "
+        f"transverse box stiffness K = {stiffness:.4g} of this network: timestep * sqrt(K / W) = {stability:.3g}, which "
+        f"must stay below {BOX_MODE_LIMIT} (the box's integration is unstable past 2: the box collapses or explodes "
+        f"within a few steps and LAMMPS runs out of memory); raise trajectories.barostat_temperature * "
+        f"pressure_damping**2 from {s.barostat_temperature * s.pressure_damping**2:.3g} to above "
+        f"{resolved / BOX_MODE_LIMIT**2:.3g}, best to {resolved:.3g} or more (timestep * sqrt(K / W) <= 1: "
+        f"barostat_temperature >= {resolved / s.pressure_damping**2:.3g} at this pressure_damping), or lower trajectories.timestep")
+
+
+def box_band(settings: MDSettings) -> tuple[float, float]:
+    """The band of ``Ly / Ly0`` out of which the ``fix halt`` of :func:`compression_commands` stops a compression:
+    :data:`BOX_BAND_FACTOR` beyond the transverse strain ``+-strain`` (a Poisson ratio of magnitude 1)."""
+    return (1.0 - settings.strain) / BOX_BAND_FACTOR, (1.0 + settings.strain) * BOX_BAND_FACTOR
+
+
 def compression_commands(settings: MDSettings) -> tuple[list[str], list[str], list[str]]:
     """LAMMPS commands of the compression protocol, for a network already built.
 
@@ -269,6 +380,7 @@ def compression_commands(settings: MDSettings) -> tuple[list[str], list[str], li
         One ``run`` command per frame after frame 0 (``frames - 1`` of them).
     """
     s = settings
+    lo, hi = box_band(s)
     relax = [
         "fix relax all box/relax x 0.0 y 0.0",
         "fix planar all enforce2d",
@@ -298,6 +410,13 @@ def compression_commands(settings: MDSettings) -> tuple[list[str], list[str], li
         f"fix squeeze all deform 1 x erate {format_float(s.strain_rate)} remap x",
         # Last, so that it zeroes the z forces every fix above has added.
         "fix planar all enforce2d",
+        # A runaway barostat (MDSettings.barostat_temperature) stops inside
+        # LAMMPS, within 10 steps of Ly leaving the band, before a
+        # collapsed box fills memory with ghost images.  $(ly) is Ly0, read
+        # once, after the relaxation.
+        "variable densim_ly0 equal $(ly)",
+        f"variable densim_box_runaway equal (ly>{format_float(hi)}*v_densim_ly0)||(ly<{format_float(lo)}*v_densim_ly0)",
+        f"fix {BOX_GUARD} all halt 10 v_densim_box_runaway != 0 error hard message no",
     ]
     # start/stop make the short runs one deformation measured from the box at
     # step 0; pre no skips the re-setup that the first run did.
@@ -462,7 +581,7 @@ def impact(network: SpringNetwork, settings: MDSettings, kick: ImpactSettings,
     Examples
     --------
     >>> from densim.springs import triangular_lattice
-    >>> run = impact(triangular_lattice(16, 4), MDSettings(frames=3), ImpactSettings())
+    >>> run = impact(triangular_lattice(16, 4), MDSettings(frames=4), ImpactSettings())
     >>> bool((run.box == run.box[0]).all()), round(float(run.kinetic_energy[0]) / 1e-6, 3)  # 12 nodes at 1e-3
     (True, 6.0)
     """
@@ -529,7 +648,10 @@ def compress(
        ``fix langevin`` (``zero yes``) adds friction and a tiny noise to that
        integration; ``fix deform 1 x erate R remap x`` shrinks x at a constant
        engineering rate ``R`` so that the last frame is at ``-strain``;
-       ``fix enforce2d`` last, so that it cleans every force added before it.
+       ``fix enforce2d`` last, so that it cleans every force added before it;
+       ``fix halt`` stops a transverse box that runs away (:func:`box_band`).
+       Settings whose barostat is unstable on the network are refused before
+       (:func:`check_barostat`, see :class:`MDSettings`).
     4. A frame every ``steps_per_frame`` steps: positions gathered by atom id
        and unwrapped with the image flags, box lengths, potential energy.
 
@@ -558,7 +680,11 @@ def compress(
         If LAMMPS fails (an error such as a missing bond partner or a
         non-numeric pressure, lost atoms) or a frame has non-finite energy,
         positions or box.  The message names the frame; callers add the
-        network's name.
+        network's name.  Before LAMMPS runs, if the barostat settings would
+        make the transverse box run away on this network
+        (:func:`check_barostat`); during the run, if ``Ly`` leaves
+        :func:`box_band` (the ``fix halt`` :data:`BOX_GUARD`).  Both messages
+        name ``pressure_damping``, ``barostat_temperature`` and ``timestep``.
 
     Notes
     -----
@@ -590,8 +716,19 @@ def compress(
     0.33
     """
     s = MDSettings() if settings is None else settings
+    check_barostat(checked_network(network), s)
     relax, fixes, runs = compression_commands(s)
-    return _record(network, s.mass, relax, fixes, runs, progress)
+    try:
+        return _record(network, s.mass, relax, fixes, runs, progress)
+    except SimulationError as err:
+        if BOX_GUARD not in str(err):
+            raise
+        lo, hi = box_band(s)
+        raise SimulationError(
+            f"the barostat ran away: Ly left [{lo:.3g}, {hi:.3g}] * Ly0 ({' '.join(str(err).split())}) with {_barostat_settings(s)} "
+            f"(timestep * sqrt(K / W) = {box_mode_stability(network, s):.3g} estimated, stable below 2; see "
+            "densim.md.MDSettings.barostat_temperature): raise trajectories.barostat_temperature or pressure_damping, "
+            "or lower trajectories.timestep") from err
 
 
 def release(network: SpringNetwork, settings: MDSettings, displacement: np.ndarray,

@@ -23,6 +23,8 @@ the pulse front on the far side of the box: :func:`far_displacement` and :func:`
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
@@ -92,6 +94,22 @@ def residual_velocities(positions, box_x, centre_x, residual: bool = True):
     return v - affine_velocity(positions, box_x, centre_x) if residual else v
 
 
+def min_frames(history: int = 2) -> int:
+    """The fewest frames a trajectory needs for every difficulty measure of its file: ``max(history + 2, 4)``.
+
+    Per measure: :func:`linear_floor_r2` needs ``history + 2`` frames (``history`` velocities and the next one; 4
+    at the files' history 2), :func:`local_predictability_r2` 4 (an acceleration and the one before it), the
+    affine acceleration share and the residual acceleration over velocity of :func:`difficulty` 3 (one
+    acceleration), :func:`noise_over_signal` 2 (one velocity), :func:`fastest_period_frames` none.
+    """
+    return max(history + 2, 4)
+
+
+#: The fewest frames of a trajectory file (:func:`min_frames` at the files' history 2): what
+#: ``densim.trajectories`` writes needs :func:`difficulty` and :func:`local_predictability_r2` of it.
+MIN_TRAJECTORY_FRAMES = min_frames()
+
+
 def linear_floor_r2(velocity_histories: list[np.ndarray], history: int) -> float:
     """R^2 of the best linear map, shared by all nodes, from a node's last ``history`` velocities to its next
     velocity change (its acceleration).
@@ -108,8 +126,21 @@ def linear_floor_r2(velocity_histories: list[np.ndarray], history: int) -> float
     Returns
     -------
     float
-        ``1 - SSE / SST`` over every node, frame and component (SST about the mean acceleration).
+        ``1 - SSE / SST`` over every node, frame and component (SST about the mean acceleration); NaN when the
+        acceleration does not vary.
+
+    Raises
+    ------
+    ValueError
+        If ``history`` is below 1, or no trajectory has ``history + 1`` velocities (``history + 2`` frames), the
+        fewest that give one acceleration to fit.
     """
+    if history < 1:
+        raise ValueError(f"linear_floor_r2: history must be at least 1, got {history}")
+    longest = max((v.shape[1] for v in velocity_histories), default=0)
+    if longest < history + 1:
+        raise ValueError(f"linear_floor_r2: history {history} needs a trajectory of at least {history + 2} frames "
+                         f"({history + 1} velocities); the longest has {longest + 1 if velocity_histories else 0}")
     features, targets = [], []
     for v in velocity_histories:
         frames = v.shape[1]
@@ -120,7 +151,8 @@ def linear_floor_r2(velocity_histories: list[np.ndarray], history: int) -> float
     design = np.column_stack([x, np.ones(len(x))])
     solution, *_ = np.linalg.lstsq(design, y, rcond=None)
     residual = y - design @ solution
-    return float(1.0 - np.sum(residual**2) / np.sum((y - y.mean(axis=0)) ** 2))
+    total = np.sum((y - y.mean(axis=0)) ** 2)
+    return float(1.0 - np.sum(residual**2) / total) if total > 0 else float("nan")
 
 
 def _stored_residual_velocities(positions: np.ndarray, box_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -160,7 +192,19 @@ def difficulty(runs: list[tuple[np.ndarray, np.ndarray]], history: int = 2) -> d
         Unwrapped positions (T, N, 2) as stored in trajectory files, and the box length along x (T,).
     history : int
         Velocities the linear floor sees.
+
+    Raises
+    ------
+    ValueError
+        If a run has fewer than ``history + 2`` frames (:func:`min_frames`; 4 at history 2), naming it: the
+        linear floor has no acceleration to fit on it.
     """
+    for index, (positions, _) in enumerate(runs):
+        if len(positions) < history + 2:
+            raise ValueError(f"difficulty: run {index} has {len(positions)} frames; its linear floor (linear_floor_r2, "
+                             f"history {history}) needs at least {history + 2}")
+    if not runs:
+        raise ValueError("difficulty: no run")
     residuals, sums = [], np.zeros(6)  # Σ|a - a_r|^2, Σ|a|^2, Σ|a_r|^2, Σ|r|^2, and the entries of a_r and r
     for positions, box_x in runs:
         x, residual = _stored_residual_velocities(positions, box_x)
@@ -230,11 +274,14 @@ def local_predictability_r2(runs: list[tuple[np.ndarray, np.ndarray, np.ndarray,
     -------
     float
         ``1 - SSE / SST`` pooled over every node, frame, component and run (SST about the mean acceleration);
-        NaN when no run has 4 frames or the acceleration does not vary.
+        NaN when the acceleration does not vary, and NaN with a :class:`RuntimeWarning` that says so when no run has
+        the 4 frames the measure needs (shorter runs are left out of the pool).
     """
     features, targets = [], []
+    longest = 0
     for positions, box, bonds, rest_length, stiffness in runs:
         x = np.asarray(positions, dtype=np.float64)
+        longest = max(longest, len(x))
         if len(x) < 4:
             continue
         v = np.diff(x, axis=0)  # v[t - 1] = x_t - x_{t-1}
@@ -243,6 +290,8 @@ def local_predictability_r2(runs: list[tuple[np.ndarray, np.ndarray, np.ndarray,
         features.append(np.concatenate([a[:-1], force, v[1:-1]], axis=-1).reshape(-1, 6))
         targets.append(a[1:].reshape(-1, 2))
     if not targets:
+        warnings.warn(f"local_predictability_r2: no trajectory has the 4 frames it needs (the longest has {longest}): NaN",
+                      RuntimeWarning, stacklevel=2)
         return float("nan")
     x, y = np.concatenate(features), np.concatenate(targets)
     # scale the columns so that the least-squares problem is well conditioned whatever the units
