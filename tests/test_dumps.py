@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 
 from densim.cli import main
-from densim.dumps import read_data, read_dump, write_data, write_dump
+from densim.dumps import UNITS, read_data, read_dump, time_unit, write_data, write_dump
+from densim.elasticity import floppy_linear_response, linear_response
 from densim.io import read_network, read_trajectory, write_trajectory
 from densim.lammps import network_energy_forces
 from densim.md import MDSettings
-from densim.networks import DatasetConfig, generate_network, network_dataset
-from densim.springs import SpringNetwork
+from densim.networks import DatasetConfig, generate_network, imported_network, network_dataset
+from densim.springs import SpringNetwork, minimum_image, triangular_lattice
 from densim.trajectories import simulate, trajectory_dataset
 
 SETTINGS = {"dynamics": "study", "frames": 21, "temperature": 1e-12}
@@ -124,6 +125,9 @@ BAD_DUMPS = {
 }
 BAD_DATA = {
     "a missing Bonds section": (lambda lines: _without_section(lines, "Bonds"), r"run\.data: no Bonds section"),
+    "an atom count the Atoms section disagrees with": (lambda lines: [f"{int(lines[2].split()[0]) + 1} atoms", *lines[3:]] and
+                                                        [lines[0], lines[1], f"{int(lines[2].split()[0]) + 1} atoms", *lines[3:]],
+                                                        r"run\.data:\d+: the Atoms section has \d+ lines, the header says \d+"),
     "bond types without coefficients": (lambda lines: _without_coefficients(lines, ("5", "9")),
                                         r"run\.data:\d+: bond types without coefficients: \[5, 9\]"),
 }
@@ -210,3 +214,140 @@ def test_a_bad_lammps_source_is_named_by_its_key(section, message, tmp_path, mon
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ConfigError, match=message):
         resolve_config(load_config([ROOT / "config.yaml", tmp_path / "mine.yaml"]))
+
+
+def _floppy_lattice():
+    """A triangular lattice of unit springs with one node more, on the middle of its first bond and held by two unit
+    springs to that bond's ends (collinear: its motion across the bond is a floppy mode), and that first bond repeated.
+    Along the bond the two half springs act in series (stiffness 1/2), so the network's moduli are the lattice's with
+    a first bond of stiffness 1 + 1 + 1/2."""
+    lattice = triangular_lattice(6, 6)
+    first, second = lattice.bonds[0]
+    extra = lattice.positions[first] + minimum_image(lattice.positions[second] - lattice.positions[first], lattice.box) / 2
+    positions = np.vstack([lattice.positions, extra])
+    node = len(lattice.positions)
+    bonds = np.vstack([lattice.bonds, [[first, node], [second, node]], lattice.bonds[:1]])
+    vectors = minimum_image(positions[bonds[:, 1]] - positions[bonds[:, 0]], lattice.box)
+    rest = np.linalg.norm(vectors, axis=1)
+    return SpringNetwork(positions, lattice.box, bonds, rest, np.ones(len(bonds))), lattice
+
+
+def test_a_floppy_network_has_the_moduli_that_exist_and_says_why(tmp_path):
+    floppy, lattice = _floppy_lattice()
+    path = write_data(tmp_path / "floppy.data", floppy.positions, floppy.box, floppy.bonds, floppy.stiffness, floppy.rest_lengths, 1.0)
+    ds = imported_network(read_data(path), "mine", 0, {})
+    assert ds.attrs["floppy_modes"] == 1 and "not rigid" in ds.attrs["rigidity"] and ds.attrs["repeated_bonds"] == 1
+    stiffer = SpringNetwork(lattice.positions, lattice.box, lattice.bonds, lattice.rest_lengths,
+                            np.where(np.arange(len(lattice.bonds)) == 0, 2.5, 1.0))
+    expected = linear_response(stiffer)
+    assert float(ds["bulk_modulus"]) == pytest.approx(expected.bulk, rel=1e-10)
+    assert float(ds["shear_modulus"]) == pytest.approx(expected.shear, rel=1e-10)
+    moduli, floppy_modes = floppy_linear_response(lattice)  # the least-squares route on a rigid network: the LU route's
+    assert floppy_modes == 0 and moduli.poisson == pytest.approx(1 / 3, abs=1e-12)
+    assert moduli.bulk == pytest.approx(np.sqrt(3) / 2, rel=1e-12) and moduli.shear == pytest.approx(np.sqrt(3) / 4, rel=1e-12)
+
+
+def test_a_data_file_with_column_names_for_comments_reads_as_lammps_reads_it(simulated, tmp_path):
+    """Section comments that name no style (a generator's column names), atom style full, atoms in any order: the same
+    network as the file that names its styles, and the log says how each section was read."""
+    folder, _, ids, order, settings = simulated
+    plain = read_data(folder / "run.data")
+    positions = plain.positions - plain.lo
+    path = write_data(tmp_path / "columns.data", positions, plain.box, plain.bonds, plain.stiffness, plain.rest_lengths, 1e4,
+                      ids=plain.ids, order=order, column_comments=True)
+    assert "Atoms # ['atomID'" in path.read_text()
+    data = read_data(path)
+    np.testing.assert_array_equal(data.ids, plain.ids)
+    np.testing.assert_array_equal(data.positions, plain.positions)
+    np.testing.assert_array_equal(data.bonds, plain.bonds)
+    np.testing.assert_array_equal(data.stiffness, plain.stiffness)
+    assert len(data.notes) == 2 and "read as full from its 7 columns" in data.notes[0] and "read as harmonic" in data.notes[1]
+    assert plain.notes == ()
+
+
+def test_metal_units_translate_time_so_the_run_reads_as_in_lj(simulated, tmp_path):
+    """Our own lj run (unit mass) written as a metal run of 1e4 g/mol nodes: timestep and damping given in ps, the
+    imported trajectory has the truth's times, frame spacing and fastest period in frames, and records the translation."""
+    folder, trajectory, ids, order, settings = simulated
+    plain = read_data(folder / "run.data")
+    data = write_data(tmp_path / "metal.data", plain.positions - plain.lo, plain.box, plain.bonds, plain.stiffness, plain.rest_lengths,
+                      1e4, ids=plain.ids, column_comments=True)
+    tau = time_unit("metal", 1e4)
+    assert tau == pytest.approx(1.01805, rel=1e-5)  # ps: sqrt(1e4 g/mol A^2 / eV)
+    dump = dump_of(simulated, "xs ys", "metal.dump")
+    output = tmp_path / "metal.nc"
+    main(["trajectories", "import", str(dump), str(data), "--units", "metal", "-o", str(output),
+          "--settings", json.dumps({"timestep": settings.timestep * tau, "damping": settings.damping * tau})])
+    truth, imported = read_trajectory(trajectory), read_trajectory(output)
+    np.testing.assert_allclose(imported["time"].values, truth["time"].values, rtol=1e-12)
+    assert float(imported["fastest_period_frames"]) == pytest.approx(float(truth["fastest_period_frames"]), rel=1e-9)
+    recorded = json.loads(imported.attrs["md_settings"])
+    assert recorded["mass"] == 1.0 and recorded["timestep"] == pytest.approx(settings.timestep, rel=1e-12)
+    assert recorded["damping"] == pytest.approx(settings.damping, rel=1e-12)
+    assert imported.attrs["units"] == "metal" and imported.attrs["file_mass"] == 1e4 and "ps" in imported.attrs["time_unit"]
+
+
+def test_the_schema_names_every_unit_system_densim_translates():
+    from densim.config import schema_node
+
+    assert sorted(schema_node("trajectories.units")["enum"]) == sorted(UNITS)
+
+
+def _affine_dump(path, net: SpringNetwork, frames: int = 6, strain_per_frame: float = 2.5e-4, ids=None):
+    """Frames of ``net`` compressed affinely along x (the transverse box fixed)."""
+    scale = 1 - strain_per_frame * np.arange(frames)
+    box = np.column_stack([net.box[0] * scale, np.full(frames, net.box[1])])
+    positions = net.positions[None] * np.column_stack([scale, np.ones(frames)])[:, None, :]
+    return write_dump(path, 250 * (1 + np.arange(frames)), positions, box, coordinates="xs ys", ids=ids)
+
+
+def test_a_survey_imports_every_run_it_finds_and_says_why_one_was_refused(simulated, tmp_path, capsys):
+    """Numbered folders as the study group publishes them: a run of ours, a floppy network and a network that does not
+    span the box in y (its transverse box is not set by the network): found 3, imported 2, refused 1 with the reason."""
+    folder, _, ids, order, settings = simulated
+    plain = read_data(folder / "run.data")
+    runs = tmp_path / "runs"
+    (runs / "1").mkdir(parents=True)
+    write_data(runs / "1/network.lmp", plain.positions - plain.lo, plain.box, plain.bonds, plain.stiffness, plain.rest_lengths, 1e4,
+               ids=plain.ids, order=order, column_comments=True)
+    dump_of(simulated, "xs ys", "survey.dump").rename(runs / "1/dump.lammpstrj")
+    floppy, lattice = _floppy_lattice()
+    strip = lattice.bonds[np.abs(lattice.positions[lattice.bonds[:, 1], 1] - lattice.positions[lattice.bonds[:, 0], 1]) < lattice.box[1] / 2]
+    strip_net = SpringNetwork(lattice.positions, lattice.box, strip, np.ones(len(strip)), np.ones(len(strip)))
+    for name, net in (("2", floppy), ("3", strip_net)):
+        (runs / name).mkdir()
+        write_data(runs / name / "network.lmp", net.positions, net.box, net.bonds, net.stiffness, net.rest_lengths, 1e4, column_comments=True)
+        _affine_dump(runs / name / "dump.lammpstrj", net)
+    table = tmp_path / "survey.csv"
+    main(["trajectories", "survey", "--dumps", str(runs / "*/dump.lammpstrj"), "--data", str(runs / "*/network.lmp"), "--units", "metal",
+          "--settings", json.dumps({"timestep": 0.01, "damping": 1.0}), "--strains", "0.0005", "0.001", "-o", str(table),
+          "--output-dir", str(tmp_path / "imported")])
+    text = capsys.readouterr().out
+    assert "runs found: 3, imported: 2, refused: 1" in text
+    assert "refused (1): no bond crosses the periodic boundary in y" in text
+    assert "floppy networks: 1 of 2, with repeated bonds: 1" in text
+    assert "box Poisson ratio at 0.0005 strain (2 runs)" in text and "box Poisson ratio at 0.001 strain (1 runs)" in text
+    import pandas as pd
+
+    rows = pd.read_csv(table, dtype={"run": str}).set_index("run")
+    assert list(rows.index) == ["1", "2", "3"] and rows.loc["2", "floppy_modes"] == 1
+    assert rows["refused"].isna().tolist() == [True, True, False]
+    assert rows.loc["2", "nu_box_at_0.001"] == pytest.approx(0.0, abs=1e-12)  # affine frames at fixed Ly
+    assert np.isnan(rows.loc["1", "nu_box_at_0.001"])  # past its last frame
+    assert sorted(p.name for p in (tmp_path / "imported/trajectories").iterdir()) == ["0000.nc", "0001.nc"]
+
+
+@pytest.mark.parametrize(("update", "message"), [
+    ({"datasets": {"noi_pru": {"trajectories": {"units": "metal"}}}}, r"datasets\.noi_pru\.trajectories\.units: 'metal' for dataset noi_pru"),
+    ({"trajectories": {"units": "real"}}, r"trajectories\.units: 'real' for dataset node_opt, whose runs are densim's own"),
+], ids=["a dataset's", "the shared section's"])
+def test_units_other_than_lj_are_refused_for_densims_own_runs(update, message, tmp_path):
+    import yaml
+
+    from densim.config import ConfigError, load_config
+    from densim.experiments import resolve_config
+    from tests.conftest import ROOT
+
+    (tmp_path / "units.yaml").write_text(yaml.safe_dump(update))
+    with pytest.raises(ConfigError, match=message):
+        resolve_config(load_config([ROOT / "config.yaml", tmp_path / "units.yaml"]))

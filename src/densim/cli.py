@@ -74,27 +74,36 @@ def cmd_networks_generate(args) -> None:
     logging.getLogger("densim").info("wrote %s", args.output)
 
 
-def _imported_network(args):
-    """The network of ``args.data`` (a LAMMPS data file) as ``args.dataset``'s network ``args.index``, with provenance."""
+def _imported_network(data_path, dataset: str, index: int):
+    """The network of ``data_path`` (a LAMMPS data file) as ``dataset``'s network ``index``, with provenance; what the
+    reader read other than as written (a section comment that names no style) and a floppy network go to the log."""
     from densim.dumps import read_data
-    from densim.elasticity import NotRigidError
     from densim.io import DensimFileError
     from densim.networks import imported_network
     from densim.provenance import provenance_attrs
 
     try:
-        data = read_data(args.data)
-        return imported_network(data, args.dataset, args.index, provenance_attrs({"source": "lammps"}, inputs=[args.data]))
+        data = read_data(data_path)
+        network_ds = imported_network(data, dataset, index, provenance_attrs({"source": "lammps"}, inputs=[data_path]))
     except DensimFileError as err:
         raise SystemExit(f"densim: {err}") from None
-    except (ValueError, NotRigidError) as err:
-        raise SystemExit(f"densim: {args.data}: {err}") from None
+    except ValueError as err:
+        raise SystemExit(f"densim: {data_path}: {err}") from None
+    log = logging.getLogger("densim")
+    for note in data.notes:
+        log.warning("%s", note)
+    if network_ds.attrs["floppy_modes"]:
+        log.warning("%s: %s", data_path, network_ds.attrs["rigidity"])
+    if network_ds.attrs["repeated_bonds"]:
+        log.warning("%s: %d bonds repeat a pair (kept, as LAMMPS simulates them: two springs of one pair)", data_path,
+                    network_ds.attrs["repeated_bonds"])
+    return network_ds
 
 
 def cmd_networks_import(args) -> None:
     from densim.io import write_network
 
-    write_network(_imported_network(args), args.output)
+    write_network(_imported_network(args.data, args.dataset, args.index), args.output)
     logging.getLogger("densim").info("wrote %s", args.output)
 
 
@@ -138,27 +147,70 @@ def cmd_trajectories_simulate(args) -> None:
     logging.getLogger("densim").info("wrote %s (%s, %d frames%s)", args.output, args.protocol, settings.frames, arrival)
 
 
-def cmd_trajectories_import(args) -> None:
+def _import_settings(args) -> dict:
+    """The ``--settings`` mapping with ``--units`` on top."""
+    section = _load_mapping(args.settings, "--settings")
+    return section if args.units is None else {**section, "units": args.units}
+
+
+def _imported_run(dump_path, data_path, dataset: str, index: int, section: dict):
+    """The network and trajectory files' contents of one imported run (a dump and its network's data file)."""
     from densim.dumps import read_dump
-    from densim.io import DensimFileError, write_network, write_trajectory
+    from densim.io import DensimFileError
     from densim.provenance import provenance_attrs
     from densim.trajectories import import_trajectory
 
-    section = _load_mapping(args.settings, "--settings")
-    network_ds = _imported_network(args)
+    network_ds = _imported_network(data_path, dataset, index)
     try:
-        dump = read_dump(args.dump)
-        attrs = provenance_attrs({"source": "lammps", "trajectories": section}, inputs=[args.dump, args.data])
-        ds = import_trajectory(dump, network_ds, section, attrs)
+        dump = read_dump(dump_path)
+        attrs = provenance_attrs({"source": "lammps", "trajectories": section}, inputs=[dump_path, data_path])
+        return network_ds, import_trajectory(dump, network_ds, section, attrs)
     except DensimFileError as err:
         raise SystemExit(f"densim: {err}") from None
     except (ValueError, ConfigError) as err:
-        raise SystemExit(f"densim: {args.dump}: {err}") from None
+        raise SystemExit(f"densim: {dump_path}: {err}") from None
+
+
+def cmd_trajectories_import(args) -> None:
+    from densim.io import write_network, write_trajectory
+
+    network_ds, ds = _imported_run(args.dump, args.data, args.dataset, args.index, _import_settings(args))
     if args.network_output:
         write_network(network_ds, args.network_output)
     write_trajectory(ds, args.output)
     logging.getLogger("densim").info("wrote %s (%d frames, %d nodes, final strain %.3g, box Poisson ratio %.3f)", args.output,
                                      ds.sizes["time"], ds.sizes["node"], float(ds["strain"][-1]), float(ds["poisson_ratio_box"][-1]))
+
+
+def cmd_trajectories_survey(args) -> None:
+    from tqdm import tqdm
+
+    from densim.dumps import paired_files
+    from densim.io import write_network, write_table, write_trajectory
+    from densim.provenance import provenance_attrs
+    from densim.trajectories import import_survey, survey_row
+
+    section = _import_settings(args)
+    try:
+        pairs = paired_files(args.dumps, args.data)
+    except ValueError as err:
+        raise SystemExit(f"densim: --{err}") from None
+    rows = []
+    for index, (dump, data) in enumerate(tqdm(pairs, desc="import", unit="run", file=sys.stderr)):
+        try:
+            network_ds, ds = _imported_run(dump, data, args.dataset, index, section)
+        except SystemExit as err:
+            rows.append(survey_row(dump, data, None, str(err).removeprefix("densim: "), args.strains))
+            continue
+        rows.append(survey_row(dump, data, (network_ds, ds), "", args.strains))
+        if args.output_dir:
+            write_network(network_ds, args.output_dir / "networks" / f"{index:04d}.nc")
+            write_trajectory(ds, args.output_dir / "trajectories" / f"{index:04d}.nc")
+    table, text = import_survey(rows, args.strains)
+    if args.output:
+        write_table(table, args.output, provenance_attrs({"trajectories": section, "strains": args.strains},
+                                                         inputs=[path for pair in pairs for path in dict.fromkeys(pair)]))
+    print(text)
 
 
 def _union(text: str) -> tuple[str, list[str]]:
@@ -469,6 +521,14 @@ def _import_arguments(parser) -> None:
     parser.add_argument("--index", type=int, default=0, help="the network's index in its dataset (default %(default)s)")
 
 
+def _units_arguments(parser) -> None:
+    """The settings both trajectory import commands take: ``--settings`` and ``--units``."""
+    parser.add_argument("--settings", default="{}", help="the `trajectories` config keys the files do not say (see below)")
+    parser.add_argument("--units", choices=schema_node("trajectories.units")["enum"], help="LAMMPS unit system of the files (the deck's units line; "
+                        "overrides the settings' units; default lj): timestep and damping are in its time unit, and the import "
+                        "translates time to tau = sqrt(m L^2 / E) of the node mass m")
+
+
 def _networks_parser(stages) -> None:
     """The ``densim networks`` subcommand."""
     networks = stages.add_parser("networks", help="jammed packings -> spring networks tuned in Poisson ratio", description="The networks stage.")
@@ -522,17 +582,38 @@ def _trajectories_parser(stages) -> None:
         "or xsu ysu, with image flags ix iy or without; the box per frame, periodic in x and y) and the data file of its "
         "network, and write a densim trajectory: unwrapped float64 positions, box and strain per frame, the Poisson ratio "
         "from box and from positions, with the source files' hashes.",
-        epilog="settings: the `trajectories` keys that the files do not say: timestep (MD time per step) and damping "
-        "(the damping time, which places where rollouts start with rollout_start); the frame spacing comes from the "
-        "dump's steps, the node mass from the data file. Example: densim trajectories import run.dump run.data "
-        "--settings '{\"timestep\": 0.005, \"damping\": 1.0}' -o run.nc",
+        epilog="settings: the `trajectories` keys that the files do not say: units (the deck's LAMMPS unit system, or "
+        "--units), timestep (MD time per step) and damping (the damping time, which places where rollouts start with "
+        "rollout_start), both in the units' time unit; the frame spacing comes from the dump's steps, the node mass from "
+        "the data file. Example: densim trajectories import run.dump run.data --units metal --settings "
+        "'{\"timestep\": 0.01, \"damping\": 1.0}' -o run.nc",
     )
     imp.add_argument("dump", type=Path, help="LAMMPS text dump of the compression")
     _import_arguments(imp)
-    imp.add_argument("--settings", default="{}", help="the `trajectories` config keys the files do not say (see below)")
+    _units_arguments(imp)
     imp.add_argument("-o", "--output", required=True, type=Path, help="trajectory netCDF file to write")
     imp.add_argument("--network-output", type=Path, help="also write the network file")
     imp.set_defaults(func=cmd_trajectories_import)
+    sur = actions.add_parser(
+        "survey", help="import every run that glob patterns find, and say what was imported and what was refused",
+        description="Import every (dump, data file) pair that the patterns find (sorted by name and paired in that order, as "
+        "a source: lammps dataset pairs them), print one row per run (nodes, bonds, repeated bonds, floppy modes, frames, "
+        "frame spacing in t0, the difficulty measures, the network's linear-response Poisson ratio and the box Poisson "
+        "ratio at --strains) or the reason it was refused, then how many were found, imported and refused and the "
+        "distribution of the box Poisson ratio at each strain.",
+        epilog="Example (the study group's published runs, a clone of their repository at its first commit in published/): "
+        "densim trajectories survey --dumps 'published/*/compression_sim/deform_dump.lammpstrj' "
+        "--data 'published/*/compression_sim/network.lmp' --units metal --settings '{\"timestep\": 0.01, \"damping\": 1.0}'",
+    )
+    sur.add_argument("--dumps", required=True, help="glob pattern of the LAMMPS text dumps (quote it)")
+    sur.add_argument("--data", required=True, help="glob pattern of the data files, paired with the dumps in name order, or one file")
+    sur.add_argument("--dataset", default="imported", help="dataset name recorded in the files (default %(default)s)")
+    _units_arguments(sur)
+    sur.add_argument("--strains", type=float, nargs="+", default=[0.01, 0.025, 0.05], metavar="STRAIN",
+                     help="compressive strains at which to read the box Poisson ratio (default %(default)s)")
+    sur.add_argument("-o", "--output", type=Path, help="also write the table as CSV")
+    sur.add_argument("--output-dir", type=Path, help="also write each imported run's networks/NNNN.nc and trajectories/NNNN.nc here")
+    sur.set_defaults(func=cmd_trajectories_survey)
     summ = actions.add_parser("summary", help="per-dataset summary of trajectories", description="Tabulate trajectory files by dataset.")
     summ.add_argument("trajectories", nargs="+", type=Path)
     summ.add_argument("--small-strain", type=float, default=default("trajectories.small_strain"),

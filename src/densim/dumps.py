@@ -13,6 +13,7 @@ Every error names the file and the line (data files) or the frame (dumps) at fau
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,32 @@ ATOM_COLUMNS = {"bond": ("id", "mol", "type", "x", "y", "z"), "angle": ("id", "m
 #: Header keywords of a data file this reader uses (``N atoms``, ``xlo xhi``, ...).
 _HEADER = re.compile(r"^\s*([-+0-9.eE]+)\s+([-+0-9.eE]+)?\s*(atoms|bonds|atom types|bond types|xlo xhi|ylo yhi|zlo zhi)\s*$")
 _SECTION = re.compile(r"^\s*(Atoms|Velocities|Masses|Bonds|Bond Coeffs|Angles|Dihedrals|Impropers|Pair Coeffs|PairIJ Coeffs|"
-                      r"Angle Coeffs|Dihedral Coeffs|Improper Coeffs|Atom Type Labels|Bond Type Labels)\b\s*(#\s*(\S+))?")
+                      r"Angle Coeffs|Dihedral Coeffs|Improper Coeffs|Atom Type Labels|Bond Type Labels)\b\s*(#\s*(.*?))?\s*$")
+#: A section comment that names a style: one word of LAMMPS style characters (``# full``, ``# harmonic``). Anything else
+#: after the ``#`` (a generator's list of column names, say) names no style; LAMMPS reads such a file with a warning.
+_STYLE = re.compile(r"^[a-z][a-z0-9_/]*$")
+
+
+#: LAMMPS unit systems (https://docs.lammps.org/units.html) -> (``sqrt(M L^2 / E)`` in the system's time unit, the
+#: Boltzmann constant in its energy unit per kelvin, its time unit). densim's time unit of an imported run is
+#: ``tau = sqrt(m L^2 / E)`` with ``m`` the node mass: the node mass becomes 1 and lengths, energies and spring
+#: constants keep the file's units, so ``t0 = sqrt(m / k) = tau / sqrt(k)`` as in densim's own runs (unit mass, ``k ~ 1``).
+#: metal: g/mol, Angstrom, eV, ps (1 g/mol A^2 / eV = 1.0364e-4 ps^2); real: g/mol, Angstrom, kcal/mol, fs.
+UNITS: dict[str, tuple[float, float, str]] = {
+    "lj": (1.0, 1.0, "tau"),
+    "metal": (math.sqrt(1.66053906660e-27 * 1e-20 / 1.602176634e-19) * 1e12, 8.617333262e-5, "ps"),
+    "real": (math.sqrt(1.66053906660e-27 * 1e-20 / (4184.0 / 6.02214076e23)) * 1e15, 1.987204259e-3, "fs"),
+    "si": (1.0, 1.380649e-23, "s"),
+    "cgs": (1.0, 1.380649e-16, "s"),
+}
+
+
+def time_unit(units: str, mass: float) -> float:
+    """densim's time unit ``tau = sqrt(m L^2 / E)`` of a run in LAMMPS ``units`` with node mass ``mass`` (the data
+    file's), in the run's own time unit (ps for metal: 1.018 ps for m = 1e4 g/mol)."""
+    if units not in UNITS:
+        raise ValueError(f"units {units!r}: densim translates {sorted(UNITS)}")
+    return UNITS[units][0] * math.sqrt(mass)
 
 
 @dataclass(frozen=True)
@@ -50,6 +76,9 @@ class DataFile:
         Each bond's type.
     coefficients : dict
         Bond type -> ``(K, r0)`` of ``bond_style harmonic`` (energy ``K (r - r0)^2``).
+    notes : tuple of str
+        What the reader read other than as written, where LAMMPS would too (a section comment that names no style),
+        each naming the file and line: for the log.
     """
 
     ids: np.ndarray
@@ -60,6 +89,7 @@ class DataFile:
     bonds: np.ndarray
     bond_types: np.ndarray
     coefficients: dict[int, tuple[float, float]]
+    notes: tuple[str, ...] = ()
 
     @property
     def stiffness(self) -> np.ndarray:
@@ -133,10 +163,13 @@ def read_data(path: str | Path) -> DataFile:
             return found
         raise DensimFileError(f"{path}:{start + 1}: the {name} section has {len(found)} lines, the header says {count}")
 
-    style = sections["Atoms"][1]
+    notes = []
+    style = _style(sections, "Atoms")
     atom_rows = rows("Atoms", natoms)
     if style is None:
         style = "full" if len(atom_rows[0][1]) in (7, 10) else "bond"
+        notes.append(f"{path}:{sections['Atoms'][0] + 1}: the Atoms section names no atom style{_comment(sections, 'Atoms')}: "
+                     f"read as {style} from its {len(atom_rows[0][1])} columns")
     if style not in ATOM_COLUMNS:
         raise DensimFileError(f"{path}:{sections['Atoms'][0] + 1}: atom style {style!r}; densim reads {sorted(ATOM_COLUMNS)}")
     columns = ATOM_COLUMNS[style]
@@ -173,7 +206,7 @@ def read_data(path: str | Path) -> DataFile:
             raise DensimFileError(f"{path}:{number}: bond between atoms {first} and {second}, not both in the Atoms section")
         bonds.append(sorted((index_of[first], index_of[second])))
         bond_types.append(kind)
-    coeff_style = sections["Bond Coeffs"][1]
+    coeff_style = _style(sections, "Bond Coeffs")
     if coeff_style not in (None, "harmonic"):
         raise DensimFileError(f"{path}:{sections['Bond Coeffs'][0] + 1}: bond style {coeff_style!r}; densim imports harmonic bonds")
     coefficients = {}
@@ -183,8 +216,24 @@ def read_data(path: str | Path) -> DataFile:
     without = sorted(set(bond_types) - set(coefficients))
     if without:
         raise DensimFileError(f"{path}:{sections['Bond Coeffs'][0] + 1}: bond types without coefficients: {without}")
+    if coeff_style is None:
+        notes.append(f"{path}:{sections['Bond Coeffs'][0] + 1}: the Bond Coeffs section names no bond style"
+                     f"{_comment(sections, 'Bond Coeffs')}: read as harmonic (K, r0)")
     return DataFile(ids=ids, positions=xyz[:, :2] + images[:, :2] * box, lo=lo, box=box, masses=masses,
-                    bonds=np.array(bonds, dtype=np.int64), bond_types=np.array(bond_types), coefficients=coefficients)
+                    bonds=np.array(bonds, dtype=np.int64), bond_types=np.array(bond_types), coefficients=coefficients,
+                    notes=tuple(notes))
+
+
+def _style(sections: dict, name: str) -> str | None:
+    """The style a section's comment names (``Atoms # full``), or None where it names none: a comment that is not a
+    style (``Atoms # ['atomID', ...]``) is ignored, as LAMMPS ignores it with a warning."""
+    comment = sections[name][1]
+    return comment if comment and _STYLE.match(comment) else None
+
+
+def _comment(sections: dict, name: str) -> str:
+    comment = sections[name][1]
+    return f" (its comment {comment[:48]!r} is not a style; LAMMPS warns and reads on)" if comment else ""
 
 
 @dataclass(frozen=True)
@@ -328,17 +377,30 @@ def read_dump(path: str | Path) -> Dump:
 
 
 def write_data(path: str | Path, positions: np.ndarray, box: np.ndarray, bonds: np.ndarray, stiffness: np.ndarray,
-               rest_lengths: np.ndarray, mass: float, ids: np.ndarray | None = None) -> Path:
-    """Write a network as a LAMMPS data file (atom style bond, ``bond_style harmonic`` with ``K = k / 2``, one bond type
-    per bond), every float in full precision (``%.17g``); ``ids``: the atom id of each node (default 1..N)."""
+               rest_lengths: np.ndarray, mass: float, ids: np.ndarray | None = None, order: np.ndarray | None = None,
+               column_comments: bool = False) -> Path:
+    """Write a network as a LAMMPS data file (``bond_style harmonic`` with ``K = k / 2``, one bond type per bond), every
+    float in full precision (``%.17g``); ``ids``: the atom id of each node (default 1..N), ``order``: the order the
+    atoms are listed in (default by node).
+
+    By default the sections name their styles (``Atoms # bond``, ``Bond Coeffs # harmonic``), as LAMMPS's
+    ``write_data`` does. ``column_comments`` writes atom style full with the column names as each section's comment
+    instead (``Atoms # ['atomID', 'moleculeID', 'atomType', 'charge', 'x', 'y', 'z']``), as some generators do: LAMMPS
+    reads such files with a warning.
+    """
     ids = np.arange(1, len(positions) + 1) if ids is None else np.asarray(ids)
+    order = np.arange(len(positions)) if order is None else np.asarray(order)
+    comments = ({"Masses": " # ['atom_id', 'mass']", "Bond Coeffs": " # ['bondID', 'bondCoeff', 'd']",
+                 "Atoms": " # ['atomID', 'moleculeID', 'atomType', 'charge', 'x', 'y', 'z']", "Bonds": " # ['ID', 'type', 'atom1', 'atom2']"}
+                if column_comments else {"Masses": "", "Bond Coeffs": " # harmonic", "Atoms": " # bond", "Bonds": ""})
+    charge = " 0" if column_comments else ""
     lines = ["LAMMPS data file (densim, full precision)", "", f"{len(positions)} atoms", f"{len(bonds)} bonds", "1 atom types",
              f"{len(bonds)} bond types", "", f"0 {box[0]:.17g} xlo xhi", f"0 {box[1]:.17g} ylo yhi", "-0.5 0.5 zlo zhi", "",
-             "Masses", "", f"1 {mass:.17g}", "", "Bond Coeffs # harmonic", ""]
+             f"Masses{comments['Masses']}", "", f"1 {mass:.17g}", "", f"Bond Coeffs{comments['Bond Coeffs']}", ""]
     lines += [f"{b + 1} {k / 2:.17g} {r:.17g}" for b, (k, r) in enumerate(zip(stiffness, rest_lengths))]
-    lines += ["", "Atoms # bond", ""]
-    lines += [f"{ids[i]} 1 1 {x:.17g} {y:.17g} 0" for i, (x, y) in enumerate(positions)]
-    lines += ["", "Bonds", ""]
+    lines += ["", f"Atoms{comments['Atoms']}", ""]
+    lines += [f"{ids[i]} 1 1{charge} {positions[i, 0]:.17g} {positions[i, 1]:.17g} 0" for i in order]
+    lines += ["", f"Bonds{comments['Bonds']}", ""]
     lines += [f"{b + 1} {b + 1} {ids[i]} {ids[j]}" for b, (i, j) in enumerate(bonds)]
     with atomic_path(path) as tmp:
         Path(tmp).write_text("\n".join(lines) + "\n")
@@ -371,3 +433,27 @@ def write_dump(path: str | Path, timesteps, positions: np.ndarray, box: np.ndarr
     with atomic_path(path) as tmp:
         Path(tmp).write_text("\n".join(lines) + "\n")
     return Path(path)
+
+
+def paired_files(dumps: str, data: str) -> list[tuple[str, str]]:
+    """The (dump, data file) of each run: the files the glob patterns ``dumps`` and ``data`` match (relative to the
+    working directory), each sorted by name and paired in that order; one data file serves every dump.
+
+    Raises
+    ------
+    ValueError
+        Naming the pattern (``dumps: ...``, ``data: ...``): one that matches nothing, or data files that neither match
+        the dumps one for one nor are a single file.
+    """
+    import glob
+
+    found = {}
+    for key, pattern in (("dumps", dumps), ("data", data)):
+        found[key] = sorted(glob.glob(pattern))
+        if not found[key]:
+            raise ValueError(f"{key}: {pattern!r} matches no file")
+    dump_files, data_files = found["dumps"], found["data"]
+    if len(data_files) not in (1, len(dump_files)):
+        raise ValueError(f"data: {len(data_files)} data files for {len(dump_files)} dumps (one for each, or one for all)")
+    return list(zip(dump_files, data_files * len(dump_files) if len(data_files) == 1 else data_files))
+

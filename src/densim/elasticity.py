@@ -306,6 +306,32 @@ def linear_response(network: SpringNetwork, check_rigidity: bool = True) -> Modu
     return Moduli.from_probes(probe_stiffness(extensions, network.stiffness, network.area))
 
 
+def floppy_linear_response(network: SpringNetwork) -> tuple[Moduli, int]:
+    """Elastic moduli of a network that may have floppy modes, and the number of its floppy modes.
+
+    The relaxed extensions minimise ``|K^1/2 (a + A u)|^2`` over the displacements ``u``: a least-squares problem
+    that has a minimum whether or not ``H = A^T K A`` is singular (the force ``f = A^T K a`` is orthogonal to every
+    floppy mode ``A z = 0``, so the floppy modes take no energy and change no modulus). Dense, for networks of up to
+    a few thousand nodes (an imported network that :func:`linear_response` finds not rigid); on a rigid network it
+    agrees with :func:`linear_response` to rounding.
+
+    Returns
+    -------
+    moduli : Moduli
+    floppy_modes : int
+        Zero modes of the Hessian beyond the two rigid translations.
+    """
+    vectors = network.bond_vectors()
+    _, unit = bond_directions(vectors)
+    root = np.sqrt(network.stiffness)[:, None]
+    a = root * compatibility_matrix(unit, network.bonds, network.num_nodes).toarray()
+    affine = affine_extensions(unit, vectors)
+    solution, _, _, singular = np.linalg.lstsq(a, -root * affine, rcond=None)
+    extensions = affine + (a @ solution) / root
+    floppy = 2 * network.num_nodes - 2 - int(np.sum(singular > singular.max() * 1e-9))
+    return Moduli.from_probes(probe_stiffness(extensions, network.stiffness, network.area)), floppy
+
+
 def pinned_factorisation(h: sp.spmatrix, check_rigidity: bool = True):
     """Sparse LU of the Hessian ``h`` with node 0's rows and columns removed (:func:`pinned` lifts its solves).
 

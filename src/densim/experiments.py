@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from densim.config import ConfigError, check_value, schema_node, validated
+from densim.dumps import paired_files
 from densim.evaluation import evaluation_config
 from densim.models import MODELS
 from densim.networks import DatasetConfig
@@ -47,30 +48,23 @@ def network_source(config: dict, dataset: str) -> str:
 
 
 def imported_files(config: dict, dataset: str) -> list[tuple[str, str]]:
-    """The (dump, data file) of each network of an imported dataset: the files its ``dumps`` and ``data`` glob patterns
-    match (relative to the working directory), each sorted by name and paired in that order; one data file serves
-    every dump.
+    """The (dump, data file) of each network of an imported dataset (:func:`densim.dumps.paired_files` of its ``dumps``
+    and ``data`` glob patterns).
 
     Raises
     ------
     ConfigError
-        Naming the key: a pattern that matches nothing, or data files that neither match the dumps one for one nor
-        are a single file.
+        Naming the key: a missing pattern, a pattern that matches nothing, or data files that neither match the dumps
+        one for one nor are a single file.
     """
-    import glob
-
     section = config["datasets"][dataset]
-    found = {}
     for key in ("dumps", "data"):
         if key not in section:
             raise ConfigError(f"datasets.{dataset}.{key}: required with source: {section['source']} (a glob pattern of files)")
-        found[key] = sorted(glob.glob(section[key]))
-        if not found[key]:
-            raise ConfigError(f"datasets.{dataset}.{key}: {section[key]!r} matches no file")
-    dumps, data = found["dumps"], found["data"]
-    if len(data) not in (1, len(dumps)):
-        raise ConfigError(f"datasets.{dataset}.data: {len(data)} data files for {len(dumps)} dumps (one for each, or one for all)")
-    return list(zip(dumps, data * len(dumps) if len(data) == 1 else data))
+    try:
+        return paired_files(section["dumps"], section["data"])
+    except ValueError as err:
+        raise ConfigError(f"datasets.{dataset}.{err}") from None
 
 
 def network_count(config: dict, dataset: str) -> int:
@@ -91,11 +85,13 @@ def dataset_protocol(config: dict, dataset: str) -> str:
 
 #: Keys of the ``trajectories`` section that only the trajectories summary reads, kept out of every run's settings.
 SUMMARY_KEYS = ("small_strain",)
+#: Keys of the ``trajectories`` section that describe the files of an imported dataset, kept out of densim's own runs.
+FILE_KEYS = ("units",)
 
 
 def _run_keys(section: dict) -> dict:
-    """A ``trajectories`` section less :data:`SUMMARY_KEYS`: the settings a LAMMPS run takes."""
-    return {key: value for key, value in section.items() if key not in SUMMARY_KEYS}
+    """A ``trajectories`` section less :data:`SUMMARY_KEYS` and :data:`FILE_KEYS`: the settings a LAMMPS run takes."""
+    return {key: value for key, value in section.items() if key not in SUMMARY_KEYS + FILE_KEYS}
 
 
 def trajectory_section(config: dict, dataset: str) -> dict:
@@ -104,6 +100,8 @@ def trajectory_section(config: dict, dataset: str) -> dict:
     for datasets of that protocol (so editing it reruns those alone)."""
     own = config["datasets"][dataset].get("trajectories", {})
     section = _run_keys({**config["trajectories"], **own})
+    if dataset in imported_datasets(config):
+        section.update({key: {**config["trajectories"], **own}[key] for key in FILE_KEYS})
     mine = PROTOCOLS[dataset_protocol(config, dataset)].subsection
     for subsection in {protocol.subsection for protocol in PROTOCOLS.values()} - {None}:
         if subsection != mine:
@@ -220,14 +218,14 @@ def check_config(config: dict) -> None:
         Naming the key and the cause.
     """
     experiments = config["experiments"]
-    generated, simulated = generated_datasets(config), simulated_datasets(config)
+    generated, simulated, imported = generated_datasets(config), simulated_datasets(config), imported_datasets(config)
     for name in generated:
         DatasetConfig.from_dict(name, network_spec(config, name))
     for name, section in config["datasets"].items():
         if section.get("packing") and name not in generated:
             raise ConfigError(f"datasets.{name}.packing: only a dataset with a generator makes packings (a variant or union "
                               "uses its source's networks)")
-    for name in imported_datasets(config):
+    for name in imported:
         imported_files(config, name)
         if dataset_protocol(config, name) != "compression":
             raise ConfigError(f"datasets.{name}.protocol: imported trajectories are compressions along x")
@@ -254,8 +252,13 @@ def check_config(config: dict) -> None:
         shared = [key for key in own if key in SUMMARY_KEYS]
         if shared:
             raise ConfigError(f"datasets.{name}.trajectories.{shared[0]}: a setting of the whole trajectories summary; set trajectories.{shared[0]}")
+        units = own.get("units", config["trajectories"]["units"])
+        if name not in imported and units != "lj":
+            key = f"datasets.{name}.trajectories.units" if "units" in own else "trajectories.units"
+            raise ConfigError(f"{key}: {units!r} for dataset {name}, whose runs are densim's own (lj units, in t0); units "
+                              "describe the files of a source: lammps dataset")
         try:
-            md_settings(trajectory_section(config, name))
+            md_settings(_run_keys(trajectory_section(config, name)))
             PROTOCOLS[dataset_protocol(config, name)].settings(trajectory_section(config, name))
         except ConfigError as err:
             raise ConfigError(f"datasets.{name}.{err}") from None

@@ -7,6 +7,7 @@ so datasets with the same seed tune the same packings, and everything is reprodu
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import asdict, dataclass, field
 
@@ -15,7 +16,7 @@ import pandas as pd
 import xarray as xr
 
 from densim.config import ConfigError, check_settings, setting, typed_config
-from densim.elasticity import NotRigidError, linear_response
+from densim.elasticity import NotRigidError, floppy_linear_response, linear_response
 from densim.io import network_to_dataset
 from densim.springs import SpringNetwork
 from densim.packing import contact_network, jammed_packing
@@ -228,6 +229,12 @@ def imported_network(data, dataset: str, index: int, provenance: dict) -> xr.Dat
     coefficients (stiffness ``k = 2 K``, rest length ``r0``), the moduli by linear response; generator ``lammps``, no
     target, the tuned Poisson ratio being the uniaxial one (what a compression along x measures).
 
+    Bonds are kept as the file has them, repeated pairs included (LAMMPS simulates each: two springs of one pair act
+    as one of twice the stiffness). A network with floppy modes is data like any other (LAMMPS simulates it): its
+    moduli come from the least-squares relaxation (:func:`densim.elasticity.floppy_linear_response`), and the file
+    says so (``floppy_modes``, ``rigidity``). The data file's notes (a section comment read as LAMMPS reads it) are
+    recorded in ``import_notes``.
+
     Raises
     ------
     ValueError
@@ -240,18 +247,28 @@ def imported_network(data, dataset: str, index: int, provenance: dict) -> xr.Dat
                         stiffness=data.stiffness)
     own = {"diameter": (("node",), np.full(net.num_nodes, np.nan), {"description": "unknown: the network was imported"}),
            "atom_id": (("node",), data.ids, {"description": "the node's atom id in the LAMMPS data file"})}
+    pairs = len({tuple(pair) for pair in np.sort(data.bonds, axis=1).tolist()})
     attrs = {"dataset": dataset, "network": network_name(index), "generator": "lammps", "poisson_ratio_definition": "uniaxial_x",
              "seed": -1, "packing_attempt": -1, "tuning_attempt": -1, "tuning_steps": 0, "mean_coordination": net.mean_coordination(),
-             "mass": float(data.masses[0]), **provenance}
+             "mass": float(data.masses[0]), "repeated_bonds": len(data.bonds) - pairs, "import_notes": json.dumps(list(data.notes)),
+             **provenance}
     return _network_file(net, own, ("uniaxial_x", "C_xxyy / C_yyyy (an imported network has no tuned target)"),
-                         (np.nan, "none: the network was imported"), attrs)
+                         (np.nan, "none: the network was imported"), attrs, floppy_allowed=True)
 
 
-def _network_file(net: SpringNetwork, own: dict, poisson: tuple[str, str], target: tuple[float, str], attrs: dict) -> xr.Dataset:
+def _network_file(net: SpringNetwork, own: dict, poisson: tuple[str, str], target: tuple[float, str], attrs: dict,
+                  floppy_allowed: bool = False) -> xr.Dataset:
     """A network file's contents: the network, its ``own`` variables, then its moduli by linear response (recomputed
-    from scratch), the Poisson ratio by ``poisson`` (definition, description) and the ``target`` (value,
-    description)."""
-    moduli = linear_response(net)
+    from scratch; of a network with floppy modes, where ``floppy_allowed``, by least squares), the Poisson ratio by
+    ``poisson`` (definition, description) and the ``target`` (value, description)."""
+    try:
+        moduli, floppy, rigidity = linear_response(net), 0, "rigid"
+    except NotRigidError as err:
+        if not floppy_allowed:
+            raise
+        moduli, floppy = floppy_linear_response(net)
+        rigidity = f"{err}: {floppy} floppy modes; moduli by least-squares relaxation (floppy modes take no energy)"
+    attrs = {**attrs, "floppy_modes": floppy, "rigidity": rigidity}
     scalar = lambda value, description: ((), value, {"description": description})  # noqa: E731
     data_vars = {
         **own,

@@ -11,6 +11,7 @@ kicked and far strips, the far strip's displacement per frame and the front's ar
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -20,11 +21,12 @@ import xarray as xr
 import scipy.sparse.linalg as spla
 
 from densim.config import default
+from densim.dumps import UNITS, time_unit
 from densim.elasticity import hessian
 from densim.md import MDRun, MDSettings, SimulationError
 from densim.io import dataset_to_network
 from densim.springs import SpringNetwork, minimum_image
-from densim.observables import DIFFICULTY_DESCRIPTIONS, difficulty, fastest_period_frames, local_predictability_r2, noise_over_signal
+from densim.observables import DIFFICULTY_DESCRIPTIONS, MIN_TRAJECTORY_FRAMES, difficulty, fastest_period_frames, local_predictability_r2, noise_over_signal
 from densim.protocols import PROTOCOLS, Protocol, get_protocol, md_settings, protocol_of
 
 def simulate(network: SpringNetwork, settings: MDSettings, name: str, progress=None, protocol: str | Protocol = "compression",
@@ -119,8 +121,9 @@ def trajectory_dataset(network_ds: xr.Dataset, settings: MDSettings, run, attrs:
     return xr.merge([ds, network_ds[keep]], combine_attrs="override")
 
 
-#: The ``trajectories`` keys an import reads (the files say the rest: frames, frame spacing, mass, strain).
-IMPORT_KEYS = ("dynamics", "timestep", "damping", "rollout_start")
+#: The ``trajectories`` keys an import reads (the files say the rest: frames, frame spacing, mass, strain): ``units``,
+#: the LAMMPS unit system of the files, and ``timestep`` and ``damping`` in its time unit.
+IMPORT_KEYS = ("units", "dynamics", "timestep", "damping", "rollout_start")
 
 
 def import_trajectory(dump, network_ds: xr.Dataset, section: dict, attrs: dict, dataset: str | None = None) -> xr.Dataset:
@@ -133,16 +136,24 @@ def import_trajectory(dump, network_ds: xr.Dataset, section: dict, attrs: dict, 
     potential energy that of the springs, the kinetic energy ``(m / 2) sum |v|^2`` where the dump has velocities (NaN
     otherwise), and the Poisson ratio per frame from the box and from positions, as for a simulated compression. The
     frame spacing in MD steps comes from the dump's steps, the node mass from the data file, the timestep and the
-    damping time (which places the rollout start) from ``section`` (the dataset's ``trajectories`` section).
+    damping time (which places the rollout start) from ``section`` (the dataset's ``trajectories`` section), in the
+    time unit of the files' LAMMPS ``units`` (``section["units"]``, default ``lj``).
+
+    Time is translated to densim's unit ``tau = sqrt(m L^2 / E)`` (:func:`densim.dumps.time_unit`), in which the node
+    mass is 1 and lengths, energies and spring constants keep the files' units, so that times in ``t0 = sqrt(m / k)``
+    (frames per fastest period, damping times) read as for densim's own runs; the file records the translation
+    (attributes ``units``, ``time_unit``, ``file_mass``).
 
     Raises
     ------
     ValueError
-        If the dump holds fewer than three frames, unevenly spaced frames, or other atoms than the network.
+        If the dump holds fewer than four frames, unevenly spaced frames, or other atoms than the network, or the
+        units are unknown.
     """
     steps = np.diff(dump.timesteps)
-    if len(dump.timesteps) < 3:
-        raise ValueError(f"{len(dump.timesteps)} frames: a trajectory needs at least 3")
+    if len(dump.timesteps) < MIN_TRAJECTORY_FRAMES:
+        raise ValueError(f"{len(dump.timesteps)} frames: a trajectory needs at least {MIN_TRAJECTORY_FRAMES} (the linear floor of "
+                         "densim.observables.difficulty, history 2)")
     uneven = np.flatnonzero(steps != steps[0])
     if steps[0] <= 0 or uneven.size:
         frame = int(uneven[0]) + 1 if uneven.size else 1
@@ -151,6 +162,8 @@ def import_trajectory(dump, network_ds: xr.Dataset, section: dict, attrs: dict, 
     ids = network_ds["atom_id"].values if "atom_id" in network_ds else np.arange(1, network_ds.sizes["node"] + 1)
     if not np.array_equal(dump.ids, ids):
         raise ValueError(f"the dump's {len(dump.ids)} atom ids are not the network's {len(ids)}")
+    units, file_mass = section.get("units", default("trajectories.units")), float(network_ds.attrs["mass"])
+    tau = time_unit(units, file_mass)
     box = dump.box
     positions = dump.positions - dump.lo[0]
     if dump.wrapped:
@@ -160,20 +173,84 @@ def import_trajectory(dump, network_ds: xr.Dataset, section: dict, attrs: dict, 
     positions -= np.floor(positions[0] / box[0])[None] * box[:, None, :]
     bonds, rest, stiffness = (network_ds[name].values for name in ("bonds", "rest_length", "stiffness"))
     lengths = np.linalg.norm(minimum_image(positions[:, bonds[:, 1]] - positions[:, bonds[:, 0]], box[:, None, :]), axis=-1)
-    mass = float(network_ds.attrs["mass"])
-    kinetic = (0.5 * mass * (dump.velocities**2).sum(axis=(1, 2)) if dump.velocities is not None else np.full(len(positions), np.nan))
+    # unit node mass: (1 / 2) |v tau|^2 in the files' energy unit
+    kinetic = (0.5 * ((dump.velocities * tau)**2).sum(axis=(1, 2)) if dump.velocities is not None else np.full(len(positions), np.nan))
     strain = box[:, 0] / box[0, 0] - 1.0
     run = MDRun(positions=positions, box=box, strain=strain, potential_energy=(0.5 * stiffness * (lengths - rest) ** 2).sum(axis=1),
                 kinetic_energy=kinetic, lammps_version=0)
     final = max(abs(float(strain[-1])), np.finfo(float).tiny)
-    settings = replace(md_settings({key: value for key, value in section.items() if key in IMPORT_KEYS}), frames=len(positions), steps_per_frame=int(steps[0]), mass=mass, strain=final,
+    given = {key: value for key, value in section.items() if key in IMPORT_KEYS and key != "units"}
+    given.update({key: given[key] / tau for key in ("timestep", "damping") if given.get(key) is not None})
+    settings = replace(md_settings(given), frames=len(positions), steps_per_frame=int(steps[0]), mass=1.0, strain=final,
                        strain_per_frame=final / (len(positions) - 1))
     ds = trajectory_dataset(network_ds, settings, run, attrs, protocol="compression", dataset=dataset)
-    known = ("frames", "steps_per_frame", "mass", "strain", *IMPORT_KEYS)
+    known = ("frames", "steps_per_frame", "mass", "strain", *IMPORT_KEYS[1:])
     del ds.attrs["lammps_version"]
     ds.attrs.update({"md_settings": json.dumps({key: getattr(settings, key) for key in known}, sort_keys=True),
-                     "source": "lammps dump", "first_step": int(dump.timesteps[0])})
+                     "source": "lammps dump", "first_step": int(dump.timesteps[0]), "units": units, "file_mass": file_mass,
+                     "time_unit": f"{tau!r} {UNITS[units][2]}: tau = sqrt(m L^2 / E) of node mass m = {file_mass!r}; times "
+                                  "in tau, node mass 1, lengths, energies and spring constants in the files' units"})
     return ds
+
+
+def box_poisson_ratio_at(ds: xr.Dataset, strain: float) -> float:
+    """The box Poisson ratio of a compression at compressive ``strain``, interpolated between frames; the last frame's
+    where ``strain`` lies less than a frame's strain past it (a dump that starts a frame after the deformation does,
+    as LAMMPS's does after a minimisation), NaN further on."""
+    compressive = -ds["strain"].values
+    if strain > compressive[-1] + (compressive[-1] - compressive[-2]):
+        return np.nan
+    return float(np.interp(strain, compressive, ds["poisson_ratio_box"].values))
+
+
+#: The difficulty measures a survey row reads from each imported trajectory file.
+SURVEY_MEASURES = ("acceleration_over_velocity", "linear_floor_r2", "local_predictability_r2", "fastest_period_frames")
+
+
+def survey_row(dump, data, imported: tuple[xr.Dataset, xr.Dataset] | None, refused: str, strains) -> dict:
+    """One run of an import survey (``densim trajectories survey``): its files and, ``imported`` (its network and
+    trajectory Datasets), its network's size, repeated bonds and floppy modes, frames, frame spacing in
+    ``t0 = sqrt(m / k)`` (median ``k``), difficulty measures, linear-response Poisson ratio (``C_xxyy / C_yyyy``) and box
+    Poisson ratio at ``strains``; refused, the reason."""
+    row = {"dump": str(dump), "data": str(data)}
+    if imported is None:
+        return {**row, "refused": refused}
+    network_ds, ds = imported
+    frame_t0 = float(ds.attrs["frame_time"]) * float(np.sqrt(np.median(ds["stiffness"].values)))
+    return {**row, "nodes": ds.sizes["node"], "bonds": ds.sizes["bond"], "repeated_bonds": int(network_ds.attrs["repeated_bonds"]),
+            "floppy_modes": int(network_ds.attrs["floppy_modes"]), "frames": ds.sizes["time"],
+            "final_strain": float(-ds["strain"].values[-1]), "frame_t0": frame_t0,
+            **{name: float(ds[name]) for name in SURVEY_MEASURES},
+            "nu_linear_response": float(ds["uniaxial_poisson_ratio"]),
+            **{f"nu_box_at_{strain:g}": box_poisson_ratio_at(ds, strain) for strain in strains}, "refused": refused}
+
+
+def import_survey(rows: list[dict], strains) -> tuple[pd.DataFrame, str]:
+    """The table of an import survey and its text: the runs, then how many were found, imported and refused (by
+    reason), and the distribution (median, quartiles, range) of the box Poisson ratio at each strain."""
+    table = pd.DataFrame(rows)
+    table = table[[*[column for column in table if column != "refused"], "refused"]].fillna({"refused": ""})
+    # name each run by what tells its dump from the others' (the folder of 1/compression_sim/deform_dump.lammpstrj)
+    paths = table["dump"].tolist()
+    head, tail = len(os.path.commonprefix(paths)), len(os.path.commonprefix([path[::-1] for path in paths]))
+    head, tail = (0, 0) if len(paths) == 1 else (head, tail)
+    table.insert(0, "run", [path[head:len(path) - tail] for path in paths])
+    refused = table[table["refused"] != ""]
+    imported = table[table["refused"] == ""]
+    lines = [table.drop(columns=["dump", "data"]).to_string(index=False, float_format=lambda x: f"{x:.4g}"), "",
+             f"runs found: {len(table)}, imported: {len(imported)}, refused: {len(refused)}"]
+    reasons = refused["refused"].str.replace(r"^\S+: ", "", regex=True).value_counts()
+    lines += [f"  refused ({count}): {reason}" for reason, count in reasons.items()]
+    if len(imported):
+        lines.append(f"floppy networks: {int((imported['floppy_modes'] > 0).sum())} of {len(imported)}, with repeated bonds: "
+                     f"{int((imported['repeated_bonds'] > 0).sum())}")
+        for strain in strains:
+            nu = imported[f"nu_box_at_{strain:g}"].dropna()
+            if len(nu):
+                q = np.quantile(nu, [0, 0.25, 0.5, 0.75, 1])
+                lines.append(f"box Poisson ratio at {strain:.3g} strain ({len(nu)} runs): median {q[2]:.3f}, quartiles {q[1]:.3f} "
+                             f"to {q[3]:.3f}, range {q[0]:.3f} to {q[4]:.3f}")
+    return table, "\n".join(lines)
 
 
 def summary(trajectories: list[xr.Dataset], small_strain: float = default("trajectories.small_strain"), unions: dict[str, list[str]] | None = None) -> pd.DataFrame:
