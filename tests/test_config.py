@@ -36,7 +36,7 @@ WORKFLOW_KEYS = {"seeds", "experiments.datasets", "experiments.models", "experim
                  "experiments.igns_ablation.datasets", "training.overrides", "tables.steps", "tables.relative_mse_steps", "tables.fidelity", "tables.regime", "tables.long_range",
                  "datasets.*.packing",
                  "datasets.*.variant_of", "datasets.*.trajectories", "datasets.*.training.windows",
-                 "datasets.*.source", "datasets.*.dumps", "datasets.*.data", "trajectories.units"}
+                 "datasets.*.source", "datasets.*.dumps", "datasets.*.data", "datasets.*.exclude", "trajectories.units"}
 #: Keys passed to a ``densim`` command as options: key -> (subcommand path, option destination).
 CLI_OPTIONS = {"spectra.dense_below": (("spectra",), "dense_below"), "spectra.sigma": (("spectra",), "sigma"),
                "spectra.cache": (("spectra",), "cache_dir"), "trajectories.small_strain": (("trajectories", "summary"), "small_strain")}

@@ -351,3 +351,15 @@ def test_units_other_than_lj_are_refused_for_densims_own_runs(update, message, t
     (tmp_path / "units.yaml").write_text(yaml.safe_dump(update))
     with pytest.raises(ConfigError, match=message):
         resolve_config(load_config([ROOT / "config.yaml", tmp_path / "units.yaml"]))
+
+
+def test_runs_pair_by_name_and_an_excluded_run_leaves_the_others_in_order(tmp_path, monkeypatch):
+    from densim.dumps import paired_files
+
+    for run in ("1", "10", "2", "47"):
+        (tmp_path / run).mkdir()
+        for name in ("dump.lammpstrj", "network.lmp"):
+            (tmp_path / run / name).write_text("")
+    monkeypatch.chdir(tmp_path)
+    pairs = paired_files("*/dump.lammpstrj", "*/network.lmp", exclude=["47/*"])
+    assert pairs == [(f"{run}/dump.lammpstrj", f"{run}/network.lmp") for run in ("1", "10", "2")]

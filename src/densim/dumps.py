@@ -13,6 +13,7 @@ Every error names the file and the line (data files) or the frame (dumps) at fau
 
 from __future__ import annotations
 
+import fnmatch
 import math
 import re
 from dataclasses import dataclass
@@ -435,9 +436,10 @@ def write_dump(path: str | Path, timesteps, positions: np.ndarray, box: np.ndarr
     return Path(path)
 
 
-def paired_files(dumps: str, data: str) -> list[tuple[str, str]]:
+def paired_files(dumps: str, data: str, exclude: list[str] | tuple[str, ...] = ()) -> list[tuple[str, str]]:
     """The (dump, data file) of each run: the files the glob patterns ``dumps`` and ``data`` match (relative to the
-    working directory), each sorted by name and paired in that order; one data file serves every dump.
+    working directory), each sorted by name and paired in that order; one data file serves every dump. The pairs
+    whose dump matches a pattern of ``exclude`` are then left out.
 
     Raises
     ------
@@ -455,5 +457,6 @@ def paired_files(dumps: str, data: str) -> list[tuple[str, str]]:
     dump_files, data_files = found["dumps"], found["data"]
     if len(data_files) not in (1, len(dump_files)):
         raise ValueError(f"data: {len(data_files)} data files for {len(dump_files)} dumps (one for each, or one for all)")
-    return list(zip(dump_files, data_files * len(dump_files) if len(data_files) == 1 else data_files))
+    pairs = zip(dump_files, data_files * len(dump_files) if len(data_files) == 1 else data_files)
+    return [(dump, data) for dump, data in pairs if not any(fnmatch.fnmatch(dump, pattern) for pattern in exclude)]
 

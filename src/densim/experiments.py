@@ -62,7 +62,7 @@ def imported_files(config: dict, dataset: str) -> list[tuple[str, str]]:
         if key not in section:
             raise ConfigError(f"datasets.{dataset}.{key}: required with source: {section['source']} (a glob pattern of files)")
     try:
-        return paired_files(section["dumps"], section["data"])
+        return paired_files(section["dumps"], section["data"], section.get("exclude", []))
     except ValueError as err:
         raise ConfigError(f"datasets.{dataset}.{err}") from None
 
