@@ -11,10 +11,10 @@ SQRT3 = np.sqrt(3.0)
 
 
 @pytest.mark.parametrize("spacing", [1.0, 1.7])
-@pytest.mark.parametrize("mode", ["unit", "inverse_length"])
+@pytest.mark.parametrize("mode", ["unit", "inverse_length", "inverse_square_length"])
 def test_triangular_lattice_has_analytic_moduli(spacing, mode):
     net = triangular_lattice(8, 6, spacing=spacing, stiffness_mode=mode)
-    k = 1.0 if mode == "unit" else 1.0 / spacing
+    k = {"unit": 1.0, "inverse_length": 1.0 / spacing, "inverse_square_length": 2.0 / spacing**2}[mode]
     moduli = linear_response(net)
     assert moduli.bulk == pytest.approx(SQRT3 * k / 2, rel=1e-6)
     assert moduli.shear == pytest.approx(SQRT3 * k / 4, rel=1e-6)

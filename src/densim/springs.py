@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-STIFFNESS_MODES = ("inverse_length", "unit")
+STIFFNESS_MODES = ("inverse_length", "inverse_square_length", "unit")
 
 
 @dataclass(frozen=True)
@@ -118,12 +118,16 @@ def minimum_image(delta, box):
 
 
 def spring_stiffness(rest_lengths, mode: str):
-    """Spring constants from rest lengths: ``1/l0`` (``inverse_length``) or 1 (``unit``).
+    """Spring constants from rest lengths: ``1/l0`` (``inverse_length``), ``2/l0^2`` (``inverse_square_length``: the
+    study group's published data files, ``bond_style harmonic`` with ``K = 1/l0^2`` in ``E = K (r - l0)^2``) or 1
+    (``unit``).
 
     Works on numpy arrays and torch tensors alike (node optimisation differentiates through it).
     """
     if mode == "inverse_length":
         return 1.0 / rest_lengths
+    if mode == "inverse_square_length":
+        return 2.0 / rest_lengths**2
     if mode == "unit":
         return rest_lengths**0  # ones of the input's kind and dtype, numpy or torch
     raise ValueError(f"stiffness mode must be one of {STIFFNESS_MODES}, got {mode!r}")
