@@ -185,30 +185,36 @@ def cmd_trajectories_import(args) -> None:
 def cmd_trajectories_survey(args) -> None:
     from tqdm import tqdm
 
-    from densim.dumps import paired_files
+    from densim.dumps import UNITS, paired_files
     from densim.io import write_network, write_table, write_trajectory
     from densim.provenance import provenance_attrs
-    from densim.trajectories import import_survey, survey_row
+    from densim.trajectories import import_survey, log_temperature, rerun, survey_row
 
     section = _import_settings(args)
+    boltzmann = UNITS[section.get("units", default("trajectories.units"))][1]
     try:
         pairs = paired_files(args.dumps, args.data)
     except ValueError as err:
         raise SystemExit(f"densim: --{err}") from None
     rows = []
-    for index, (dump, data) in enumerate(tqdm(pairs, desc="import", unit="run", file=sys.stderr)):
+    for index, (dump, data) in enumerate(tqdm(pairs, desc="import" if args.rerun is None else f"import and run {args.rerun}",
+                                              unit="run", file=sys.stderr)):
         try:
             network_ds, ds = _imported_run(dump, data, args.dataset, index, section)
         except SystemExit as err:
             rows.append(survey_row(dump, data, None, str(err).removeprefix("densim: "), args.strains))
             continue
-        rows.append(survey_row(dump, data, (network_ds, ds), "", args.strains))
+        log = Path(dump).parent / "log.lammps"
+        temperature = log_temperature(log, boltzmann) if log.is_file() else None
+        reruns = rerun(network_ds, args.rerun, args.seeds) if args.rerun else []
+        rows.append({**survey_row(dump, data, (network_ds, ds), "", args.strains, temperature, reruns)})
         if args.output_dir:
             write_network(network_ds, args.output_dir / "networks" / f"{index:04d}.nc")
             write_trajectory(ds, args.output_dir / "trajectories" / f"{index:04d}.nc")
     table, text = import_survey(rows, args.strains)
     if args.output:
-        write_table(table, args.output, provenance_attrs({"trajectories": section, "strains": args.strains},
+        write_table(table, args.output, provenance_attrs({"trajectories": section, "strains": args.strains, "rerun": args.rerun,
+                                                          "seeds": args.seeds},
                                                          inputs=[path for pair in pairs for path in dict.fromkeys(pair)]))
     print(text)
 
@@ -611,6 +617,11 @@ def _trajectories_parser(stages) -> None:
     _units_arguments(sur)
     sur.add_argument("--strains", type=float, nargs="+", default=[0.01, 0.025, 0.05], metavar="STRAIN",
                      help="compressive strains at which to read the box Poisson ratio (default %(default)s)")
+    sur.add_argument("--rerun", choices=schema_node("trajectories.dynamics")["enum"], metavar="REGIME",
+                     help="also compress each imported network with densim's own deck in this regime (published for the "
+                     "study group's runs) and set its runs beside the imported one")
+    sur.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4], metavar="SEED",
+                     help="Langevin seeds of the --rerun runs (default %(default)s)")
     sur.add_argument("-o", "--output", type=Path, help="also write the table as CSV")
     sur.add_argument("--output-dir", type=Path, help="also write each imported run's networks/NNNN.nc and trajectories/NNNN.nc here")
     sur.set_defaults(func=cmd_trajectories_survey)

@@ -46,6 +46,7 @@ from pathlib import Path
 from densim.experiments import dataset_nodes, dataset_protocol, evaluation_grids, network_count, trajectory_section
 from densim.splits import SplitFractions, split_networks
 from densim.models import BASELINES, model_variant
+from densim.md import REGIMES
 from densim.protocols import PROTOCOLS, md_settings
 
 #: The workflow's stages, in the order it runs them (workflow/rules/{stage}.smk).
@@ -155,7 +156,7 @@ def work(config: dict, job: Job) -> float:
     nodes = dataset_nodes(config, dataset) if dataset else config["packing"]["nodes"]
     member = config["datasets"][dataset].get("union", [dataset])[0] if dataset else None
     section = trajectory_section(config, member) if member else config["trajectories"]
-    frames = section["frames"]
+    frames = section["frames"] or REGIMES[section["dynamics"]]["frames"]
     if job.rule == "networks":
         return float(nodes**2)
     if job.rule == "trajectories":

@@ -460,3 +460,33 @@ def paired_files(dumps: str, data: str, exclude: list[str] | tuple[str, ...] = (
     pairs = zip(dump_files, data_files * len(dump_files) if len(data_files) == 1 else data_files)
     return [(dump, data) for dump, data in pairs if not any(fnmatch.fnmatch(dump, pattern) for pattern in exclude)]
 
+
+def read_thermo(path: str | Path) -> dict[str, np.ndarray]:
+    """The thermo table of the last run in a LAMMPS log (``log.lammps``): column name -> values, one per thermo step.
+
+    Raises
+    ------
+    DensimFileError
+        Naming the file: a missing file, or no thermo table (a ``Step ...`` header followed by numbers).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DensimFileError(f"{path}: no such file")
+    table, columns = None, None
+    for line in path.read_text(errors="replace").splitlines():
+        fields = line.split()
+        if fields[:1] == ["Step"]:
+            columns, rows = fields, []
+            table = (columns, rows)
+        elif columns is not None and len(fields) == len(columns):
+            try:
+                table[1].append([float(value) for value in fields])
+            except ValueError:
+                columns = None
+        else:
+            columns = None
+    if table is None or not table[1]:
+        raise DensimFileError(f"{path}: no thermo table (a 'Step ...' header followed by rows of numbers)")
+    values = np.array(table[1])
+    return {name: values[:, i] for i, name in enumerate(table[0])}
+

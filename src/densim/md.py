@@ -31,25 +31,97 @@ class SimulationError(RuntimeError):
     """A LAMMPS run failed: lost atoms, non-finite energy or positions, or a LAMMPS error."""
 
 
-#: The dynamical regimes, in natural units: unit node mass and springs ``k ~ 1`` (``k = 1/l0`` with ``l0 ~ 1``),
-#: so the time unit is ``t0 = sqrt(m / k) ~ 1``.
+#: The study group's LAMMPS compression decks (``Shteingolts/simulator_data_gen``), in their own ``units metal``
+#: (g/mol, Angstrom, eV, ps, K), as their files have them; :func:`deck_regime` translates each into a regime.
 #:
-#: ``study`` follows the time scales of the study's LAMMPS deck (metal units: timestep 0.01 ps, a frame every
-#: 250 steps = 2.5 ps, ``fix langevin`` damping 1 to 6 ps, node mass 1e4 to 1e6 g/mol, ``K = 1/l0^2`` eV/A^2 so
-#: ``k = 2K ~ 2`` eV/A^2, strain rate 1e-5 per ps). With 1 g/mol = 1.0364e-4 eV ps^2/A^2, ``t0 = sqrt(m/k)`` is
-#: 0.7 ps (m = 1e4) to 7.2 ps (m = 1e6): a frame spans 0.3 to 3.5 t0, the damping time is 1 to 8 t0, and the
-#: strain per frame is 2.5e-5. Here a frame spans 2 t0 (40 steps of 0.05, about 50 steps per period of the
-#: fastest vibration, ``omega_max ~ 2.5``, for accuracy rather than stability), the damping time is 8 t0 and
-#: the strain per frame 2.5e-5. The slowest non-trivial modes of the 128-node networks have ``omega`` 0.15-0.18
-#: (NODE-OPT) and 0.09-0.14 (BOND-PRU-OPT), periods of 35-75 t0 (17-37 frames); a mode rings (is underdamped)
-#: when ``omega > 1 / (2 damping)`` = 0.0625, so these ring; the near-floppy modes of NOI-PRU (``omega`` down to
-#: 0.01) are overdamped in any damping of the deck's range.
+#: ``published`` (deck A) is the deck of the 50 published runs (its first commit, 3628f35: ``in.deformation``,
+#: ``init.mod``, ``potential.mod`` and each run's ``log.lammps``, one deck for all 50, Langevin seed 904297): node
+#: mass 1e4, ``bond_style harmonic`` with ``K = 1/l0^2`` (``k = 2 K``: ``stiffness: inverse_square_length``),
+#: ``timestep 0.01``, ``fix nve`` *and* ``fix nph y 0.0 0.0 10 ptemp 0.1`` (pchain 3, drag 0 by default), so every
+#: node is integrated twice per step (LAMMPS warns "One or more atoms are time integrated more than once"),
+#: ``fix langevin 0.1 0.1 1``, ``fix deform 1 x erate -1e-4 units box remap x``, 50,000 steps (5 % strain),
+#: ``dump ... 250`` (200 frames, the first 128 steps after the deformation starts), no ``fix momentum``.
+#: The double integration is velocity Verlet with a step of ``2 dt`` (the velocity update exactly, the position
+#: update with ``3/8`` for ``1/2`` of the acceleration term, harmless at ``omega_max 2 dt`` 0.07-0.09): time runs
+#: twice as fast per step, the bath is at ``2 T`` (0.2 K) with its damping time unchanged in that time (1 ps), the
+#: barostat integrates once per step (``Pdamp`` 20 ps in that time), and the strain per frame is unchanged. Checked
+#: against the published files: the authors' deck run here reproduces their dumps byte for byte with their seed;
+#: their logs' kinetic temperature (mean 0.207 K over the 50 runs after 5,000 steps) is the doubled run's (0.207 K;
+#: without ``fix nve``: 0.103 K), and a deck with one integration at ``2 dt``, 0.2 K, ``Pdamp`` 20 and half the strain
+#: rate follows the authors' run to 6e-3 Angstrom over 200 frames with the same random numbers.
+#:
+#: ``later`` (deck B) is the deck of the later versions of their scripts (``lammps_scripts.py`` from 585eb47 to
+#: 787f54d, with ``sim_var_cli.py``): mass 1e6 (1e5 and 5e8 in some versions), ``K = 1/l0^2`` (times 10 in
+#: ``sim_var_cli.py`` from 8720a59), one integration (``fix nve`` commented out), ``fix langevin 1e-7 1e-7 10``,
+#: ``fix nph y 0.0 0.0 1000.0 ptemp 0.0001``, ``erate -1e-5``, 3 % strain, a frame every ``int(1e4 / Lx)`` steps
+#: (0.001 Angstrom of box per frame: 561 steps for their 200-node boxes of 17.8 Angstrom, 396 for 400 nodes),
+#: ``fix momentum 100 linear 1 1 1 angular``, and harmonic angle springs (``K_theta`` 0.01 eV/rad^2), which densim's
+#: networks do not have: the settings it cannot match.
+DECKS: dict[str, dict[str, float]] = {
+    "published": {"mass": 1e4, "timestep": 0.01, "integrations": 2, "steps_per_frame": 250, "damping": 1.0, "temperature": 0.1,
+                  "pressure_damping": 10.0, "barostat_temperature": 0.1, "strain_rate": 1e-4, "strain": 0.05, "densim_steps_per_frame": 100},
+    "later": {"mass": 1e6, "timestep": 0.01, "integrations": 1, "steps_per_frame": 561, "damping": 10.0, "temperature": 1e-7,
+              "pressure_damping": 1000.0, "barostat_temperature": 1e-4, "strain_rate": 1e-5, "strain": 0.03, "densim_steps_per_frame": 66},
+}
+
+
+def deck_regime(deck: dict[str, float]) -> dict[str, float]:
+    """A deck of :data:`DECKS` in densim's units: unit node mass, lengths in Angstrom read as small-particle diameters,
+    energies in eV, so the time unit is ``tau = sqrt(m A^2 / eV)`` of the deck's node mass
+    (:func:`densim.dumps.time_unit`: 1.018 ps at 1e4 g/mol, 10.18 ps at 1e6) and temperatures are ``k_B T`` in eV. With
+    ``k = 2 / l0^2`` (``stiffness: inverse_square_length``) ``t0 = sqrt(m / k) = l0 / sqrt(2)`` tau, 0.81 tau at deck
+    A's median bond (1.14 Angstrom).
+
+    The deck's integrations per step (two for deck A) scale its time, bath temperature and barostat damping
+    (see :data:`DECKS`); densim integrates once, with ``densim_steps_per_frame`` steps per frame of the deck's frame time.
+    """
+    from densim.dumps import UNITS, time_unit
+
+    tau = time_unit("metal", deck["mass"])
+    boltzmann = UNITS["metal"][1]
+    twice = deck["integrations"]
+    frame_time = twice * deck["timestep"] * deck["steps_per_frame"] / tau
+    strain_per_frame = deck["strain_rate"] * deck["timestep"] * deck["steps_per_frame"]
+    return {
+        "timestep": frame_time / deck["densim_steps_per_frame"],
+        "steps_per_frame": int(deck["densim_steps_per_frame"]),
+        "damping": deck["damping"] / tau,
+        "strain_per_frame": strain_per_frame,
+        "frames": round(deck["strain"] / strain_per_frame) + 1,
+        "temperature": twice * deck["temperature"] * boltzmann,
+        "pressure_damping": twice * deck["pressure_damping"] / tau,
+        "barostat_temperature": deck["barostat_temperature"] * boltzmann,
+        "barostat_drag": 0.1,
+    }
+
+
+#: The dynamical regimes, in natural units: unit node mass and springs ``k ~ 1`` (``k = 1/l0`` with ``l0 ~ 1``),
+#: so the time unit is ``t0 = sqrt(m / k) ~ 1``. Each gives the settings that a ``trajectories`` section leaves
+#: ``None``.
+#:
+#: ``study`` follows the time scales of the study's LAMMPS deck as first read (metal units: timestep 0.01 ps, a
+#: frame every 250 steps = 2.5 ps, ``fix langevin`` damping 1 to 6 ps, node mass 1e4 to 1e6 g/mol, ``K = 1/l0^2``
+#: eV/A^2 so ``k = 2K ~ 2`` eV/A^2, strain rate 1e-5 per ps). Here a frame spans 2 t0 (40 steps of 0.05, about 50
+#: steps per period of the fastest vibration, ``omega_max ~ 2.5``, for accuracy rather than stability), the damping
+#: time is 8 t0 and the strain per frame 2.5e-5, at a temperature of 1e-12. The slowest non-trivial modes of the
+#: 128-node networks have ``omega`` 0.15-0.18 (NODE-OPT) and 0.09-0.14 (BOND-PRU-OPT), periods of 35-75 t0 (17-37
+#: frames); a mode rings (is underdamped) when ``omega > 1 / (2 damping)`` = 0.0625, so these ring; the
+#: near-floppy modes of NOI-PRU (``omega`` down to 0.01) are overdamped in any damping of the deck's range.
 #:
 #: ``quasi_static`` is the earlier protocol: a frame every 80 t0 (200 steps of 0.4), damping 50, 5e-4 strain per
 #: frame; every vibration and relaxation settles within a frame.
+#:
+#: ``published`` and ``later`` are the study group's decks A and B (:data:`DECKS`, :func:`deck_regime`), for
+#: networks of ``k = 2 / l0^2``. ``published``: a frame of 4.91 tau (6.07 t0 at the median bond; 100 steps of
+#: 0.049), damping 0.98 tau (1.2 t0), ``k_B T`` 1.72e-5 (8.6e-6 ``k l0^2``), ``Pdamp`` 19.6 tau, ``ptemp`` 8.6e-6,
+#: 2.5e-4 strain per frame, 201 frames (5 %). ``later``: a frame of 0.55 tau (0.49 t0 at their 1.36-Angstrom median
+#: bond; 11 steps of 0.050), damping 0.98 tau, ``k_B T`` 8.6e-12, ``Pdamp`` 98 tau, ``ptemp`` 8.6e-9, 5.6e-5 strain
+#: per frame, 536 frames (3 %).
+_OWN = {"temperature": 1e-12, "pressure_damping": 1.0, "barostat_temperature": 1.0, "barostat_drag": 0.1, "frames": 41}
 REGIMES: dict[str, dict[str, float]] = {
-    "study": {"timestep": 0.05, "steps_per_frame": 40, "damping": 8.0, "strain_per_frame": 2.5e-5},
-    "quasi_static": {"timestep": 0.4, "steps_per_frame": 200, "damping": 50.0, "strain_per_frame": 5e-4},
+    "study": {"timestep": 0.05, "steps_per_frame": 40, "damping": 8.0, "strain_per_frame": 2.5e-5, **_OWN},
+    "quasi_static": {"timestep": 0.4, "steps_per_frame": 200, "damping": 50.0, "strain_per_frame": 5e-4, **_OWN},
+    **{name: deck_regime(deck) for name, deck in DECKS.items()},
 }
 
 
@@ -63,14 +135,16 @@ class MDSettings:
     ``sqrt(lambda_max)``, ``lambda_max`` the largest Hessian eigenvalue (about
     5 for the jammed networks of this project, 6 for a triangular lattice of
     unit springs).  ``dynamics`` picks a regime of :data:`REGIMES`, which
-    gives ``timestep``, ``steps_per_frame``, ``damping`` and ``strain`` (as a
-    strain per frame) where they are left ``None``.
+    gives ``timestep``, ``steps_per_frame``, ``damping``, ``strain`` (as a
+    strain per frame), ``frames``, ``temperature`` and the barostat's settings
+    where they are left ``None``.
 
     Attributes
     ----------
     dynamics : str
-        ``study`` (frames resolve the slow modes) or ``quasi_static`` (every
-        frame relaxed); see :data:`REGIMES`.
+        ``study`` (frames resolve the slow modes), ``quasi_static`` (every
+        frame relaxed), or the study group's decks ``published`` (A) and
+        ``later`` (B); see :data:`REGIMES`.
     strain : float
         Total engineering compressive strain along x (positive), reached at the
         last frame.
@@ -147,15 +221,15 @@ class MDSettings:
     dynamics: str = setting("trajectories.dynamics")
     strain: float = setting("trajectories.strain")
     strain_per_frame: float | None = setting("trajectories.strain_per_frame")
-    frames: int = setting("trajectories.frames")
+    frames: int | None = setting("trajectories.frames")
     steps_per_frame: int = setting("trajectories.steps_per_frame")
     timestep: float = setting("trajectories.timestep")
     mass: float = setting("trajectories.mass")
-    temperature: float = setting("trajectories.temperature")
+    temperature: float | None = setting("trajectories.temperature")
     damping: float = setting("trajectories.damping")
-    pressure_damping: float = setting("trajectories.pressure_damping")
-    barostat_temperature: float = setting("trajectories.barostat_temperature")
-    barostat_drag: float = setting("trajectories.barostat_drag")
+    pressure_damping: float | None = setting("trajectories.pressure_damping")
+    barostat_temperature: float | None = setting("trajectories.barostat_temperature")
+    barostat_drag: float | None = setting("trajectories.barostat_drag")
     seed: int = setting("trajectories.seed")
     relax_force_tolerance: float = setting("trajectories.relax_force_tolerance")
     rollout_start: float = setting("trajectories.rollout_start")
@@ -163,11 +237,9 @@ class MDSettings:
     def __post_init__(self) -> None:
         check_settings(self, "trajectories")
         regime = REGIMES[self.dynamics]
-        for name in ("timestep", "steps_per_frame", "damping"):
+        for name, value in regime.items():
             if getattr(self, name) is None:
-                object.__setattr__(self, name, regime[name])
-        if self.strain_per_frame is None:
-            object.__setattr__(self, "strain_per_frame", regime["strain_per_frame"])
+                object.__setattr__(self, name, value)
         if self.strain is None:
             object.__setattr__(self, "strain", self.strain_per_frame * (self.frames - 1))
         if self.rollout_start_frame >= self.frames - 1:

@@ -114,7 +114,7 @@ def small_strain_poisson_ratio(box: np.ndarray, max_strain: float) -> float:
 
 
 #: The Poisson-ratio columns of the trajectory summary, NaN in the rows of datasets without a Poisson ratio.
-POISSON_COLUMNS = ("nu_min", "nu_max", "positions_vs_box_r2", "positions_vs_box_max_diff", "slope_vs_box_r2", "slope_vs_box_max_diff",
+POISSON_COLUMNS = ("nu_min", "nu_median", "nu_max", "positions_vs_box_r2", "positions_vs_box_max_diff", "slope_vs_box_r2", "slope_vs_box_max_diff",
                    "compression_vs_uniaxial_r2", "compression_vs_uniaxial_max_diff", "compression_vs_isotropic_r2",
                    "compression_vs_isotropic_max_diff")
 
@@ -147,7 +147,7 @@ class Compression(Protocol):
         }
 
     def summary(self, group, small_strain):
-        """Range of the final box nu, agreement of positions nu and slope nu with box nu over every strained frame
+        """Range and median of the final box nu, agreement of positions nu and slope nu with box nu over every strained frame
         (R^2, largest difference), and of the small-strain compression nu with linear response (C_xxyy / C_yyyy and
         the isotropic (B - G) / (B + G))."""
         box_nu = np.concatenate([ds["poisson_ratio_box"].values[1:] for ds in group])
@@ -159,6 +159,7 @@ class Compression(Protocol):
         isotropic = np.array([float(ds["isotropic_poisson_ratio"]) for ds in group])
         return {
             "nu_min": float(final.min()),
+            "nu_median": float(np.median(final)),
             "nu_max": float(final.max()),
             "positions_vs_box_r2": r_squared(box_nu, pos_nu),
             "positions_vs_box_max_diff": float(np.nanmax(np.abs(box_nu - pos_nu))),

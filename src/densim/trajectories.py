@@ -205,24 +205,70 @@ def box_poisson_ratio_at(ds: xr.Dataset, strain: float) -> float:
 
 #: The difficulty measures a survey row reads from each imported trajectory file.
 SURVEY_MEASURES = ("acceleration_over_velocity", "linear_floor_r2", "local_predictability_r2", "fastest_period_frames")
+#: The measures a survey compares between a run and densim's runs of its network (:func:`run_measures`).
+COMPARED = ("temperature", "acceleration_over_velocity", "linear_floor_r2", "local_predictability_r2")
 
 
-def survey_row(dump, data, imported: tuple[xr.Dataset, xr.Dataset] | None, refused: str, strains) -> dict:
+def kinetic_temperature(ds: xr.Dataset) -> np.ndarray:
+    """``k_B T`` of each frame from its kinetic energy (unit node mass): ``KE / (N - 1)``, the ``2N - 2`` degrees of
+    freedom that LAMMPS counts in 2D. NaN where the file has no kinetic energy (a dump without velocities)."""
+    return ds["kinetic_energy"].values / (ds.sizes["node"] - 1)
+
+
+def run_measures(ds: xr.Dataset, strains, temperature: float | None = None) -> dict[str, float]:
+    """What a survey compares of one compression: its mean kinetic temperature after the first tenth of its frames
+    (``temperature`` where given: a log's, for a dump without velocities), its difficulty measures
+    (:data:`COMPARED`) and its box Poisson ratio at ``strains`` (:func:`box_poisson_ratio_at`)."""
+    frames = ds.sizes["time"]
+    own = float(np.mean(kinetic_temperature(ds)[frames // 10:]))
+    return {"temperature": own if temperature is None else temperature, **{name: float(ds[name]) for name in COMPARED[1:]},
+            **{f"nu_box_at_{strain:g}": box_poisson_ratio_at(ds, strain) for strain in strains}}
+
+
+def log_temperature(log, boltzmann: float) -> float:
+    """The mean ``k_B T`` of a LAMMPS log's last run after its first tenth (its thermo ``Temp``, in the log's own
+    temperature unit, times ``boltzmann``)."""
+    from densim.dumps import read_thermo
+
+    temp = read_thermo(log)["Temp"]
+    return float(np.mean(temp[len(temp) // 10:])) * boltzmann
+
+
+def rerun(network_ds: xr.Dataset, dynamics: str, seeds) -> list[xr.Dataset]:
+    """densim's own LAMMPS compression of an imported network in the regime ``dynamics`` (:data:`densim.md.REGIMES`),
+    once per Langevin seed: the trajectory files' contents, to set beside the imported run (``densim trajectories
+    survey --rerun``). The network keeps the files' units (lengths, spring constants), its node mass is 1."""
+    network = dataset_to_network(network_ds)
+    name = f"{network_ds.attrs['dataset']}/{network_ds.attrs['network']}"
+    runs = []
+    for seed in seeds:
+        settings = MDSettings(dynamics=dynamics, seed=seed)
+        runs.append(trajectory_dataset(network_ds, settings, simulate(network, settings, name), {}))
+    return runs
+
+
+def survey_row(dump, data, imported: tuple[xr.Dataset, xr.Dataset] | None, refused: str, strains, temperature: float | None = None,
+               reruns: list[xr.Dataset] = ()) -> dict:
     """One run of an import survey (``densim trajectories survey``): its files and, ``imported`` (its network and
     trajectory Datasets), its network's size, repeated bonds and floppy modes, frames, frame spacing in
-    ``t0 = sqrt(m / k)`` (median ``k``), difficulty measures, linear-response Poisson ratio (``C_xxyy / C_yyyy``) and box
-    Poisson ratio at ``strains``; refused, the reason."""
+    ``t0 = sqrt(m / k)`` (median ``k``), fastest period in frames, linear-response Poisson ratio (``C_xxyy / C_yyyy``)
+    and :func:`run_measures` (``temperature``: ``k_B T`` from its log, in energy units), and with ``reruns`` (densim's
+    runs of its network, :func:`rerun`) the mean and standard deviation of theirs (``ours_*``); refused, the reason."""
     row = {"dump": str(dump), "data": str(data)}
     if imported is None:
         return {**row, "refused": refused}
     network_ds, ds = imported
     frame_t0 = float(ds.attrs["frame_time"]) * float(np.sqrt(np.median(ds["stiffness"].values)))
-    return {**row, "nodes": ds.sizes["node"], "bonds": ds.sizes["bond"], "repeated_bonds": int(network_ds.attrs["repeated_bonds"]),
-            "floppy_modes": int(network_ds.attrs["floppy_modes"]), "frames": ds.sizes["time"],
-            "final_strain": float(-ds["strain"].values[-1]), "frame_t0": frame_t0,
-            **{name: float(ds[name]) for name in SURVEY_MEASURES},
-            "nu_linear_response": float(ds["uniaxial_poisson_ratio"]),
-            **{f"nu_box_at_{strain:g}": box_poisson_ratio_at(ds, strain) for strain in strains}, "refused": refused}
+    row.update({"nodes": ds.sizes["node"], "bonds": ds.sizes["bond"], "repeated_bonds": int(network_ds.attrs["repeated_bonds"]),
+                "floppy_modes": int(network_ds.attrs["floppy_modes"]), "frames": ds.sizes["time"],
+                "final_strain": float(-ds["strain"].values[-1]), "frame_t0": frame_t0,
+                "fastest_period_frames": float(ds["fastest_period_frames"]), "nu_linear_response": float(ds["uniaxial_poisson_ratio"]),
+                **run_measures(ds, strains, temperature)})
+    if reruns:
+        ours = pd.DataFrame([run_measures(run, strains) for run in reruns])
+        row.update({f"ours_{name}": float(ours[name].mean()) for name in ours})
+        row.update({f"ours_{name}_std": float(ours[name].std(ddof=1)) if len(ours) > 1 else np.nan for name in ours})
+    return {**row, "refused": refused}
 
 
 def import_survey(rows: list[dict], strains) -> tuple[pd.DataFrame, str]:
@@ -237,7 +283,8 @@ def import_survey(rows: list[dict], strains) -> tuple[pd.DataFrame, str]:
     table.insert(0, "run", [path[head:len(path) - tail] for path in paths])
     refused = table[table["refused"] != ""]
     imported = table[table["refused"] == ""]
-    lines = [table.drop(columns=["dump", "data"]).to_string(index=False, float_format=lambda x: f"{x:.4g}"), "",
+    shown = [column for column in table if column not in ("dump", "data") and not column.endswith("_std")]
+    lines = [table[shown].to_string(index=False, float_format=lambda x: f"{x:.4g}"), "",
              f"runs found: {len(table)}, imported: {len(imported)}, refused: {len(refused)}"]
     reasons = refused["refused"].str.replace(r"^\S+: ", "", regex=True).value_counts()
     lines += [f"  refused ({count}): {reason}" for reason, count in reasons.items()]
@@ -250,7 +297,25 @@ def import_survey(rows: list[dict], strains) -> tuple[pd.DataFrame, str]:
                 q = np.quantile(nu, [0, 0.25, 0.5, 0.75, 1])
                 lines.append(f"box Poisson ratio at {strain:.3g} strain ({len(nu)} runs): median {q[2]:.3f}, quartiles {q[1]:.3f} "
                              f"to {q[3]:.3f}, range {q[0]:.3f} to {q[4]:.3f}")
+    ours = [column[len("ours_"):] for column in table if column.startswith("ours_") and not column.endswith("_std")]
+    if ours and len(imported):
+        lines += ["", side_by_side(imported, ours)]
     return table, "\n".join(lines)
+
+
+def side_by_side(imported: pd.DataFrame, measures: list[str]) -> str:
+    """The survey's runs beside densim's runs of their networks: per measure, the median over runs of the run's
+    value and of densim's mean, the median spread of densim's seeds, and in how many runs the run's value lies within
+    two of densim's seed standard deviations of densim's mean."""
+    lines = ["side by side (median over runs; within: the run within 2 seed std of densim's mean):",
+             f"{'measure':<28}{'runs':>10}{'densim':>10}{'seed std':>10}{'within':>10}"]
+    for name in measures:
+        theirs, mean, std = imported[name], imported[f"ours_{name}"], imported[f"ours_{name}_std"]
+        valid = theirs.notna() & mean.notna()
+        within = int((np.abs(theirs - mean)[valid] <= 2 * std[valid]).sum())
+        lines.append(f"{name:<28}{theirs[valid].median():>10.4g}{mean[valid].median():>10.4g}{std[valid].median():>10.3g}"
+                     f"{f'{within}/{int(valid.sum())}':>10}")
+    return "\n".join(lines)
 
 
 def summary(trajectories: list[xr.Dataset], small_strain: float = default("trajectories.small_strain"), unions: dict[str, list[str]] | None = None) -> pd.DataFrame:
