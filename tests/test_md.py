@@ -278,3 +278,19 @@ def test_the_box_is_stable_below_the_limit_and_runs_away_above_two(jammed, monke
         settings = barostat_settings(jammed, stability)
         with pytest.raises(SimulationError, match=rf"ran away: Ly left .*pressure_damping=435\.0, barostat_temperature={re.escape(repr(settings.barostat_temperature))}, timestep=0\.05"):
             compress(jammed, settings)
+
+
+@pytest.mark.parametrize("protocol", ["compression", "impact"])
+def test_a_reseeded_run_is_the_run_up_to_its_frame_and_a_thermal_twin_after(jammed, protocol):
+    """Reseeded after frame 4, a run is bitwise the run up to frame 4; after it, it strays from the run by about the
+    thermal displacement (sqrt(T) with unit springs and mass), growing from frame 5 on, and never by far more."""
+    from densim.md import ImpactSettings, impact
+
+    settings = MDSettings(frames=12, temperature=1e-6, steps_per_frame=20)
+    run = (lambda **kw: compress(jammed, settings, **kw)) if protocol == "compression" else (
+        lambda **kw: impact(jammed, settings, ImpactSettings(), **kw))
+    plain, twin = run(), run(reseed=(4, 2))
+    assert np.array_equal(plain.positions[:5], twin.positions[:5]) and np.array_equal(plain.box[:5], twin.box[:5])
+    apart = np.sqrt(((twin.positions - plain.positions) ** 2).sum(-1).mean(-1))
+    assert np.all(apart[5:] > 0) and apart[-1] > apart[5]
+    assert apart.max() < 10 * math.sqrt(settings.temperature)

@@ -113,3 +113,35 @@ def test_thermal_noise_is_measured_against_the_athermal_twin_and_scales_as_the_s
     assert noise[0.0] == 0.0 < noise[1e-12]
     # thermal displacements scale as sqrt(T)
     assert noise[1e-10] / noise[1e-12] == pytest.approx(10.0, rel=0.2)
+
+
+def test_the_thermal_twin_oracle_rolls_out_the_twins_frames():
+    """A trajectory file records its thermal twin (the run up to the rollout start, reseeded after); the thermal_twin
+    oracle's rollout from there is the twin's frames, and NaN where a trajectory has no twin (imported, athermal)."""
+    from dataclasses import replace
+
+    import torch
+
+    from densim.models import build_simulator
+    from densim.rollout import rollouts, trajectory_graph
+    from densim.simulator import Statistics
+    from densim.trajectories import thermal_twin
+
+    config = DatasetConfig.from_dict("d", {"generator": "bond_pru_opt", "networks": 2, "packing": {"nodes": 40}})
+    generated = generate_network(config, 0)
+    network_ds = network_dataset(config, 0, generated, {})
+    settings = MDSettings(frames=16, temperature=1e-7, steps_per_frame=20, rollout_start=0.5)  # 4 t0 (damping 8): frame 4
+    run = simulate(generated.network, settings, "d/0000")
+    ds = trajectory_dataset(network_ds, settings, run, {}, twin=thermal_twin(generated.network, settings, "d/0000"))
+    start = int(ds.attrs["rollout_start_frame"])
+    assert start == 4 and ds["twin_positions"].attrs["twin_frame"] == start
+    np.testing.assert_array_equal(ds["twin_positions"].values[:start + 1], ds["positions"].values[:start + 1])
+    assert not np.array_equal(ds["twin_positions"].values[start + 1:], ds["positions"].values[start + 1:])
+    graph = trajectory_graph(ds, None)
+    zero, one = torch.zeros(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64)
+    statistics = Statistics(zero, one, zero, one, torch.zeros(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64))
+    simulator = build_simulator("thermal_twin", history=2, statistics=statistics, seed=0)
+    rolled = rollouts(simulator, [graph, replace(graph, twin=None)], start=start)
+    torch.testing.assert_close(rolled[0][:, start + 1:], graph.twin[:, start + 1:], rtol=0, atol=0)
+    assert torch.isnan(rolled[1][:, start + 1:]).all()
+    assert thermal_twin(generated.network, replace(settings, temperature=0.0), "d/0000") is None

@@ -127,7 +127,7 @@ def cmd_trajectories_simulate(args) -> None:
     from densim.io import read_network, write_trajectory
     from densim.provenance import provenance_attrs
     from densim.protocols import PROTOCOLS, md_settings
-    from densim.trajectories import athermal_twin, simulate, trajectory_dataset
+    from densim.trajectories import athermal_twin, simulate, thermal_twin, trajectory_dataset
 
     section = _load_mapping(args.settings, "--settings")
     settings = md_settings(section)
@@ -140,8 +140,9 @@ def cmd_trajectories_simulate(args) -> None:
     with tqdm(total=settings.frames, desc=f"{args.protocol} {name}", unit="frame", mininterval=2.0, file=sys.stderr) as bar:
         run = simulate(network, settings, name, progress=lambda done: bar.update(done - bar.n), protocol=protocol, own=own)
     athermal = athermal_twin(network, settings, run, name, protocol=protocol, own=own)
+    twin = thermal_twin(network, settings, name, protocol=protocol, own=own)
     attrs = provenance_attrs({"trajectories": trajectories, "network_config": json.loads(network_ds.attrs["config"])}, inputs=[args.network])
-    ds = trajectory_dataset(network_ds, settings, run, attrs, athermal, protocol=protocol, own=own, dataset=args.dataset)
+    ds = trajectory_dataset(network_ds, settings, run, attrs, athermal, protocol=protocol, own=own, dataset=args.dataset, twin=twin)
     write_trajectory(ds, args.output)
     arrival = f", front arrival at frame {float(ds['arrival_frame']):.2f}" if "arrival_frame" in ds else ""
     logging.getLogger("densim").info("wrote %s (%s, %d frames%s)", args.output, args.protocol, settings.frames, arrival)

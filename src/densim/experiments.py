@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from densim.config import ConfigError, check_value, schema_node, validated
 from densim.dumps import paired_files
 from densim.evaluation import evaluation_config
-from densim.models import MODELS
+from densim.models import MODELS, ORACLES
 from densim.networks import DatasetConfig
 from densim.splits import SplitFractions
 from densim.training import STATISTICS_KEYS, TrainingConfig, training_config
@@ -153,7 +153,7 @@ def evaluation_grids(config: dict) -> dict[str, list[tuple[str, str, int, int]]]
     experiments, seeds = config["experiments"], config["seeds"]
 
     def grid(datasets, models, histories):
-        return [(d, m, h, s) for d in datasets for m in models for h in histories for s in seeds]
+        return [(d, m, h, s) for d in datasets for m in models if m not in ORACLES or twinned(config, d) for h in histories for s in seeds]
 
     ablation, igns = experiments["history_ablation"], experiments["igns_ablation"]
     return {
@@ -161,6 +161,15 @@ def evaluation_grids(config: dict) -> dict[str, list[tuple[str, str, int, int]]]
         "history": grid(ablation["datasets"], ablation["models"], ablation["histories"]),
         "igns_ablation": grid(igns["datasets"], list(dict.fromkeys(row["key"] for row in igns_grid(config))), experiments["histories"]),
     }
+
+
+def twinned(config: dict, dataset: str) -> bool:
+    """Whether every trajectory of a dataset has a thermal twin (:func:`densim.trajectories.thermal_twin`): densim
+    simulated them (none imported) at a temperature above 0. Only such datasets evaluate the oracles
+    (:data:`densim.models.ORACLES`)."""
+    members = config["datasets"][dataset].get("union", [dataset])
+    return all(member not in imported_datasets(config) and md_settings(_run_keys(trajectory_section(config, member))).temperature > 0
+               for member in members)
 
 
 def run_datasets(config: dict) -> list[str]:

@@ -21,7 +21,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import shortest_path
 
 from densim.io import read_network
-from densim.models import BASELINES, build_model
+from densim.models import BASELINES, ORACLES, build_model
 from densim.regime import SPATIAL, STEPS, per_seed
 from densim.tables import dataset_label, model_label, ordered
 
@@ -151,7 +151,8 @@ def verdicts(table: pd.DataFrame, step: int = STEPS[-1]) -> list[str]:
 def _against_baselines(rows: pd.DataFrame, model: str, step: int) -> str:
     """Whether ``model`` beats the best closed-form baseline (not ``frozen``, the unit) on these rows at ``step``."""
     metric = f"relative_mse_{step}"
-    baselines = rows.loc[[key for key in rows.index if key in BASELINES and key != "frozen" and np.isfinite(rows.loc[key, metric])], metric]
+    baselines = rows.loc[[key for key in rows.index if key in BASELINES and key not in ("frozen", *ORACLES)
+                          and np.isfinite(rows.loc[key, metric])], metric]
     if baselines.empty:
         return ""
     best = baselines.idxmin()

@@ -24,7 +24,8 @@ from densim.springs import SpringNetwork, minimum_image
 
 __all__ = ["BOX_GUARD", "BOX_MODE_LIMIT", "KICK_CENTRE", "REGIMES", "MDRun", "MDSettings", "ImpactSettings", "SimulationError",
            "barostat_mass", "box_mode_stability", "box_stiffness", "check_barostat", "compress", "compression_commands", "impact",
-           "impact_commands", "impact_md_settings", "impact_strips", "kick_velocities", "release", "release_commands"]
+           "impact_commands", "impact_md_settings", "impact_strips", "kick_velocities", "release", "release_commands",
+           "reseed_commands"]
 
 
 class SimulationError(RuntimeError):
@@ -608,7 +609,7 @@ def impact_commands(settings: MDSettings, kick: ImpactSettings, velocity_x: np.n
 
 
 def impact(network: SpringNetwork, settings: MDSettings, kick: ImpactSettings,
-           progress: Callable[[int], Any] | None = None) -> MDRun:
+           progress: Callable[[int], Any] | None = None, reseed: tuple[int, int] | None = None) -> MDRun:
     """Kick a strip of a network at rest outwards and follow the pulse at fixed box.
 
     Frame 0 is the network at its rest positions (wrapped into the box), with the velocities of
@@ -626,6 +627,8 @@ def impact(network: SpringNetwork, settings: MDSettings, kick: ImpactSettings,
         settings are not used).
     kick : ImpactSettings
     progress : callable, optional
+        As in :func:`compress`.
+    reseed : (int, int), optional
         As in :func:`compress`.
 
     Returns
@@ -659,7 +662,8 @@ def impact(network: SpringNetwork, settings: MDSettings, kick: ImpactSettings,
     """
     velocity_x = kick_velocities(network.positions, network.box, kick)
     setup, fixes, runs = impact_commands(settings, kick, velocity_x)
-    return _record(network, settings.mass, setup, fixes, runs, progress)
+    twin = None if reseed is None else (reseed[0], reseed_commands(impact_md_settings(settings, kick), reseed[1]))
+    return _record(network, settings.mass, setup, fixes, runs, progress, twin)
 
 
 def _lammps(lmp: Any, commands: Sequence[str]) -> None:
@@ -705,6 +709,7 @@ def compress(
     network: SpringNetwork,
     settings: MDSettings | None = None,
     progress: Callable[[int], Any] | None = None,
+    reseed: tuple[int, int] | None = None,
 ) -> MDRun:
     """Compress a periodic 2D spring network along x in LAMMPS.
 
@@ -737,6 +742,11 @@ def compress(
     progress : callable, optional
         Called with the number of frames recorded so far after each frame
         (1 after frame 0, ``frames`` at the end), e.g. to drive a progress bar.
+    reseed : (int, int), optional
+        ``(frame, seed)``: after that frame the thermostat takes another seed
+        (:func:`reseed_commands`), so that the run is the same run up to
+        ``frame`` (bit for bit) and a thermal twin of it after: the same state
+        continued under other random forces.
 
     Returns
     -------
@@ -790,8 +800,9 @@ def compress(
     s = MDSettings() if settings is None else settings
     check_barostat(checked_network(network), s)
     relax, fixes, runs = compression_commands(s)
+    twin = None if reseed is None else (reseed[0], reseed_commands(s, reseed[1]))
     try:
-        return _record(network, s.mass, relax, fixes, runs, progress)
+        return _record(network, s.mass, relax, fixes, runs, progress, twin)
     except SimulationError as err:
         if BOX_GUARD not in str(err):
             raise
@@ -828,8 +839,17 @@ def release(network: SpringNetwork, settings: MDSettings, displacement: np.ndarr
     return _record(displaced, settings.mass, ["run 0"], fixes, runs, progress)
 
 
-def _record(network: SpringNetwork, mass: float, setup: list[str], fixes: list[str], runs: list[str], progress) -> MDRun:
-    """Place a network, run ``setup`` (ending in frame 0), then ``fixes`` and one run per further frame, recording each."""
+def reseed_commands(settings: MDSettings, seed: int) -> list[str]:
+    """LAMMPS commands that give the running thermostat of every protocol another seed (:func:`_langevin`), keeping
+    ``fix enforce2d`` last: a thermal twin (:func:`compress`'s and :func:`impact`'s ``reseed``) continues the same state
+    under other random forces. ``settings``: the MD settings the run uses (an impact's own damping)."""
+    return ["unfix planar", "unfix damp", _langevin(replace(settings, seed=seed)), "fix planar all enforce2d"]
+
+
+def _record(network: SpringNetwork, mass: float, setup: list[str], fixes: list[str], runs: list[str], progress,
+            reseed: tuple[int, list[str]] | None = None) -> MDRun:
+    """Place a network, run ``setup`` (ending in frame 0), then ``fixes`` and one run per further frame, recording each;
+    ``reseed``: (frame, commands) run after that frame is recorded (the next run sets up again)."""
     with new_lammps() as lmp:
         version = int(lmp.version())
         n = len(place_network(lmp, network, mass=mass).positions)
@@ -839,6 +859,9 @@ def _record(network: SpringNetwork, mass: float, setup: list[str], fixes: list[s
             progress(1)
         _lammps(lmp, fixes)
         for frame, run in enumerate(runs, start=1):
+            if reseed is not None and frame == reseed[0] + 1:
+                _lammps(lmp, reseed[1])
+                run = run.replace(" pre no", " pre yes")
             _lammps(lmp, [run])
             frames.append(_frame(lmp, n, frame, mass))
             if progress is not None:

@@ -64,8 +64,10 @@ class Protocol:
         """The settings a trajectory file records (its ``md_settings`` attribute)."""
         return asdict(self.md_settings(settings, own))
 
-    def run(self, network: SpringNetwork, settings: MDSettings, own: Any, progress: Callable[[int], Any] | None = None):
-        """One LAMMPS run of ``network`` (a :class:`densim.md.MDRun`)."""
+    def run(self, network: SpringNetwork, settings: MDSettings, own: Any, progress: Callable[[int], Any] | None = None,
+            reseed: tuple[int, int] | None = None):
+        """One LAMMPS run of ``network`` (a :class:`densim.md.MDRun`); ``reseed``: (frame, seed), the thermostat's new
+        seed after that frame (a thermal twin, :func:`densim.md.compress`)."""
         raise NotImplementedError
 
     def variables(self, network_ds: xr.Dataset, run, own: Any) -> dict:
@@ -126,8 +128,8 @@ class Compression(Protocol):
     headline = "poisson_r2"
     parity = ("poisson_ratio", "ν")
 
-    def run(self, network, settings, own, progress=None):
-        return compress(network, settings, progress=progress)
+    def run(self, network, settings, own, progress=None, reseed=None):
+        return compress(network, settings, progress=progress, reseed=reseed)
 
     def variables(self, network_ds, run, own):
         """The Poisson ratio of every frame, from the box, from positions and from the slope."""
@@ -235,8 +237,8 @@ class Impact(Protocol):
     def record(self, settings, own):
         return {**asdict(self.md_settings(settings, own)), "impact": asdict(own)}
 
-    def run(self, network, settings, own, progress=None):
-        return impact(network, settings, own, progress=progress)
+    def run(self, network, settings, own, progress=None, reseed=None):
+        return impact(network, settings, own, progress=progress, reseed=reseed)
 
     def variables(self, network_ds, run, own):
         """The strips, the far strip's displacement and the front's arrival."""

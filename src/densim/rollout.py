@@ -38,6 +38,7 @@ class TrajectoryGraph:
     uniaxial_poisson_ratio: float = float("nan")  # the network's linear-response C_xxyy / C_yyyy
     rollout_start: int = 0  # the frame after which rollouts of this trajectory start (trajectories.rollout_start)
     frame_time: float = float("nan")  # time between frames (lj time units)
+    twin: torch.Tensor | None = None  # (N, T, 2) float64: the thermal twin's positions (densim.trajectories.thermal_twin)
 
     @property
     def frames(self) -> int:
@@ -49,12 +50,12 @@ class TrajectoryGraph:
         nodes = int(self.positions.shape[0])
         empty = self.bonds.new_empty((0, 2))
         return replace(self, graph=Data(num_nodes=nodes), positions=self.positions.new_empty((nodes, self.frames, 0)), bonds=empty,
-                       images=self.images.new_empty((0, 2)), stiffness=self.stiffness.new_empty(0))
+                       images=self.images.new_empty((0, 2)), stiffness=self.stiffness.new_empty(0), twin=None)
 
     def to(self, device) -> TrajectoryGraph:
         return replace(self, graph=self.graph.to(device), positions=self.positions.to(device), box=self.box.to(device),
                        bonds=self.bonds.to(device), images=self.images.to(device), stiffness=self.stiffness.to(device),
-                       far=None if self.far is None else self.far.to(device))
+                       far=None if self.far is None else self.far.to(device), twin=None if self.twin is None else self.twin.to(device))
 
 
 def trajectory_graph(trajectory: xr.Dataset, spectra: xr.Dataset | None) -> TrajectoryGraph:
@@ -75,7 +76,9 @@ def trajectory_graph(trajectory: xr.Dataset, spectra: xr.Dataset | None) -> Traj
     protocol = protocol_of(trajectory)
     timing = {"uniaxial_poisson_ratio": float(trajectory["uniaxial_poisson_ratio"]) if "uniaxial_poisson_ratio" in trajectory else float("nan"),
               "rollout_start": int(trajectory.attrs.get("rollout_start_frame", 0)),
-              "frame_time": float(trajectory["time"].values[1] - trajectory["time"].values[0]) if trajectory.sizes["time"] > 1 else float("nan")}
+              "frame_time": float(trajectory["time"].values[1] - trajectory["time"].values[0]) if trajectory.sizes["time"] > 1 else float("nan"),
+              "twin": (torch.as_tensor(trajectory["twin_positions"].values, dtype=torch.float64).permute(1, 0, 2).contiguous()
+                       if "twin_positions" in trajectory else None)}
     return TrajectoryGraph(name, graph, positions, box, float(box[0, 0]) / 2, bonds, images, stiffness, protocol=protocol.name,
                            **protocol.graph_fields(trajectory), **timing)
 

@@ -322,6 +322,29 @@ class ConstantVelocitySimulator(Simulator):
         """Nothing to fit."""
 
 
+class ThermalTwinSimulator(Simulator):
+    """The trajectory's thermal twin (:func:`densim.trajectories.thermal_twin`): every step takes the twin's next frame,
+    the same run continued from the rollout start with the thermostat reseeded. An oracle, not a simulator: its error
+    is the thermal noise that no simulator can predict (half its MSE against the truth estimates the noise of one
+    run). Trajectories without a twin (imported, or at temperature 0) give NaN frames: not measured.
+
+    Its network (:class:`~densim.models.baselines.ThermalTwin`) has no parameters and is never called.
+    """
+
+    closed_form = True
+
+    def step(self, trajectories, states, lasts):
+        moved = []
+        for trajectory, state, last in zip(trajectories, states, lasts):
+            twin = trajectory.twin
+            following = twin[:, last + 1] if twin is not None else torch.full_like(state[:, -1], float("nan"))
+            moved.append(torch.cat([state[:, 1:], following[:, None].to(state)], dim=1))
+        return moved, [torch.zeros_like(s[:, -1]) for s in states]
+
+    def fit(self, trajectories, windows):
+        """Nothing to fit."""
+
+
 @dataclass
 class LatentState:
     """A rollout state of :class:`LatentSimulator`: the decoded frames, shape (N, history + 1, 2) float64, the latent

@@ -50,10 +50,10 @@ def simulate(network: SpringNetwork, settings: MDSettings, name: str, progress=N
     return _run_named(network, settings, name, progress, protocol, own)
 
 
-def _run_named(network: SpringNetwork, settings: MDSettings, name: str, progress, protocol: str | Protocol, own):
+def _run_named(network: SpringNetwork, settings: MDSettings, name: str, progress, protocol: str | Protocol, own, reseed=None):
     protocol = get_protocol(protocol) if isinstance(protocol, str) else protocol
     try:
-        return protocol.run(network, settings, own, progress=progress)
+        return protocol.run(network, settings, own, progress=progress, reseed=reseed)
     except (SimulationError, ValueError) as err:
         raise type(err)(f"network {name}: {err}") from err
 
@@ -67,13 +67,32 @@ def athermal_twin(network: SpringNetwork, settings: MDSettings, run, name: str, 
     return _run_named(network, replace(settings, temperature=0.0), name, None, protocol, own)
 
 
+def twin_seed(settings: MDSettings) -> int:
+    """The Langevin seed of a run's thermal twin: the next one of ``fix langevin``'s range [1, 900000000]."""
+    return settings.seed % 900_000_000 + 1
+
+
+def thermal_twin(network: SpringNetwork, settings: MDSettings, name: str, protocol: str | Protocol = "compression", own=None):
+    """The run's thermal twin: the same run of ``protocol``, bit for bit, up to the frame where rollouts start
+    (:attr:`densim.md.MDSettings.rollout_start_frame` of the protocol's settings), then continued from that state
+    (positions, velocities, box) with the thermostat reseeded (:func:`twin_seed`). Its distance from the run is what
+    thermal noise alone does to a prediction from that frame: no simulator can do better on average (the ``thermal_twin``
+    row of every evaluation). None at temperature 0, where there is no noise."""
+    if settings.temperature == 0:
+        return None
+    protocol = get_protocol(protocol) if isinstance(protocol, str) else protocol
+    start = protocol.md_settings(settings, own).rollout_start_frame
+    return _run_named(network, settings, name, None, protocol, own, reseed=(start, twin_seed(settings)))
+
+
 def trajectory_dataset(network_ds: xr.Dataset, settings: MDSettings, run, attrs: dict, athermal=None,
-                       protocol: str | Protocol = "compression", own=None, dataset: str | None = None) -> xr.Dataset:
+                       protocol: str | Protocol = "compression", own=None, dataset: str | None = None, twin=None) -> xr.Dataset:
     """The trajectory file's contents from the network Dataset and a LAMMPS ``run`` of ``protocol`` (``own``: its own
     settings).
 
     Every protocol records positions, box, strain, energies and the difficulty measures; with the ``athermal`` twin
-    of the run (:func:`athermal_twin`), the file also records ``noise_over_signal``. The protocol adds its own
+    of the run (:func:`athermal_twin`), the file also records ``noise_over_signal``; with its ``twin``
+    (:func:`thermal_twin`), the twin's positions (``twin_positions``, the run's own up to ``twin_frame``). The protocol adds its own
     variables (:meth:`densim.protocols.Protocol.variables`: the Poisson ratio per frame of a compression; the strips,
     far displacement and front arrival of an impact), and ``md_settings`` holds what it records of its settings.
 
@@ -101,6 +120,10 @@ def trajectory_dataset(network_ds: xr.Dataset, settings: MDSettings, run, attrs:
         **({} if athermal is None else {"noise_over_signal": (
             (), noise_over_signal(run.positions, athermal.positions, run.box[:, 0]),
             {"description": DIFFICULTY_DESCRIPTIONS["noise_over_signal"]})}),
+        **({} if twin is None else {"twin_positions": (("time", "node", "xy"), twin.positions, {
+            "units": "small particle diameter", "twin_frame": md.rollout_start_frame, "twin_seed": twin_seed(md),
+            "description": "the thermal twin: the same run up to frame twin_frame, then with the thermostat reseeded "
+                           "(densim.trajectories.thermal_twin)"})}),
     }
     ds = xr.Dataset(
         {**common, **protocol.variables(network_ds, run, own)},

@@ -26,7 +26,7 @@ import torch
 import yaml
 from torch import nn
 
-from densim.models.baselines import ConstantVelocity, Frozen, LinearFloor, _Baseline
+from densim.models.baselines import ConstantVelocity, Frozen, LinearFloor, ThermalTwin, _Baseline
 from densim.models.chebnet import ChebNet
 from densim.models.graphcon import GraphCON
 from densim.models.igns import IGNS, IGNSTimeInvariant
@@ -52,11 +52,15 @@ MODELS: dict[str, type[nn.Module]] = {
     "frozen": Frozen,
     "constant_velocity": ConstantVelocity,
     "linear_floor": LinearFloor,
+    "thermal_twin": ThermalTwin,
 }
 
 
 #: Models that are references, not learned simulators (:class:`densim.models.baselines`).
 BASELINES: tuple[str, ...] = tuple(key for key, cls in MODELS.items() if issubclass(cls, _Baseline))
+#: References that are not predictors (they read the truth's own thermal twin): reported beside every model, never a
+#: winner of a table nor a baseline a model must beat.
+ORACLES: tuple[str, ...] = ("thermal_twin",)
 
 
 def model_defaults(model: str) -> dict[str, Any]:
@@ -217,5 +221,5 @@ def parameters_digest(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
-__all__ = ["MODELS", "VARIANT_SEPARATOR", "UnknownModelError", "build_model", "build_simulator", "check_model", "load_simulator",
+__all__ = ["MODELS", "ORACLES", "VARIANT_SEPARATOR", "UnknownModelError", "build_model", "build_simulator", "check_model", "load_simulator",
            "model_variant", "parameters_digest", "training_defaults", "variant_key"]

@@ -12,6 +12,11 @@ r"""Baselines that every learned simulator must beat.
   a closed form, fitted by least squares on every training window (:meth:`LinearFloor.fit`) instead of by
   gradient descent.
 
+- :class:`ThermalTwin`: not a predictor but an oracle: the trajectory's own thermal twin, the same LAMMPS run continued
+  from the rollout start with another thermostat seed (:class:`~densim.simulator.ThermalTwinSimulator`). Its error is
+  the part of every rollout error that thermal noise makes unpredictable; it is reported beside the models in every
+  table and figure and never counted as a winner (:data:`densim.models.ORACLES`).
+
 None reads edges or spectra; none takes hyperparameters.
 """
 
@@ -22,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from densim.simulator import AccelerationSimulator, ConstantVelocitySimulator, FrozenSimulator
+from densim.simulator import AccelerationSimulator, ConstantVelocitySimulator, FrozenSimulator, ThermalTwinSimulator
 
 
 class _Baseline(nn.Module):
@@ -63,6 +68,16 @@ class ConstantVelocity(_Baseline):
     never calls this network, which has no parameters (its zero output only keeps the models' shape contract)."""
 
     simulator = ConstantVelocitySimulator
+
+    def forward(self, graph: Any) -> Tensor:
+        return graph.x.new_zeros(graph.x.shape[0], self.out)
+
+
+class ThermalTwin(_Baseline):
+    """The thermal twin's frames: :class:`~densim.simulator.ThermalTwinSimulator` reads them from the trajectory and
+    never calls this network, which has no parameters (its zero output only keeps the models' shape contract)."""
+
+    simulator = ThermalTwinSimulator
 
     def forward(self, graph: Any) -> Tensor:
         return graph.x.new_zeros(graph.x.shape[0], self.out)
