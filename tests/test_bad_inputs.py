@@ -166,7 +166,7 @@ BAD_CONFIGS = [
     ({"seeds": []}, "seeds", "should be non-empty"),
     ({"seeds": [0, 0]}, "seeds", "has non-unique elements"),
     ({"splits": {"train": 0.9}}, "splits", "sum to 1"),
-    ({"trajectories": {"frames": 1}}, "trajectories.frames", "less than the minimum of 2"),
+    ({"trajectories": {"frames": 1}}, "trajectories.frames", "less than the minimum of 4"),
     ({"trajectories": {"timestep": "fast"}}, "trajectories.timestep", "is not of type 'number', 'null'"),
     ({"trajectories": {"barostat_drag": 50}}, "trajectories.barostat_drag", "must be below 1"),
     ({"trajectories": {"impact": {"speed": 0}}}, "trajectories.impact.speed", "less than or equal to the minimum of 0"),

@@ -8,6 +8,8 @@ bond vectors. An impact trajectory's box is fixed, so its rollouts use it as it 
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -39,6 +41,8 @@ class TrajectoryGraph:
     rollout_start: int = 0  # the frame after which rollouts of this trajectory start (trajectories.rollout_start)
     frame_time: float = float("nan")  # time between frames (lj time units)
     twin: torch.Tensor | None = None  # (N, T, 2) float64: the thermal twin's positions (densim.trajectories.thermal_twin)
+    mass: float = 1.0  # node mass and Langevin damping time of the run (its md_settings)
+    damping: float = float("nan")
 
     @property
     def frames(self) -> int:
@@ -77,6 +81,8 @@ def trajectory_graph(trajectory: xr.Dataset, spectra: xr.Dataset | None) -> Traj
     timing = {"uniaxial_poisson_ratio": float(trajectory["uniaxial_poisson_ratio"]) if "uniaxial_poisson_ratio" in trajectory else float("nan"),
               "rollout_start": int(trajectory.attrs.get("rollout_start_frame", 0)),
               "frame_time": float(trajectory["time"].values[1] - trajectory["time"].values[0]) if trajectory.sizes["time"] > 1 else float("nan"),
+              **{key: float(value) for key, value in json.loads(trajectory.attrs.get("md_settings", "{}")).items()
+                 if key in ("mass", "damping") and value is not None},
               "twin": (torch.as_tensor(trajectory["twin_positions"].values, dtype=torch.float64).permute(1, 0, 2).contiguous()
                        if "twin_positions" in trajectory else None)}
     return TrajectoryGraph(name, graph, positions, box, float(box[0, 0]) / 2, bonds, images, stiffness, protocol=protocol.name,

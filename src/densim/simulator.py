@@ -42,6 +42,7 @@ import copy
 import math
 from dataclasses import dataclass, fields
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Batch
@@ -343,6 +344,194 @@ class ThermalTwinSimulator(Simulator):
 
     def fit(self, trajectories, windows):
         """Nothing to fit."""
+
+
+@dataclass
+class ModalState:
+    """A rollout state of :class:`LinearDynamicsSimulator`: the frames, shape (N, history + 1, 2) float64, the modal
+    coordinates ``q`` and velocities ``p`` (2N,) of the non-affine displacement from the last input frame, and the
+    transverse box strain per axial box strain that the rollout continues at."""
+
+    frames: Tensor
+    q: np.ndarray
+    p: np.ndarray
+    transverse_rate: float
+
+
+@dataclass(frozen=True)
+class _Modes:
+    """What :class:`LinearDynamicsSimulator` needs of one trajectory at its last input frame ``last``: the Hessian's
+    eigenvectors ``phi`` (2N, 2N) and eigenvalues ``omega2`` (over the node mass), the modal forces of a unit box strain
+    along x (``axial``) and along y (``transverse``) and of the springs at the last input frame (``offset``), all over
+    the node mass, the positions of the last input frame about the box centre, the centre and the damping rate."""
+
+    last: int
+    phi: np.ndarray
+    omega2: np.ndarray
+    axial: np.ndarray
+    transverse: np.ndarray
+    offset: np.ndarray
+    origin: np.ndarray
+    centre: np.ndarray
+    rate: float
+
+
+def network_hessian(positions: np.ndarray, box: np.ndarray, bonds: np.ndarray, rest_length: np.ndarray, stiffness: np.ndarray):
+    """The dense Hessian (2N, 2N) of a spring network's energy at ``positions`` (stressed or not): ``A^T K A`` plus each
+    bond's tension ``t = k (r - l0)`` over its length on the directions across it, and the springs' forces (2N,)."""
+    vectors = minimum_image(positions[bonds[:, 1]] - positions[bonds[:, 0]], box)
+    length = np.linalg.norm(vectors, axis=1)
+    unit = vectors / length[:, None]
+    tension = stiffness * (length - rest_length)
+    along = np.einsum("bi,bj->bij", unit, unit)
+    block = stiffness[:, None, None] * along + (tension / length)[:, None, None] * (np.eye(2) - along)  # (B, 2, 2)
+    dofs = np.stack([2 * bonds[:, 0], 2 * bonds[:, 0] + 1, 2 * bonds[:, 1], 2 * bonds[:, 1] + 1], axis=1)
+    local = np.concatenate([np.concatenate([block, -block], axis=2), np.concatenate([-block, block], axis=2)], axis=1)  # (B, 4, 4)
+    hessian = np.zeros((2 * len(positions), 2 * len(positions)))
+    np.add.at(hessian, (dofs[:, :, None], dofs[:, None, :]), local)
+    pull = tension[:, None] * unit
+    force = np.zeros_like(positions)
+    np.add.at(force, bonds[:, 0], pull)
+    np.add.at(force, bonds[:, 1], -pull)
+    return hessian, force.ravel(), unit, vectors
+
+
+class LinearDynamicsSimulator(Simulator):
+    """The physics baseline: the damped linear dynamics of the network's own Hessian, advanced exactly between frames.
+
+    Linearised about the last input frame ``L``: with ``x = c + (1 + e) (x_L - c + w)`` (``c`` the box centre, ``e`` the
+    box strain from frame ``L``, ``w`` the non-affine displacement; LAMMPS's ``remap x`` moves nodes affinely with the
+    box), the deck's equations of motion are ``m w'' = F_L - H w - A^T K a(e) - (m / damping) w'``: the springs' force
+    ``F_L`` at frame ``L`` (the network's state, strained and warm as it is), the Hessian ``H`` there (with the bonds'
+    tension), the force of the affine extensions ``a(e)`` of the box strain, the Langevin friction on the peculiar
+    velocity, the node mass and damping time as the trajectory file records them (its ``md_settings``); no thermal
+    noise. The axial strain is the imposed one (the true ``Lx`` of every frame, known in advance as for every
+    simulator); the transverse strain goes on at the ratio the last input frame's box moved at. Within a frame the
+    axial strain is linear in time, so each of the 2N modes is a damped oscillator under a force linear in time,
+    advanced in closed form (:func:`advance_modes`); the state starts at ``w = 0`` with the velocity that takes the
+    input frame before to ``L`` under the same dynamics (:func:`modal_velocity`).
+
+    Dense modes: networks of up to :attr:`MAX_NODES` nodes. Its network (:class:`~densim.models.baselines.LinearDynamics`)
+    has no parameters and is never called.
+    """
+
+    closed_form = True
+    #: Largest network whose 2N x 2N modes the simulator computes (densely, once per trajectory and rollout).
+    MAX_NODES = 3000
+
+    def modes(self, trajectory: TrajectoryGraph, last: int) -> _Modes:
+        """The trajectory's :class:`_Modes` at its last input frame ``last``."""
+        nodes = trajectory.positions.shape[0]
+        if nodes > self.MAX_NODES:
+            raise ValueError(f"{trajectory.name}: the linear-dynamics baseline diagonalises the Hessian densely, up to "
+                             f"{self.MAX_NODES} nodes; this network has {nodes}")
+        box = trajectory.box[last].cpu().numpy()
+        positions = trajectory.positions[:, last].cpu().numpy()
+        bonds, stiffness = trajectory.bonds.cpu().numpy(), trajectory.stiffness.cpu().numpy()
+        hessian, force, unit, vectors = network_hessian(positions, box, bonds, trajectory.graph.rest_length[: len(bonds)].cpu().numpy(),
+                                                        stiffness)
+        from densim.elasticity import affine_extensions, compatibility_matrix
+
+        omega2, phi = np.linalg.eigh(hessian / trajectory.mass)
+        a = compatibility_matrix(unit, bonds, nodes)
+        strained = -(a.T @ (stiffness[:, None] * affine_extensions(unit, vectors)[:, :2])) / trajectory.mass  # unit xx, unit yy
+        centre = trajectory.box[0].cpu().numpy() / 2
+        return _Modes(last, phi, np.maximum(omega2, 0.0), phi.T @ strained[:, 0], phi.T @ strained[:, 1],
+                      phi.T @ force / trajectory.mass, positions - centre, centre, 1.0 / trajectory.damping)
+
+    def _strain(self, trajectory: TrajectoryGraph, modes: _Modes, frame: int) -> np.ndarray:
+        """The box strain of ``frame`` from the last input frame's box."""
+        return trajectory.box[frame].cpu().numpy() / trajectory.box[modes.last].cpu().numpy() - 1.0
+
+    def _force(self, modes: _Modes, start: np.ndarray, end: np.ndarray, duration: float) -> tuple[np.ndarray, np.ndarray]:
+        """The modal force ``f0 + f1 t`` over a frame whose box strain goes linearly from ``start`` to ``end``."""
+        return (modes.offset + modes.axial * start[0] + modes.transverse * start[1],
+                (modes.axial * (end[0] - start[0]) + modes.transverse * (end[1] - start[1])) / duration)
+
+    def initial_states(self, trajectories, lasts, generator=None) -> list[ModalState]:
+        """The states of a rollout's trajectories, each with its modes at its last input frame (kept for the rollout)."""
+        self._modes = {trajectory.name: self.modes(trajectory, last) for trajectory, last in zip(trajectories, lasts)}
+        return super().initial_states(trajectories, lasts, generator)
+
+    def initial_state(self, trajectory, last, generator=None) -> ModalState:
+        frames = super().initial_state(trajectory, last, generator)
+        modes = self._modes[trajectory.name]
+        before = self._strain(trajectory, modes, last - 1)
+        w = ((frames[:, -2].cpu().numpy() - modes.centre) / (1.0 + before) - modes.origin).ravel()
+        q0, q1 = modes.phi.T @ w, np.zeros(len(w))
+        # the velocity that takes the input frame before to the last one under the true boxes of both
+        force, slope = self._force(modes, before, np.zeros(2), trajectory.frame_time)
+        velocity = modal_velocity(q0, q1, modes.omega2, modes.rate, force, slope, trajectory.frame_time)
+        return ModalState(frames, q1, velocity, before[1] / before[0] if before[0] != 0 else 0.0)
+
+    def positions(self, state: ModalState) -> Tensor:
+        return state.frames[:, -1]
+
+    def step(self, trajectories, states, lasts):
+        moved = []
+        for trajectory, state, last in zip(trajectories, states, lasts):
+            modes, duration = self._modes[trajectory.name], trajectory.frame_time
+            start, end = (np.array([x, state.transverse_rate * x]) for x in (self._strain(trajectory, modes, frame)[0] for frame in (last, last + 1)))
+            q, p = advance_modes(state.q, state.p, modes.omega2, modes.rate, *self._force(modes, start, end, duration), duration)
+            following = modes.centre + (1.0 + end) * (modes.origin + (modes.phi @ q).reshape(-1, 2))
+            frames = torch.cat([state.frames[:, 1:], torch.as_tensor(following, dtype=state.frames.dtype)[:, None]], dim=1)
+            moved.append(ModalState(frames, q, p, state.transverse_rate))
+        return moved, [torch.zeros_like(s.frames[:, -1]) for s in states]
+
+    def fit(self, trajectories, windows):
+        """Nothing to fit."""
+
+
+def _propagator(omega2: np.ndarray, rate: float, duration: float):
+    """Per mode, the homogeneous map ``[z, z'] -> [[a, b], [c, d]] [z, z']`` of ``z'' + rate z' + omega2 z = 0`` over
+    ``duration``: ``exp(M t) = exp(-rate t / 2) [cosh(k t) I + sinh(k t) / k (M + rate / 2 I)]``,
+    ``M = [[0, 1], [-omega2, -rate]]``, ``k = sqrt(rate^2 / 4 - omega2)`` (complex where a mode rings)."""
+    kappa = np.sqrt((rate**2 / 4 - omega2).astype(complex))
+    cosh = np.cosh(kappa * duration)
+    sinhc = np.where(np.abs(kappa) * duration < 1e-8, duration, np.sinh(kappa * duration) / np.where(kappa == 0, 1, kappa))
+    decay = math.exp(-rate * duration / 2)
+    return ((decay * (cosh + rate / 2 * sinhc)).real, (decay * sinhc).real, (-decay * omega2 * sinhc).real,
+            (decay * (cosh - rate / 2 * sinhc)).real)
+
+
+def _particular(omega2: np.ndarray, rate: float, force: np.ndarray, slope: np.ndarray):
+    """Which modes are stiff (``omega2`` above 1e-12 of the largest), and the particular solution ``alpha + beta t`` of
+    ``q'' + rate q' + omega2 q = force + slope t`` of each stiff mode (0 for the others: translations and floppy modes,
+    on which no force acts)."""
+    stiff = omega2 > 1e-12 * max(float(omega2.max()), 1e-300)
+    safe = np.where(stiff, omega2, 1.0)
+    beta = np.where(stiff, slope / safe, 0.0)
+    return stiff, np.where(stiff, (force - rate * beta) / safe, 0.0), beta
+
+
+def advance_modes(q: np.ndarray, p: np.ndarray, omega2: np.ndarray, rate: float, force: np.ndarray, slope: np.ndarray,
+                  duration: float) -> tuple[np.ndarray, np.ndarray]:
+    """Damped oscillators ``q'' + rate q' + omega2 q = force + slope t``, advanced exactly by ``duration``: the
+    particular solution ``alpha + beta t`` plus the homogeneous part (:func:`_propagator`). Modes without stiffness
+    glide under friction alone."""
+    stiff, alpha, beta = _particular(omega2, rate, force, slope)
+    a, b, c, d = _propagator(omega2, rate, duration)
+    z, dz = q - alpha, p - beta
+    glide = (1 - math.exp(-rate * duration)) / rate
+    q1 = np.where(stiff, a * z + b * dz + alpha + beta * duration, q + p * glide)
+    p1 = np.where(stiff, c * z + d * dz + beta, p * math.exp(-rate * duration))
+    return q1, p1
+
+
+def modal_velocity(q0: np.ndarray, q1: np.ndarray, omega2: np.ndarray, rate: float, force: np.ndarray, slope: np.ndarray,
+                   duration: float) -> np.ndarray:
+    """The velocities at the end of ``duration`` of the oscillators of :func:`advance_modes` that go from ``q0`` to
+    ``q1`` in it: the velocity at the start that reaches ``q1`` is solved for exactly, then advanced. Where two
+    positions cannot tell it (a mode that rings through about a whole number of half periods in ``duration``, or has
+    decayed to nothing: ``|b|`` below 1e-6 of ``duration``), the velocity is the frame's difference quotient."""
+    stiff, alpha, beta = _particular(omega2, rate, force, slope)
+    a, b, c, d = _propagator(omega2, rate, duration)
+    glide = (1 - math.exp(-rate * duration)) / rate
+    known = np.abs(b) > 1e-6 * duration
+    start = np.where(known, beta + (q1 - alpha - beta * duration - a * (q0 - alpha)) / np.where(known, b, 1.0), 0.0)
+    end = np.where(known, c * (q0 - alpha) + d * (start - beta) + beta, (q1 - q0) / duration)
+    free = (q1 - q0) / glide * math.exp(-rate * duration)
+    return np.where(stiff, end, free)
 
 
 @dataclass

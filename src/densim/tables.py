@@ -38,6 +38,7 @@ MODEL_STYLES = {
     "frozen": ("Frozen (baseline)", "#8c8c8c", (1, 1.5)),
     "constant_velocity": ("Constant velocity (baseline)", "#b07d2b", (1, 1.5)),
     "linear_floor": ("Linear floor (baseline)", "#4d4d4d", (1, 1.5)),
+    "linear_dynamics": ("Linear dynamics (physics baseline)", "#3b7d8c", (1, 1.5)),
     "thermal_twin": ("Thermal twin (noise floor)", "#9e9e9e", (3, 1, 1, 1)),
 }
 #: Column order of tables and row order of figures (the study's Table 1); other datasets follow, sorted.

@@ -26,7 +26,7 @@ import torch
 import yaml
 from torch import nn
 
-from densim.models.baselines import ConstantVelocity, Frozen, LinearFloor, ThermalTwin, _Baseline
+from densim.models.baselines import ConstantVelocity, Frozen, LinearDynamics, LinearFloor, ThermalTwin, _Baseline
 from densim.models.chebnet import ChebNet
 from densim.models.graphcon import GraphCON
 from densim.models.igns import IGNS, IGNSTimeInvariant
@@ -52,6 +52,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "frozen": Frozen,
     "constant_velocity": ConstantVelocity,
     "linear_floor": LinearFloor,
+    "linear_dynamics": LinearDynamics,
     "thermal_twin": ThermalTwin,
 }
 

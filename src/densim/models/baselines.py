@@ -12,6 +12,9 @@ r"""Baselines that every learned simulator must beat.
   a closed form, fitted by least squares on every training window (:meth:`LinearFloor.fit`) instead of by
   gradient descent.
 
+- :class:`LinearDynamics`: the physics baseline, the damped linear dynamics of the network's own Hessian with the
+  deck's mass, damping and imposed compression, advanced exactly between frames from the last input frames
+  (:class:`~densim.simulator.LinearDynamicsSimulator`): what a simulator knows for free at small strain.
 - :class:`ThermalTwin`: not a predictor but an oracle: the trajectory's own thermal twin, the same LAMMPS run continued
   from the rollout start with another thermostat seed (:class:`~densim.simulator.ThermalTwinSimulator`). Its error is
   the part of every rollout error that thermal noise makes unpredictable; it is reported beside the models in every
@@ -27,7 +30,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from densim.simulator import AccelerationSimulator, ConstantVelocitySimulator, FrozenSimulator, ThermalTwinSimulator
+from densim.simulator import (AccelerationSimulator, ConstantVelocitySimulator, FrozenSimulator, LinearDynamicsSimulator,
+                              ThermalTwinSimulator)
 
 
 class _Baseline(nn.Module):
@@ -68,6 +72,17 @@ class ConstantVelocity(_Baseline):
     never calls this network, which has no parameters (its zero output only keeps the models' shape contract)."""
 
     simulator = ConstantVelocitySimulator
+
+    def forward(self, graph: Any) -> Tensor:
+        return graph.x.new_zeros(graph.x.shape[0], self.out)
+
+
+class LinearDynamics(_Baseline):
+    """The damped linear dynamics of the network's Hessian: :class:`~densim.simulator.LinearDynamicsSimulator` advances
+    them in closed form and never calls this network, which has no parameters (its zero output only keeps the models'
+    shape contract)."""
+
+    simulator = LinearDynamicsSimulator
 
     def forward(self, graph: Any) -> Tensor:
         return graph.x.new_zeros(graph.x.shape[0], self.out)
