@@ -348,29 +348,30 @@ class ThermalTwinSimulator(Simulator):
 
 @dataclass
 class ModalState:
-    """A rollout state of :class:`LinearDynamicsSimulator`: the frames, shape (N, history + 1, 2) float64, the modal
-    coordinates ``q`` and velocities ``p`` (2N,) of the non-affine displacement from the last input frame, and the
-    transverse box strain per axial box strain that the rollout continues at."""
+    """A rollout state of :class:`LinearDynamicsSimulator`: the frames, shape (N, history + 1, 2) float64, and the modal
+    coordinates ``q`` and velocities ``p`` (2N,) of the non-affine displacement from the last input frame."""
 
     frames: Tensor
     q: np.ndarray
     p: np.ndarray
-    transverse_rate: float
 
 
 @dataclass(frozen=True)
 class _Modes:
-    """What :class:`LinearDynamicsSimulator` needs of one trajectory at its last input frame ``last``: the Hessian's
-    eigenvectors ``phi`` (2N, 2N) and eigenvalues ``omega2`` (over the node mass), the modal forces of a unit box strain
-    along x (``axial``) and along y (``transverse``) and of the springs at the last input frame (``offset``), all over
-    the node mass, the positions of the last input frame about the box centre, the centre and the damping rate."""
+    """What :class:`LinearDynamicsSimulator` needs of one trajectory at its last input frame ``last`` (forces over the
+    node mass): the eigenvectors ``phi`` (2N, 2N) and eigenvalues ``omega2`` of the Hessian with the transverse box at
+    zero stress, the modal forces of a unit axial box strain (``axial``) and of the springs there (``offset``), how the
+    zero-stress transverse strain follows from the displacement and the axial strain (``e_y = ey_w . w + ey_x e_x +
+    ey_0``), the positions of the last input frame about the box centre, the centre and the damping rate."""
 
     last: int
     phi: np.ndarray
     omega2: np.ndarray
     axial: np.ndarray
-    transverse: np.ndarray
     offset: np.ndarray
+    ey_w: np.ndarray
+    ey_x: float
+    ey_0: float
     origin: np.ndarray
     centre: np.ndarray
     rate: float
@@ -378,7 +379,8 @@ class _Modes:
 
 def network_hessian(positions: np.ndarray, box: np.ndarray, bonds: np.ndarray, rest_length: np.ndarray, stiffness: np.ndarray):
     """The dense Hessian (2N, 2N) of a spring network's energy at ``positions`` (stressed or not): ``A^T K A`` plus each
-    bond's tension ``t = k (r - l0)`` over its length on the directions across it, and the springs' forces (2N,)."""
+    bond's tension ``t = k (r - l0)`` over its length on the directions across it; the springs' forces (2N,), the unit
+    bond vectors, the bond vectors and the tensions."""
     vectors = minimum_image(positions[bonds[:, 1]] - positions[bonds[:, 0]], box)
     length = np.linalg.norm(vectors, axis=1)
     unit = vectors / length[:, None]
@@ -393,7 +395,7 @@ def network_hessian(positions: np.ndarray, box: np.ndarray, bonds: np.ndarray, r
     force = np.zeros_like(positions)
     np.add.at(force, bonds[:, 0], pull)
     np.add.at(force, bonds[:, 1], -pull)
-    return hessian, force.ravel(), unit, vectors
+    return hessian, force.ravel(), unit, vectors, tension
 
 
 class LinearDynamicsSimulator(Simulator):
@@ -401,15 +403,19 @@ class LinearDynamicsSimulator(Simulator):
 
     Linearised about the last input frame ``L``: with ``x = c + (1 + e) (x_L - c + w)`` (``c`` the box centre, ``e`` the
     box strain from frame ``L``, ``w`` the non-affine displacement; LAMMPS's ``remap x`` moves nodes affinely with the
-    box), the deck's equations of motion are ``m w'' = F_L - H w - A^T K a(e) - (m / damping) w'``: the springs' force
-    ``F_L`` at frame ``L`` (the network's state, strained and warm as it is), the Hessian ``H`` there (with the bonds'
-    tension), the force of the affine extensions ``a(e)`` of the box strain, the Langevin friction on the peculiar
-    velocity, the node mass and damping time as the trajectory file records them (its ``md_settings``); no thermal
-    noise. The axial strain is the imposed one (the true ``Lx`` of every frame, known in advance as for every
-    simulator); the transverse strain goes on at the ratio the last input frame's box moved at. Within a frame the
-    axial strain is linear in time, so each of the 2N modes is a damped oscillator under a force linear in time,
-    advanced in closed form (:func:`advance_modes`); the state starts at ``w = 0`` with the velocity that takes the
-    input frame before to ``L`` under the same dynamics (:func:`modal_velocity`).
+    box), the energy is ``E_L - F_L . w + w^T H w / 2 + w^T (b_x e_x + b_y e_y) + V (s . e) + V e^T C e / 2``: the
+    springs' force ``F_L`` and stress ``s`` at frame ``L`` (the network's state, strained and warm as it is), the
+    Hessian ``H`` there (with the bonds' tension), the forces ``b`` and affine stiffness ``C`` of a box strain. The
+    axial strain ``e_x`` is the imposed one (the true ``Lx`` of every frame, known in advance as for every simulator);
+    the transverse strain is at zero transverse stress at every instant, ``dE/de_y = 0``, which eliminates it exactly:
+    the nodes move under ``H - b_y b_y^T / (V C_yy)`` (the Schur complement: the box gives way), the force
+    ``F_L + b_y s_y / C_yy`` and ``-(b_x - b_y C_yx / C_yy) e_x``, with the Langevin friction on the peculiar velocity,
+    the node mass and damping time as the trajectory file records them (its ``md_settings``); no thermal noise. Within
+    a frame ``e_x`` is linear in time, so each of the 2N modes is a damped oscillator under a force linear in time,
+    advanced in closed form (:func:`advance_modes`); the state starts at ``w = 0`` with the velocity that takes the input
+    frame before to ``L`` under the same dynamics (:func:`modal_velocity`). An impact's box is fixed: no strain, the
+    Hessian as it is. Inside a compression's start-up transient the barostat's box lags the zero-stress one, and the
+    first predicted frame jumps to it.
 
     Dense modes: networks of up to :attr:`MAX_NODES` nodes. Its network (:class:`~densim.models.baselines.LinearDynamics`)
     has no parameters and is never called.
@@ -421,6 +427,8 @@ class LinearDynamicsSimulator(Simulator):
 
     def modes(self, trajectory: TrajectoryGraph, last: int) -> _Modes:
         """The trajectory's :class:`_Modes` at its last input frame ``last``."""
+        from densim.elasticity import affine_extensions, compatibility_matrix
+
         nodes = trajectory.positions.shape[0]
         if nodes > self.MAX_NODES:
             raise ValueError(f"{trajectory.name}: the linear-dynamics baseline diagonalises the Hessian densely, up to "
@@ -428,25 +436,25 @@ class LinearDynamicsSimulator(Simulator):
         box = trajectory.box[last].cpu().numpy()
         positions = trajectory.positions[:, last].cpu().numpy()
         bonds, stiffness = trajectory.bonds.cpu().numpy(), trajectory.stiffness.cpu().numpy()
-        hessian, force, unit, vectors = network_hessian(positions, box, bonds, trajectory.graph.rest_length[: len(bonds)].cpu().numpy(),
-                                                        stiffness)
-        from densim.elasticity import affine_extensions, compatibility_matrix
-
-        omega2, phi = np.linalg.eigh(hessian / trajectory.mass)
-        a = compatibility_matrix(unit, bonds, nodes)
-        strained = -(a.T @ (stiffness[:, None] * affine_extensions(unit, vectors)[:, :2])) / trajectory.mass  # unit xx, unit yy
+        hessian, force, unit, vectors, tension = network_hessian(positions, box, bonds,
+                                                                 trajectory.graph.rest_length[: len(bonds)].cpu().numpy(), stiffness)
+        extension = affine_extensions(unit, vectors)[:, :2]  # per unit box strain along x, along y
+        coupling = compatibility_matrix(unit, bonds, nodes).T @ (stiffness[:, None] * extension)  # (2N, 2): b_x, b_y
+        volume_c = extension.T @ (stiffness[:, None] * extension)  # V C (2, 2)
+        volume_s = extension.T @ tension  # V s (2,)
+        b_x, b_y = coupling[:, 0], coupling[:, 1]
+        yy, yx = volume_c[1, 1], volume_c[1, 0]
+        if trajectory.protocol != "compression":  # a fixed box (an impact): no strain, nothing to eliminate
+            b_x, b_y, volume_s = np.zeros_like(b_x), np.zeros_like(b_y), np.zeros(2)
+        omega2, phi = np.linalg.eigh((hessian - np.outer(b_y, b_y) / yy) / trajectory.mass)
         centre = trajectory.box[0].cpu().numpy() / 2
-        return _Modes(last, phi, np.maximum(omega2, 0.0), phi.T @ strained[:, 0], phi.T @ strained[:, 1],
-                      phi.T @ force / trajectory.mass, positions - centre, centre, 1.0 / trajectory.damping)
+        return _Modes(last, phi, np.maximum(omega2, 0.0), -phi.T @ (b_x - b_y * yx / yy) / trajectory.mass,
+                      phi.T @ (force + b_y * volume_s[1] / yy) / trajectory.mass, -(phi.T @ b_y) / yy, -yx / yy, -volume_s[1] / yy,
+                      positions - centre, centre, 1.0 / trajectory.damping)
 
-    def _strain(self, trajectory: TrajectoryGraph, modes: _Modes, frame: int) -> np.ndarray:
-        """The box strain of ``frame`` from the last input frame's box."""
-        return trajectory.box[frame].cpu().numpy() / trajectory.box[modes.last].cpu().numpy() - 1.0
-
-    def _force(self, modes: _Modes, start: np.ndarray, end: np.ndarray, duration: float) -> tuple[np.ndarray, np.ndarray]:
-        """The modal force ``f0 + f1 t`` over a frame whose box strain goes linearly from ``start`` to ``end``."""
-        return (modes.offset + modes.axial * start[0] + modes.transverse * start[1],
-                (modes.axial * (end[0] - start[0]) + modes.transverse * (end[1] - start[1])) / duration)
+    def _strain(self, trajectory: TrajectoryGraph, modes: _Modes, frame: int) -> float:
+        """The axial box strain of ``frame`` from the last input frame's box."""
+        return float(trajectory.box[frame, 0] / trajectory.box[modes.last, 0]) - 1.0
 
     def initial_states(self, trajectories, lasts, generator=None) -> list[ModalState]:
         """The states of a rollout's trajectories, each with its modes at its last input frame (kept for the rollout)."""
@@ -456,13 +464,14 @@ class LinearDynamicsSimulator(Simulator):
     def initial_state(self, trajectory, last, generator=None) -> ModalState:
         frames = super().initial_state(trajectory, last, generator)
         modes = self._modes[trajectory.name]
-        before = self._strain(trajectory, modes, last - 1)
+        before = trajectory.box[last - 1].cpu().numpy() / trajectory.box[last].cpu().numpy() - 1.0
         w = ((frames[:, -2].cpu().numpy() - modes.centre) / (1.0 + before) - modes.origin).ravel()
         q0, q1 = modes.phi.T @ w, np.zeros(len(w))
-        # the velocity that takes the input frame before to the last one under the true boxes of both
-        force, slope = self._force(modes, before, np.zeros(2), trajectory.frame_time)
-        velocity = modal_velocity(q0, q1, modes.omega2, modes.rate, force, slope, trajectory.frame_time)
-        return ModalState(frames, q1, velocity, before[1] / before[0] if before[0] != 0 else 0.0)
+        # the velocity that takes the input frame before to the last one under the same dynamics
+        duration = trajectory.frame_time
+        velocity = modal_velocity(q0, q1, modes.omega2, modes.rate, modes.offset + modes.axial * before[0],
+                                  -modes.axial * before[0] / duration, duration)
+        return ModalState(frames, q1, velocity)
 
     def positions(self, state: ModalState) -> Tensor:
         return state.frames[:, -1]
@@ -471,11 +480,13 @@ class LinearDynamicsSimulator(Simulator):
         moved = []
         for trajectory, state, last in zip(trajectories, states, lasts):
             modes, duration = self._modes[trajectory.name], trajectory.frame_time
-            start, end = (np.array([x, state.transverse_rate * x]) for x in (self._strain(trajectory, modes, frame)[0] for frame in (last, last + 1)))
-            q, p = advance_modes(state.q, state.p, modes.omega2, modes.rate, *self._force(modes, start, end, duration), duration)
-            following = modes.centre + (1.0 + end) * (modes.origin + (modes.phi @ q).reshape(-1, 2))
+            start, end = self._strain(trajectory, modes, last), self._strain(trajectory, modes, last + 1)
+            q, p = advance_modes(state.q, state.p, modes.omega2, modes.rate, modes.offset + modes.axial * start,
+                                 modes.axial * (end - start) / duration, duration)
+            strain = np.array([end, modes.ey_w @ q + modes.ey_x * end + modes.ey_0])  # the zero-stress transverse box
+            following = modes.centre + (1.0 + strain) * (modes.origin + (modes.phi @ q).reshape(-1, 2))
             frames = torch.cat([state.frames[:, 1:], torch.as_tensor(following, dtype=state.frames.dtype)[:, None]], dim=1)
-            moved.append(ModalState(frames, q, p, state.transverse_rate))
+            moved.append(ModalState(frames, q, p))
         return moved, [torch.zeros_like(s.frames[:, -1]) for s in states]
 
     def fit(self, trajectories, windows):
