@@ -57,45 +57,37 @@ class _Baseline(nn.Module):
         return f"{type(self).__name__}(node_in={self.node_in}, edge_in={self.edge_in}, out={self.out})"
 
 
-class Frozen(_Baseline):
-    """Nothing moves: :class:`~densim.simulator.FrozenSimulator` holds positions and never calls this network,
-    which has no parameters (its output, a zero acceleration, only keeps the models' common shape contract)."""
+class _Uncalled(_Baseline):
+    """A baseline whose simulator never calls its network: no parameters, and a zero output that only keeps the
+    models' common shape contract."""
+
+    def forward(self, graph: Any) -> Tensor:
+        return graph.x.new_zeros(graph.x.shape[0], self.out)
+
+
+class Frozen(_Uncalled):
+    """Nothing moves: :class:`~densim.simulator.FrozenSimulator` holds positions."""
 
     simulator = FrozenSimulator
 
-    def forward(self, graph: Any) -> Tensor:
-        return graph.x.new_zeros(graph.x.shape[0], self.out)
 
-
-class ConstantVelocity(_Baseline):
-    """Every node keeps its last velocity: :class:`~densim.simulator.ConstantVelocitySimulator` extrapolates and
-    never calls this network, which has no parameters (its zero output only keeps the models' shape contract)."""
+class ConstantVelocity(_Uncalled):
+    """Every node keeps its last velocity: :class:`~densim.simulator.ConstantVelocitySimulator` extrapolates."""
 
     simulator = ConstantVelocitySimulator
 
-    def forward(self, graph: Any) -> Tensor:
-        return graph.x.new_zeros(graph.x.shape[0], self.out)
 
-
-class LinearDynamics(_Baseline):
+class LinearDynamics(_Uncalled):
     """The damped linear dynamics of the network's Hessian: :class:`~densim.simulator.LinearDynamicsSimulator` advances
-    them in closed form and never calls this network, which has no parameters (its zero output only keeps the models'
-    shape contract)."""
+    them in closed form."""
 
     simulator = LinearDynamicsSimulator
 
-    def forward(self, graph: Any) -> Tensor:
-        return graph.x.new_zeros(graph.x.shape[0], self.out)
 
-
-class ThermalTwin(_Baseline):
-    """The thermal twin's frames: :class:`~densim.simulator.ThermalTwinSimulator` reads them from the trajectory and
-    never calls this network, which has no parameters (its zero output only keeps the models' shape contract)."""
+class ThermalTwin(_Uncalled):
+    """The thermal twin's frames: :class:`~densim.simulator.ThermalTwinSimulator` reads them from the trajectory."""
 
     simulator = ThermalTwinSimulator
-
-    def forward(self, graph: Any) -> Tensor:
-        return graph.x.new_zeros(graph.x.shape[0], self.out)
 
 
 class LinearFloor(_Baseline):
