@@ -294,3 +294,18 @@ def test_a_reseeded_run_is_the_run_up_to_its_frame_and_a_thermal_twin_after(jamm
     apart = np.sqrt(((twin.positions - plain.positions) ** 2).sum(-1).mean(-1))
     assert np.all(apart[5:] > 0) and apart[-1] > apart[5]
     assert apart.max() < 10 * math.sqrt(settings.temperature)
+
+
+def test_the_command_refuses_a_runaway_barostat_naming_the_settings_without_a_traceback(jammed, tmp_path, capsys):
+    """The settings that made LAMMPS grow past 23 GB (deck B's barostat with the bath's temperature for ptemp)."""
+    from densim.cli import main
+    from densim.io import write_network
+    from densim.networks import _network_file
+
+    path = write_network(_network_file(jammed, {}, ("isotropic", "nu"), (np.nan, "none"),
+                                       {"dataset": "d", "network": "0000", "generator": "test", "config": "{}"}), tmp_path / "net.nc")
+    settings = '{"pressure_damping": 435, "barostat_temperature": 4.3e-12, "steps_per_frame": 17, "strain_per_frame": 2e-5, "frames": 30}'
+    with pytest.raises(SystemExit, match=r"densim: network d/0000: the barostat would run away: pressure_damping=435.0, "
+                                         r"barostat_temperature=4.3e-12, timestep=0.05"):
+        main(["trajectories", "simulate", str(path), "--settings", settings, "-o", str(tmp_path / "out.nc")])
+    assert not (tmp_path / "out.nc").exists()

@@ -813,12 +813,13 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     from densim.io import DensimFileError
+    from densim.md import SimulationError
 
     try:
         with _scratch_folder():
             args.func(args)
         sys.stdout.flush()
-    except DensimFileError as err:
+    except (DensimFileError, SimulationError) as err:  # a bad file, or a LAMMPS run refused or failed: named, no traceback
         raise SystemExit(f"densim: {err}") from err
     except ConfigError as err:
         raise SystemExit(f"densim: invalid config key {err}") from err
