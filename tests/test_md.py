@@ -309,3 +309,28 @@ def test_the_command_refuses_a_runaway_barostat_naming_the_settings_without_a_tr
                                          r"barostat_temperature=4.3e-12, timestep=0.05"):
         main(["trajectories", "simulate", str(path), "--settings", settings, "-o", str(tmp_path / "out.nc")])
     assert not (tmp_path / "out.nc").exists()
+
+
+def test_the_decks_translate_to_the_time_scales_their_files_give():
+    """Deck A integrates twice per step: a frame of 2 x 250 x 0.01 ps = 5 ps = 4.91 tau (tau = 1.018 ps at 1e4 g/mol),
+    6.07 t0 at its median bond (1.1436 Angstrom, k = 2 / l0^2), the bath at 0.2 K = 1.72e-5 eV, Pdamp 20 ps; deck B's
+    frame is 561 steps of 0.01 ps at 1e6 g/mol (tau = 10.18 ps). Strains per frame and frame counts are the decks'."""
+    from densim.md import DECKS, REGIMES, deck_regime
+
+    a, b = REGIMES["published"], REGIMES["later"]
+    assert a == deck_regime(DECKS["published"]) and b == deck_regime(DECKS["later"])
+    frame_a = a["timestep"] * a["steps_per_frame"]
+    assert frame_a == pytest.approx(5.0 / 1.018051, rel=1e-6)
+    assert frame_a / (1.1436 / math.sqrt(2)) == pytest.approx(6.07, abs=0.01)  # in t0 = sqrt(m / k) = l0 / sqrt(2)
+    assert a["temperature"] == pytest.approx(0.2 * 8.617333e-5, rel=1e-6) and a["barostat_temperature"] == pytest.approx(0.1 * 8.617333e-5, rel=1e-6)
+    assert a["pressure_damping"] == pytest.approx(20 / 1.018051, rel=1e-6) and a["damping"] == pytest.approx(1 / 1.018051, rel=1e-6)
+    assert a["strain_per_frame"] == pytest.approx(2.5e-4) and a["frames"] == 201
+    assert b["timestep"] * b["steps_per_frame"] == pytest.approx(5.61 / 10.18051, rel=1e-6)
+    assert b["strain_per_frame"] == pytest.approx(5.61e-5) and b["frames"] == 536
+
+
+@pytest.mark.parametrize("dynamics", ["published", "later"])
+def test_the_decks_barostats_are_stable_at_densims_timestep(jammed, dynamics):
+    from densim.md import box_mode_stability
+
+    assert box_mode_stability(jammed, MDSettings(dynamics=dynamics)) < 1.0
