@@ -208,7 +208,7 @@ def cmd_trajectories_survey(args) -> None:
         log = Path(dump).parent / "log.lammps"
         temperature = log_temperature(log, boltzmann) if log.is_file() else None
         reruns = rerun(network_ds, args.rerun, args.seeds) if args.rerun else []
-        rows.append({**survey_row(dump, data, (network_ds, ds), "", args.strains, temperature, reruns)})
+        rows.append(survey_row(dump, data, (network_ds, ds), "", args.strains, temperature, reruns))
         if args.output_dir:
             write_network(network_ds, args.output_dir / "networks" / f"{index:04d}.nc")
             write_trajectory(ds, args.output_dir / "trajectories" / f"{index:04d}.nc")

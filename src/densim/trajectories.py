@@ -21,7 +21,7 @@ import xarray as xr
 import scipy.sparse.linalg as spla
 
 from densim.config import default
-from densim.dumps import UNITS, time_unit
+from densim.dumps import UNITS, read_thermo, time_unit
 from densim.elasticity import hessian
 from densim.md import MDRun, MDSettings, SimulationError
 from densim.io import dataset_to_network
@@ -251,8 +251,6 @@ def run_measures(ds: xr.Dataset, strains, temperature: float | None = None) -> d
 def log_temperature(log, boltzmann: float) -> float:
     """The mean ``k_B T`` of a LAMMPS log's last run after its first tenth (its thermo ``Temp``, in the log's own
     temperature unit, times ``boltzmann``)."""
-    from densim.dumps import read_thermo
-
     temp = read_thermo(log)["Temp"]
     return float(np.mean(temp[len(temp) // 10:])) * boltzmann
 
