@@ -216,7 +216,7 @@ def test_the_default_config_and_presets_pass():
 
     default = yaml.safe_load((ROOT / "config.yaml").read_text())
     assert workflow_config_error(merged(default, {})) == ""
-    for preset in ("smoke", "paper", "large"):
+    for preset in ("smoke", "paper", "large", "decks"):
         assert workflow_config_error(merged(default, yaml.safe_load((ROOT / f"workflow/presets/{preset}.yaml").read_text()))) == "", preset
 
 
