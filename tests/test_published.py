@@ -53,3 +53,15 @@ def test_densims_deck_reproduces_their_box_poisson_ratio_within_the_seed_spread(
     theirs, ours, spread = (survey[f"{prefix}nu_box_at_{strain}{suffix}"] for prefix, suffix in (("", ""), ("ours_", ""), ("ours_", "_std")))
     z = (theirs - ours) / spread
     assert (z.abs() < 3).sum() >= 4, z
+
+
+@pytest.mark.skipif(not (ROOT / "published/1/compression_sim/deform_dump.lammpstrj").is_file(), reason="no clone at published/")
+def test_the_published_preset_finds_every_run_with_a_dump_but_the_one_it_excludes(monkeypatch):
+    from densim.config import load_config
+    from densim.experiments import imported_files, resolve_config
+
+    monkeypatch.chdir(ROOT)
+    config = resolve_config(load_config([ROOT / "config.yaml", ROOT / "workflow/presets/published.yaml"]))
+    pairs = imported_files(config, "published")
+    assert len(pairs) == 49 and not any(dump.startswith("published/47/") for dump, _ in pairs)
+    assert all(dump.split("/")[1] == data.split("/")[1] for dump, data in pairs)  # each dump with its own folder's network
