@@ -48,7 +48,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Batch
 
 from densim.springs import minimum_image
-from densim.observables import affine_velocity, residual_velocities
+from densim.observables import affine_velocity, residual_velocities, spring_forces
 from densim.rollout import TrajectoryGraph, estimated_boxes
 
 
@@ -391,10 +391,7 @@ def network_hessian(positions: np.ndarray, box: np.ndarray, bonds: np.ndarray, r
     local = np.concatenate([np.concatenate([block, -block], axis=2), np.concatenate([-block, block], axis=2)], axis=1)  # (B, 4, 4)
     hessian = np.zeros((2 * len(positions), 2 * len(positions)))
     np.add.at(hessian, (dofs[:, :, None], dofs[:, None, :]), local)
-    pull = tension[:, None] * unit
-    force = np.zeros_like(positions)
-    np.add.at(force, bonds[:, 0], pull)
-    np.add.at(force, bonds[:, 1], -pull)
+    force = spring_forces(positions[None], box[None], bonds, rest_length, stiffness)[0]
     return hessian, force.ravel(), unit, vectors, tension
 
 
